@@ -1,0 +1,30 @@
+"""geoslide: cloud-native, scalable landslide mapping on Dask and xarray.
+
+The public verbs follow the data flow: :func:`search` STAC items, :func:`open_cube` to load
+them lazily, and (in ``geoslide.demo``) synthetic events to try it all on.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from geoslide.cube import CubeSpec, grid_of, open_cube
+from geoslide.errors import GeoslideError
+from geoslide.grid import GridSpec
+from geoslide.query import StacQuery
+from geoslide.stac import open_source, search
+
+try:
+    __version__ = version("geoslide")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0+unknown"
+
+__all__ = [
+    "CubeSpec",
+    "GeoslideError",
+    "GridSpec",
+    "StacQuery",
+    "__version__",
+    "grid_of",
+    "open_cube",
+    "open_source",
+    "search",
+]

@@ -1,0 +1,94 @@
+"""The ``geoslide`` command line: parse, call the library, print. No logic of its own.
+
+Errors a user can fix (every :class:`GeoslideError`) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from geoslide.errors import GeoslideError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_search(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="search a STAC catalog; prints item ids, one a line")
+    _stac_args(p)
+    p.add_argument("--json", action="store_true", help="print the matching items as a GeoJSON FeatureCollection")
+    p.set_defaults(handler=_search)
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="write a synthetic landslide event catalog (COGs + STAC + inventory)")
+    p.add_argument("--out", required=True, type=Path, help="output folder (created; must be empty if it exists)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
+    p.add_argument("--events", nargs="+", default=["demo-quake", "demo-storm"], metavar="EVENT",
+                   help="events to generate: demo-quake, demo-storm, tiny (default: demo-quake demo-storm)")
+    p.add_argument("--sensors", nargs="+", default=None, metavar="SENSOR",
+                   help="sensors to simulate (default: all: uav, planetscope, sentinel2)")
+    p.set_defaults(handler=_demo)
+
+
+def _stac_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stac-query", default="{}", metavar="JSON",
+                   help='STAC item-search body, e.g. \'{"collections": ["demo-quake"], "datetime": "2025-06-01/.."}\'')
+    p.add_argument("--catalog", default=None, metavar="URL|PATH",
+                   help="STAC API URL or static catalog path (default: the bundled demo catalog)")
+
+
+def _search(args: argparse.Namespace) -> int:
+    from geoslide.stac import search
+
+    items = search(args.stac_query, args.catalog)
+    if args.json:
+        print(json.dumps({"type": "FeatureCollection",
+                          "features": [i.to_dict(include_self_link=False) for i in items]}, indent=1))
+    else:
+        print("\n".join(i.id for i in items))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from geoslide.demo.catalog import write_demo
+
+    path = write_demo(args.out, seed=args.seed, events=args.events, sensors=args.sensors, progress=True)
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(prog="geoslide", description="Map landslides from STAC imagery at any scale.")
+    parser.add_argument("--version", action="version", version=f"geoslide {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_search, _add_demo):
+        add(sub)
+    return parser
+
+
+def _version() -> str:
+    from geoslide import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except GeoslideError as exc:
+        print(f"geoslide {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"geoslide {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""The exception tree of geoslide.
+
+Every error a user can cause derives from :class:`GeoslideError`. Messages are one
+line saying what is wrong and how to fix it; the CLI prints that line and exits 2.
+"""
+
+from __future__ import annotations
+
+
+class GeoslideError(Exception):
+    """Root of every error geoslide raises on bad input or unusable data."""
+
+
+class QueryError(GeoslideError, ValueError):
+    """A STAC query (``--stac-query``) is malformed."""
+
+
+class CatalogError(GeoslideError):
+    """A STAC catalog or API cannot be opened or reached."""
+
+
+class EmptySearchError(GeoslideError):
+    """A search matched no item."""
+
+
+class BandError(GeoslideError, KeyError):
+    """A requested band is not offered by the items."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class CRSError(GeoslideError):
+    """An item, asset or label layer has no usable coordinate reference system."""
+
+
+class GridError(GeoslideError, ValueError):
+    """A target grid (bounds, resolution, CRS) is invalid or misses the data."""
+
+
+class ConfigError(GeoslideError, ValueError):
+    """A configuration file or option is invalid."""
