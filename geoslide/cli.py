@@ -31,6 +31,9 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
                    help="events to generate: demo-quake, demo-storm, tiny (default: demo-quake demo-storm)")
     p.add_argument("--sensors", nargs="+", default=None, metavar="SENSOR",
                    help="sensors to simulate (default: all: uav, planetscope, sentinel2)")
+    p.add_argument("--size-m", type=float, default=None, metavar="M",
+                   help="side of each event's square domain in metres (default: the event's own, 3000 m for "
+                        "demo-quake); landslide counts scale with the area")
     p.set_defaults(handler=_demo)
 
 
@@ -56,7 +59,8 @@ def _search(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from geoslide.demo.catalog import write_demo
 
-    path = write_demo(args.out, seed=args.seed, events=args.events, sensors=args.sensors, progress=True)
+    path = write_demo(args.out, seed=args.seed, events=args.events, sensors=args.sensors, size_m=args.size_m,
+                      progress=True)
     print(path)
     return 0
 
