@@ -7,6 +7,8 @@ from pathlib import Path
 from geoslide.errors import CatalogError
 
 DEMO_NAME = "demo"
+#: How ``catalogs/demo`` was made: ``geoslide demo --out catalogs/demo --seed 0 --size-m 2000``
+DEMO_RECIPE = {"seed": 0, "size_m": 2000.0, "events": ("demo-quake", "demo-storm")}
 
 
 def catalogs_dir() -> Path:
@@ -26,6 +28,6 @@ def demo_catalog_path() -> Path:
     if not path.is_file():
         raise CatalogError(
             f"bundled demo catalog not found at {path}; regenerate it with "
-            "`geoslide demo --out catalogs/demo --bundle` or pass --catalog"
+            "`geoslide demo --out catalogs/demo --seed 0 --size-m 2000` or pass --catalog"
         )
     return path
