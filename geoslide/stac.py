@@ -113,7 +113,8 @@ def search(query: StacQuery | str | dict | None = None, catalog: str | Path | No
     Returns
     -------
     list of pystac.Item
-        Matching items, each with ``file://`` hrefs turned into plain paths.
+        Matching items, in the catalog's order (``file://`` and relative asset hrefs are resolved
+        when the items are loaded, see :func:`geoslide.open_cube`).
     """
     q = query if isinstance(query, StacQuery) else StacQuery.parse(query)
     items = open_source(catalog).search(q)
