@@ -179,18 +179,51 @@ def _read_static_items(href: str) -> list[pystac.Item]:
     return list(root.get_items(recursive=True))
 
 
+#: Query-extension operators every API that conforms to QUERY evaluates; others may be refused.
+CORE_QUERY_OPS = frozenset({"eq", "neq", "lt", "lte", "gt", "gte"})
+
+
 def _split_unsupported(query: StacQuery, client: Client) -> tuple[StacQuery, StacQuery | None]:
-    """Move ``query``/``filter`` parts the API does not support to a local, in-memory pass."""
-    drop = {}
-    if query.query and not client.conforms_to("QUERY"):
-        drop["query"] = None
+    """Split a query into what the API evaluates and what geoslide evaluates locally afterwards.
+
+    Query terms are ANDed, so terms the API cannot take (no QUERY conformance, or an optional
+    operator such as startsWith) move to a local pass; a CQL2 filter goes to an API that conforms
+    to FILTER as cql2-json (POST search accepts no cql2-text), else it is evaluated locally.
+    """
+    remote_terms, local_terms = _split_terms(query.query, client.conforms_to("QUERY"))
+    remote_filter, local_filter = query.filter, None
+    filter_lang = query.filter_lang
     if query.filter is not None and not client.conforms_to("FILTER"):
-        drop.update({"filter": None, "filter_lang": None})
-    if not drop:
-        return query, None
-    local = StacQuery(query=query.query if "query" in drop else None,
-                      filter=query.filter if "filter" in drop else None, max_items=query.max_items)
-    return dataclasses.replace(query, max_items=None, **drop), local
+        remote_filter, local_filter, filter_lang = None, query.filter, None
+    elif isinstance(query.filter, str):
+        remote_filter, filter_lang = _cql2_json(query.filter), "cql2-json"
+    remote = dataclasses.replace(query, query=remote_terms or None, filter=remote_filter, filter_lang=filter_lang)
+    if not local_terms and local_filter is None:
+        return remote, None
+    local = StacQuery(query=local_terms or None, filter=local_filter, max_items=query.max_items)
+    return dataclasses.replace(remote, max_items=None), local
+
+
+def _split_terms(terms: dict | None, api_has_query: bool) -> tuple[dict, dict]:
+    remote: dict = {}
+    local: dict = {}
+    for name, cond in (terms or {}).items():
+        ops = cond if isinstance(cond, dict) else {}
+        for op, value in ops.items():
+            side = remote if api_has_query and op in CORE_QUERY_OPS else local
+            side.setdefault(name, {})[op] = value
+        if not ops:
+            local[name] = cond  # malformed: the local pass raises a QueryError naming it
+    return remote, local
+
+
+def _cql2_json(text: str) -> dict:
+    import cql2
+
+    try:
+        return cql2.Expr(text).to_json()
+    except Exception as exc:  # cql2 raises its own parse errors
+        raise QueryError(f"'filter' is not valid CQL2: {str(exc).splitlines()[0]}") from None
 
 
 def _api_kwargs(query: StacQuery) -> dict:
