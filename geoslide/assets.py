@@ -29,6 +29,8 @@ class BandRef:
     count: int
     nodata: float | None
     dtype: str | None
+    scale: float | None = None
+    offset: float | None = None
 
 
 def as_dicts(items: Iterable[pystac.Item | dict]) -> list[dict[str, Any]]:
@@ -91,19 +93,27 @@ def band_refs(item: dict[str, Any], bands: Sequence[str]) -> list[BandRef]:
 def band_table(item: dict[str, Any]) -> dict[str, BandRef]:
     """Every band of an item's raster assets, keyed by lower-case common name, band name and asset key."""
     table: dict[str, BandRef] = {}
-    for key, asset in item.get("assets", {}).items():
-        if not _is_raster(asset):
-            continue
+    rasters = {k: a for k, a in item.get("assets", {}).items() if _is_raster(a)}
+    commons = [_common(d) for a in rasters.values() for d in _band_descriptions(a)]
+    for key, asset in rasters.items():
         descs = _band_descriptions(asset)
         for i, desc in enumerate(descs, start=1):
-            name = desc.get("eo:common_name") or desc.get("common_name") or desc.get("name") or key
+            common = _common(desc)
+            unique = common is not None and commons.count(common) == 1  # Sentinel-2 has three "rededge"
+            name = (common if unique else None) or desc.get("name") or common or key
             ref = BandRef(name=name, href=asset["href"], index=i, count=len(descs),
-                          nodata=desc.get("nodata"), dtype=desc.get("data_type"))
-            aliases = [name, desc.get("name")] + ([key] if len(descs) == 1 else [])
+                          nodata=desc.get("nodata"), dtype=desc.get("data_type"),
+                          scale=desc.get("raster:scale", desc.get("scale")),
+                          offset=desc.get("raster:offset", desc.get("offset")))
+            aliases = [name, desc.get("name"), common] + ([key] if len(descs) == 1 else [])
             for alias in aliases:
                 if alias:
                     table.setdefault(alias.lower(), ref)
     return table
+
+
+def _common(desc: dict[str, Any]) -> str | None:
+    return desc.get("eo:common_name") or desc.get("common_name")
 
 
 def _is_raster(asset: dict[str, Any]) -> bool:

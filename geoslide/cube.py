@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,9 @@ class CubeSpec:
         Output dtype; None keeps the assets' common data type.
     resampling
         A rasterio resampling name, used where the target grid differs from the native one.
+    rescale
+        Apply each band's ``raster:scale``/``raster:offset`` (e.g. uint16 reflectance -> 0..1);
+        the cube is then float32 with NaN as nodata.
     """
 
     bands: tuple[str, ...] | None = None
@@ -52,6 +56,7 @@ class CubeSpec:
     nodata: float | None = None
     dtype: str | None = None
     resampling: str = "nearest"
+    rescale: bool = False
 
     def __post_init__(self) -> None:
         if self.bounds is not None and self.bounds_latlon is not None:
@@ -88,12 +93,16 @@ def open_cube(items: Iterable[pystac.Item | dict], bands: Sequence[str] | None =
     names = list(spec.bands or common_bands(dicts))
     stacked = [single_band_item(d, names) for d in dicts]
     grid = plan_grid(stacked, spec)
+    if spec.rescale:
+        spec = dataclasses.replace(spec, dtype="float32", nodata=np.nan)
     dtype, nodata = _dtype_and_nodata(dicts, names, spec)
     cube = stackstac.stack(
         stacked, assets=names, epsg=grid.epsg, resolution=grid.resolution, bounds=grid.bounds,
         snap_bounds=False, xy_coords="center", dtype=dtype, fill_value=np.array(nodata, dtype=dtype)[()],
         rescale=False, chunksize=spec.chunksize, resampling=Resampling[spec.resampling], sortby_date="asc",
     )
+    if spec.rescale:
+        cube = _rescale(cube, dicts, names)
     return _finish(cube, grid, nodata)
 
 
@@ -166,6 +175,21 @@ def _dtype_and_nodata(items: Sequence[dict[str, Any]], names: list[str], spec: C
     if dtype.kind != "f" and (isinstance(nodata, float) and np.isnan(nodata)):
         raise GridError(f"nodata NaN does not fit dtype {dtype}; pass nodata= (e.g. 0) or dtype='float32'")
     return dtype.name, nodata
+
+
+def _rescale(cube: xr.DataArray, items: Sequence[dict[str, Any]], names: list[str]) -> xr.DataArray:
+    """Physical values: value * scale + offset per band (from the first item declaring them)."""
+    refs = band_refs(items[0], names)
+    scale = np.array([r.scale if r.scale is not None else 1.0 for r in refs], dtype="float32")
+    offset = np.array([r.offset if r.offset is not None else 0.0 for r in refs], dtype="float32")
+    for it in items[1:]:
+        other = band_refs(it, names)
+        if [r.scale for r in other] != [r.scale for r in refs] or [r.offset for r in other] != [r.offset for r in refs]:
+            raise GridError(f"items {items[0].get('id')!r} and {it.get('id')!r} scale their bands differently; "
+                            "load them in separate cubes")
+    factors = xr.DataArray(scale, dims="band", coords={"band": cube.band})
+    shifts = xr.DataArray(offset, dims="band", coords={"band": cube.band})
+    return (cube * factors + shifts).astype("float32").assign_attrs(cube.attrs)
 
 
 def _finish(cube: xr.DataArray, grid: GridSpec, nodata: Any) -> xr.DataArray:
