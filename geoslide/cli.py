@@ -37,6 +37,28 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_demo)
 
 
+def _add_patches(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("patches", help="cut imagery + inventory into a Zarr patch store (appends to an existing one)")
+    _stac_args(p)
+    p.add_argument("--labels", required=True, metavar="PATH", help="landslide polygons (GeoParquet/GeoJSON/GPKG)")
+    p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to")
+    p.add_argument("--patch-size", type=int, default=128, metavar="N", help="patch side in pixels (default 128)")
+    p.add_argument("--stride", type=int, default=None, metavar="N", help="step between patches (default: patch size)")
+    p.add_argument("--bands", nargs="+", default=None, help="bands by common name or asset key (default: all shared)")
+    p.add_argument("--derived", nargs="+", default=[], choices=["ndvi", "slope"], help="derived bands to append")
+    p.add_argument("--empty", choices=["drop", "keep", "fraction"], default="drop",
+                   help="patches without landslides: drop (HR-GLDD), keep, or keep a fraction (GDCLD)")
+    p.add_argument("--keep-fraction", type=float, default=0.1, metavar="F", help="share of empty patches kept")
+    p.add_argument("--negatives", default=None, metavar="PATH",
+                   help="polygons of hand-picked negative areas (roads, rivers, ...) whose patches are kept")
+    p.add_argument("--max-nodata", type=float, default=0.0, metavar="F", help="drop patches with more nodata")
+    p.add_argument("--split", choices=["random", "blocks", "none"], default="random",
+                   help="random: per event 60/20/20 (HR-GLDD); blocks: western quarter trains (Landslide4Sense)")
+    p.add_argument("--event", default=None, help="event name (default: the items' geoslide:event)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random choices")
+    p.set_defaults(handler=_patches)
+
+
 def _stac_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stac-query", default="{}", metavar="JSON",
                    help='STAC item-search body, e.g. \'{"collections": ["demo-quake"], "datetime": "2025-06-01/.."}\'')
@@ -56,6 +78,21 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _patches(args: argparse.Namespace) -> int:
+    from geoslide.patches import PatchSpec
+    from geoslide.stac import search
+    from geoslide.trainingset import TrainingSetSpec, build_patches
+
+    patch = PatchSpec(size=args.patch_size, stride=args.stride, empty=args.empty, keep_fraction=args.keep_fraction,
+                      max_nodata=args.max_nodata, seed=args.seed)
+    spec = TrainingSetSpec(bands=tuple(args.bands) if args.bands else None, derived=tuple(args.derived),
+                           event=args.event, split=args.split, patch=patch)
+    items = search(args.stac_query, args.catalog)
+    store = build_patches(items, args.labels, args.out, spec, negatives=args.negatives, progress=True)
+    print(f"{args.out}: {len(store)} patches of {store.patch_size} px, bands {', '.join(store.bands)}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from geoslide.demo.catalog import write_demo
 
@@ -70,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geoslide", description="Map landslides from STAC imagery at any scale.")
     parser.add_argument("--version", action="version", version=f"geoslide {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_search, _add_demo):
+    for add in (_add_search, _add_demo, _add_patches):
         add(sub)
     return parser
 

@@ -40,3 +40,15 @@ class GridError(GeoslideError, ValueError):
 
 class ConfigError(GeoslideError, ValueError):
     """A configuration file or option is invalid."""
+
+
+class LabelError(GeoslideError, ValueError):
+    """A label layer (landslide inventory) is empty, lacks a CRS or misses the imagery."""
+
+
+class PatchStoreError(GeoslideError):
+    """A patch store is missing, of another kind, or does not fit what is appended."""
+
+
+class GeoslideWarning(UserWarning):
+    """Something was repaired or skipped; the message says what and how often."""

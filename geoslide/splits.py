@@ -1,0 +1,59 @@
+"""Train/val/test splits of a patch table, after the seeds' protocols."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from geoslide.errors import ConfigError
+
+SPLITS = ("random", "blocks", "events")
+
+
+def random_split(meta: pd.DataFrame, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
+                 by: str = "event") -> np.ndarray:
+    """Per site (``by``) random train/val/test in the given shares, then mixed (HR-GLDD: 60/20/20)."""
+    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-9 or min(fractions) < 0:
+        raise ConfigError(f"split fractions must be three shares summing to 1, got {list(fractions)}")
+    out = np.empty(len(meta), dtype=object)
+    rng = np.random.default_rng(seed)
+    for _, index in meta.groupby(by, sort=True).indices.items():
+        order = rng.permutation(index)
+        n_train = round(fractions[0] * len(order))
+        n_val = round(fractions[1] * len(order))
+        out[order[:n_train]] = "train"
+        out[order[n_train : n_train + n_val]] = "val"
+        out[order[n_train + n_val :]] = "test"
+    return out
+
+
+def block_split(meta: pd.DataFrame, train_share: float = 0.25, by: str = "event") -> np.ndarray:
+    """Spatial split: the western ``train_share`` of each area trains, the rest tests (Landslide4Sense).
+
+    Patches are assigned by their centre's position across the area's x extent, so no training
+    patch sits inside the test part.
+    """
+    if not 0 < train_share < 1:
+        raise ConfigError(f"train share must be between 0 and 1, got {train_share}")
+    out = np.empty(len(meta), dtype=object)
+    for _, index in meta.groupby(by, sort=True).indices.items():
+        part = meta.iloc[index]
+        lo, hi = part.xmin.min(), part.xmax.max()
+        centre = (part.xmin + part.xmax) / 2
+        out[index] = np.where(centre < lo + train_share * (hi - lo), "train", "test")
+    return out
+
+
+def events_split(meta: pd.DataFrame, test_events: Sequence[str], val_share: float = 0.25, seed: int = 0
+                 ) -> np.ndarray:
+    """Leave events out: ``test_events`` are the unseen test set; the others train/val 3:1 (GDCLD)."""
+    unknown = sorted(set(test_events) - set(meta.event))
+    if unknown:
+        raise ConfigError(f"test event(s) {unknown} are not in the store; events: {sorted(set(meta.event))}")
+    out = np.where(meta.event.isin(test_events), "test", "train").astype(object)
+    rest = np.flatnonzero(out == "train")
+    val = np.random.default_rng(seed).permutation(rest)[: round(val_share * len(rest))]
+    out[val] = "val"
+    return out

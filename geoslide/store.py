@@ -1,0 +1,160 @@
+"""The Zarr v3 patch store: image and mask patches plus one metadata row per patch.
+
+Layout (the only module that knows it)::
+
+    STORE.zarr/                  group attrs: geoslide_patch_store, bands, patch_size, committed
+      images   (n, band, size, size) float32, one chunk per patch
+      masks    (n, size, size) uint8 (1 = landslide, 0 = background, 255 = nodata)
+      meta/<column>  (n,) one array per metadata column
+
+Appends resize the arrays, write past the committed count and only then advance ``committed``.
+Readers see ``[:committed]``, so an interrupted build leaves the store readable with what was
+there before, and an append never rewrites existing patches.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import zarr
+
+from geoslide.errors import PatchStoreError
+
+FORMAT = "geoslide-patch-store/1"
+MASK_NODATA = 255
+COLUMNS: dict[str, str] = {
+    "event": "str", "sensor": "str", "trigger": "str", "item_id": "str", "crs": "str", "split": "str",
+    "resolution": "float64", "xmin": "float64", "ymin": "float64", "xmax": "float64", "ymax": "float64",
+    "row": "int64", "col": "int64", "landslide_fraction": "float32", "nodata_fraction": "float32",
+}
+
+
+@dataclass(frozen=True)
+class PatchStore:
+    """A patch store on disk (or any Zarr v3 store URL)."""
+
+    path: str
+
+    @classmethod
+    def create(cls, path: str | Path, bands: Sequence[str], patch_size: int) -> PatchStore:
+        """Create an empty store; refuses to touch an existing one."""
+        if _exists(path):
+            raise PatchStoreError(f"{path} already exists; append to it with PatchStore.open(path) or pick a new path")
+        group = zarr.open_group(str(path), mode="w-", zarr_format=3)
+        n_bands = len(bands)
+        group.create_array("images", shape=(0, n_bands, patch_size, patch_size), dtype="float32",
+                           chunks=(1, n_bands, patch_size, patch_size), fill_value=np.nan)
+        group.create_array("masks", shape=(0, patch_size, patch_size), dtype="uint8",
+                           chunks=(1, patch_size, patch_size), fill_value=MASK_NODATA)
+        for name, dtype in COLUMNS.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # zarr warns that string dtypes are not in the v3 core spec
+                group.create_array(f"meta/{name}", shape=(0,), dtype=str if dtype == "str" else dtype, chunks=(65536,))
+        group.attrs.update({"geoslide_patch_store": FORMAT, "bands": list(bands), "patch_size": patch_size,
+                            "committed": 0})
+        return cls(str(path))
+
+    @classmethod
+    def open(cls, path: str | Path) -> PatchStore:
+        """Open an existing store (checked to be a geoslide patch store)."""
+        if not _exists(path):
+            raise PatchStoreError(f"no patch store at {path}; build one with `geoslide patches` or `geoslide import`")
+        store = cls(str(path))
+        if store._group().attrs.get("geoslide_patch_store") != FORMAT:
+            raise PatchStoreError(f"{path} is a Zarr store but not a geoslide patch store ({FORMAT})")
+        return store
+
+    def _group(self, mode: str = "r") -> zarr.Group:
+        return zarr.open_group(self.path, mode=mode, zarr_format=3)
+
+    @property
+    def bands(self) -> list[str]:
+        """Band names, in image order."""
+        return list(self._group().attrs["bands"])
+
+    @property
+    def patch_size(self) -> int:
+        """Side of each patch in pixels."""
+        return int(self._group().attrs["patch_size"])
+
+    def __len__(self) -> int:
+        return int(self._group().attrs["committed"])
+
+    def images(self) -> da.Array:
+        """Committed image patches ``(n, band, size, size)``, lazily."""
+        return da.from_zarr(self._group()["images"])[: len(self)]
+
+    def masks(self) -> da.Array:
+        """Committed mask patches ``(n, size, size)``, lazily."""
+        return da.from_zarr(self._group()["masks"])[: len(self)]
+
+    def meta(self) -> pd.DataFrame:
+        """One row per committed patch."""
+        group, n = self._group(), len(self)
+        return pd.DataFrame({name: np.asarray(group[f"meta/{name}"][:n]).astype(dtype if dtype != "str" else object)
+                             for name, dtype in COLUMNS.items()})
+
+    def append(self, images: np.ndarray | da.Array, masks: np.ndarray | da.Array, meta: pd.DataFrame) -> int:
+        """Add patches after the committed ones; returns the new number of patches.
+
+        Patches are computed and written chunk by chunk (``dask.array.store``); the committed
+        count moves only after every array is written.
+        """
+        n_new = len(meta)
+        self._check_append(images, masks, meta)
+        if n_new == 0:
+            return len(self)
+        group, n0 = self._group("r+"), len(self)
+        n1 = n0 + n_new
+        targets = [group["images"], group["masks"]]
+        for arr in targets:
+            arr.resize((n1, *arr.shape[1:]))
+        da.store([da.asarray(images).astype("float32"), da.asarray(masks).astype("uint8")], targets,
+                 regions=[(slice(n0, n1),)] * 2, lock=False)
+        for name, dtype in COLUMNS.items():
+            column = group[f"meta/{name}"]
+            column.resize((n1,))
+            values = meta[name].to_numpy()
+            column[n0:n1] = values.astype(str) if dtype == "str" else values.astype(dtype)
+        group.attrs["committed"] = n1
+        return n1
+
+    def set_column(self, name: str, values: Sequence) -> None:
+        """Rewrite one metadata column for all committed patches (e.g. a new ``split``)."""
+        if name not in COLUMNS:
+            raise PatchStoreError(f"unknown metadata column {name!r}; columns: {sorted(COLUMNS)}")
+        values = np.asarray(values)
+        if values.shape != (len(self),):
+            raise PatchStoreError(f"{name} needs {len(self)} values, got {values.shape}")
+        column = self._group("r+")[f"meta/{name}"]
+        column[: len(self)] = values.astype(str) if COLUMNS[name] == "str" else values.astype(COLUMNS[name])
+
+    def _check_append(self, images, masks, meta: pd.DataFrame) -> None:
+        size, bands = self.patch_size, len(self.bands)
+        n = len(meta)
+        if tuple(images.shape) != (n, bands, size, size):
+            raise PatchStoreError(f"images of shape {tuple(images.shape)} do not fit this store: expected "
+                                  f"({n}, {bands}, {size}, {size}) for bands {self.bands}")
+        if tuple(masks.shape) != (n, size, size):
+            raise PatchStoreError(f"masks of shape {tuple(masks.shape)} do not fit: expected ({n}, {size}, {size})")
+        missing = sorted(set(COLUMNS) - set(meta.columns))
+        if missing:
+            raise PatchStoreError(f"patch metadata lacks column(s) {missing}")
+
+
+def _exists(path: str | Path) -> bool:
+    text = str(path)
+    if "://" in text and not text.startswith("file://"):
+        try:
+            zarr.open_group(text, mode="r", zarr_format=3)
+            return True
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+            return False
+    p = Path(text.removeprefix("file://"))
+    return p.exists() and (not p.is_dir() or any(p.iterdir()))

@@ -1,0 +1,147 @@
+"""Build a training set: STAC items + inventory -> patches in a Zarr patch store (``geoslide patches``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pystac
+import xarray as xr
+
+from geoslide.assets import as_dicts
+from geoslide.cube import grid_of, open_cube
+from geoslide.derived import add_derived
+from geoslide.errors import ConfigError, PatchStoreError
+from geoslide.grid import GridSpec
+from geoslide.labels import prepare_inventory, rasterize_inventory, read_inventory
+from geoslide.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
+from geoslide.splits import block_split, random_split
+from geoslide.store import MASK_NODATA, PatchStore
+
+
+@dataclass(frozen=True)
+class TrainingSetSpec:
+    """What goes into the patch store besides the patch geometry (see :class:`PatchSpec`).
+
+    Parameters
+    ----------
+    bands
+        Bands by common name or asset key, in store order; None takes all bands the items share.
+    derived
+        Derived bands appended after ``bands`` (``ndvi``, ``slope``).
+    event, trigger
+        Event name and trigger; by default from the items' ``geoslide:event``/``geoslide:trigger``.
+    split
+        ``random`` (per event 60/20/20), ``blocks`` (western quarter trains) or ``none``.
+    chunksize
+        Dask chunk size of the cubes read.
+    """
+
+    bands: tuple[str, ...] | None = None
+    derived: tuple[str, ...] = ()
+    event: str | None = None
+    trigger: str | None = None
+    split: str = "random"
+    chunksize: int = 1024
+    patch: PatchSpec = field(default_factory=PatchSpec)
+
+
+def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | Path, spec: TrainingSetSpec,
+                  negatives: str | Path | None = None, progress: bool = False) -> PatchStore:
+    """Cut every item into patches with their landslide masks and append them to the store at ``out``.
+
+    The store is created if missing; otherwise patches are appended after what is there (bands and
+    patch size must match). Each item is one scene; its patches are written as one Dask graph.
+    """
+    if spec.split not in ("random", "blocks", "none"):
+        raise ConfigError(f"split {spec.split!r} unknown; use random, blocks or none")
+    inventory = read_inventory(labels)
+    store = None
+    for item in items:
+        cube = open_cube([item], spec.bands, rescale=True, chunksize=spec.chunksize)
+        cube = add_derived(cube, spec.derived).isel(time=0)
+        bands = [str(b) for b in cube.band.values]
+        existing = _existing(out, bands, spec.patch.size)
+        images, masks, meta = scene_patches(cube, inventory, item, spec, negatives)
+        meta["split"] = _split(meta, spec)
+        store = existing or PatchStore.create(out, bands, spec.patch.size)  # nothing written before this
+        _append(store, images, masks, meta, progress, item.id)
+    return store
+
+
+def scene_patches(cube: xr.DataArray, inventory, item: pystac.Item, spec: TrainingSetSpec,
+                  negatives: str | Path | None) -> tuple[da.Array, da.Array, pd.DataFrame]:
+    """Lazy patches of one scene ``(band, y, x)`` with their metadata table."""
+    grid = grid_of(cube)
+    size = spec.patch.size
+    mask = rasterize_inventory(inventory, grid, chunks=spec.chunksize).data
+    invalid = da.isnan(cube.data).any(axis=0)
+    windows = plan_windows(grid.shape, spec.patch)
+    area = float(size * size)
+    landslide, nodata = (s / area for s in window_sums([mask.astype(bool) & ~invalid, invalid], windows, size))
+    bounds = window_bounds(grid, windows, size)
+    chosen = select_windows(windows, landslide, nodata, spec.patch, _negatives(negatives, grid, bounds))
+    windows, bounds = windows[chosen], bounds[chosen]
+    labelled = da.where(invalid, MASK_NODATA, mask).astype("uint8")
+    images, masks = extract(cube, labelled, windows, size)
+    meta = _meta(item, grid, windows, bounds, landslide[chosen], nodata[chosen], spec)
+    return images, masks, meta
+
+
+def _negatives(path: str | Path | None, grid: GridSpec, bounds: np.ndarray) -> np.ndarray | None:
+    if path is None:
+        return None
+    return meets(bounds, prepare_inventory(read_inventory(path), grid))
+
+
+def _meta(item: pystac.Item, grid: GridSpec, windows: np.ndarray, bounds: np.ndarray, landslide: np.ndarray,
+          nodata: np.ndarray, spec: TrainingSetSpec) -> pd.DataFrame:
+    props = as_dicts([item])[0]["properties"]
+    n = len(windows)
+    return pd.DataFrame({
+        "event": spec.event or props.get("geoslide:event") or item.collection_id or item.id,
+        "sensor": props.get("constellation") or props.get("platform") or item.collection_id or "unknown",
+        "trigger": spec.trigger or props.get("geoslide:trigger") or "unknown",
+        "item_id": item.id, "crs": f"EPSG:{grid.epsg}", "split": "",
+        "resolution": np.full(n, grid.resolution), "xmin": bounds[:, 0], "ymin": bounds[:, 1],
+        "xmax": bounds[:, 2], "ymax": bounds[:, 3], "row": windows[:, 0], "col": windows[:, 1],
+        "landslide_fraction": landslide.astype("float32"), "nodata_fraction": nodata.astype("float32"),
+    }, index=pd.RangeIndex(n))
+
+
+def _split(meta: pd.DataFrame, spec: TrainingSetSpec) -> np.ndarray:
+    if spec.split == "none" or len(meta) == 0:
+        return np.full(len(meta), "")
+    if spec.split == "blocks":
+        return block_split(meta)
+    return random_split(meta, seed=spec.patch.seed)
+
+
+def _existing(out: str | Path, bands: list[str], size: int) -> PatchStore | None:
+    """The store at ``out`` if there is one, checked to take these patches; None if there is none."""
+    try:
+        store = PatchStore.open(out)
+    except PatchStoreError as exc:
+        if "no patch store" in str(exc):
+            return None
+        raise
+    if store.bands != bands or store.patch_size != size:
+        raise ConfigError(f"{out} holds {store.patch_size}px patches of bands {store.bands}; this build makes "
+                          f"{size}px patches of {bands}; write to a new store or match --bands/--patch-size")
+    return store
+
+
+def _append(store: PatchStore, images: da.Array, masks: da.Array, meta: pd.DataFrame, progress: bool,
+            label: str) -> None:
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        print(f"{label}: {len(meta)} patches", flush=True)
+        with ProgressBar(minimum=1.0):
+            store.append(images, masks, meta)
+    else:
+        store.append(images, masks, meta)
