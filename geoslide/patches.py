@@ -8,6 +8,7 @@ negatives (GDCLD), and a nodata threshold.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -80,16 +81,40 @@ def plan_windows(shape: tuple[int, int], spec: PatchSpec) -> np.ndarray:
     return np.stack([rr.ravel(), cc.ravel()], axis=1)
 
 
-def window_sums(flags: Sequence[da.Array], windows: np.ndarray, size: int) -> list[np.ndarray]:
-    """Sum of each 2-D (lazy) array over each ``size`` window, through integral images, in one pass."""
-    r, c = windows[:, 0], windows[:, 1]
-    corners = []
-    for flag in flags:
-        integral = da.pad(flag.astype(np.int64), ((1, 0), (1, 0))).cumsum(axis=0).cumsum(axis=1)
-        corners += [integral.vindex[r + size, c + size], integral.vindex[r, c],
-                    integral.vindex[r, c + size], integral.vindex[r + size, c]]
-    values = dask.compute(*corners)
-    return [a + b - c_ - d for a, b, c_, d in zip(*[iter(values)] * 4, strict=True)]
+def window_sums(flags: Sequence[da.Array], windows: np.ndarray, size: int, step: int | None = None
+                ) -> list[np.ndarray]:
+    """Sum of each 2-D (lazy) array over each ``size`` window, exactly, in one streamed pass.
+
+    Window edges fall on multiples of ``g = gcd(size, step)``, so each flag is first summed over
+    ``g x g`` cells chunk by chunk (a small array), and windows are summed from an integral image
+    of those cells. Memory grows with the cells, not the pixels (1/g^2 of them).
+    """
+    if len(windows) == 0:
+        return [np.zeros(0, dtype=np.int64) for _ in flags]
+    g = math.gcd(size, step or size)
+    if np.any(windows % g):
+        g = 1
+    height = int(windows[:, 0].max()) + size
+    width = int(windows[:, 1].max()) + size
+    cells = [np.concatenate(parts) for parts in zip(*_cell_rows(flags, height, width, g), strict=True)]
+    r, c, n = windows[:, 0] // g, windows[:, 1] // g, size // g
+    out = []
+    for cell in cells:
+        integral = np.pad(cell.astype(np.int64), ((1, 0), (1, 0))).cumsum(axis=0).cumsum(axis=1)
+        out.append(integral[r + n, c + n] + integral[r, c] - integral[r, c + n] - integral[r + n, c])
+    return out
+
+
+def _cell_rows(flags: Sequence[da.Array], height: int, width: int, g: int) -> list[tuple[np.ndarray, ...]]:
+    """``g x g`` cell sums of every flag, computed one band of chunk rows at a time.
+
+    Computing the whole scene at once lets the threaded scheduler read chunks far ahead of the
+    reductions; a band at a time keeps memory to about one row of chunks.
+    """
+    rows = flags[0].chunks[0][0]
+    band = max(g, rows // g * g)
+    return [dask.compute(*[da.coarsen(np.sum, f[r0 : min(r0 + band, height), :width].astype(np.int32), {0: g, 1: g})
+                           for f in flags]) for r0 in range(0, height, band)]
 
 
 def select_windows(windows: np.ndarray, landslide: np.ndarray, nodata: np.ndarray, spec: PatchSpec,

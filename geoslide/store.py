@@ -66,8 +66,12 @@ class PatchStore:
         if not _exists(path):
             raise PatchStoreError(f"no patch store at {path}; build one with `geoslide patches` or `geoslide import`")
         store = cls(str(path))
-        if store._group().attrs.get("geoslide_patch_store") != FORMAT:
-            raise PatchStoreError(f"{path} is a Zarr store but not a geoslide patch store ({FORMAT})")
+        try:
+            kind = store._group().attrs.get("geoslide_patch_store")
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
+            kind = None
+        if kind != FORMAT:
+            raise PatchStoreError(f"{path} is not a geoslide patch store ({FORMAT}); choose another path")
         return store
 
     def _group(self, mode: str = "r") -> zarr.Group:
@@ -100,11 +104,13 @@ class PatchStore:
         return pd.DataFrame({name: np.asarray(group[f"meta/{name}"][:n]).astype(dtype if dtype != "str" else object)
                              for name, dtype in COLUMNS.items()})
 
-    def append(self, images: np.ndarray | da.Array, masks: np.ndarray | da.Array, meta: pd.DataFrame) -> int:
+    def append(self, images: np.ndarray | da.Array, masks: np.ndarray | da.Array, meta: pd.DataFrame,
+               batch: int | None = None) -> int:
         """Add patches after the committed ones; returns the new number of patches.
 
-        Patches are computed and written chunk by chunk (``dask.array.store``); the committed
-        count moves only after every array is written.
+        Patches are computed and written chunk by chunk (``dask.array.store``), ``batch`` patches
+        at a time if given: row-major patches of one scene then need about one band of the scene
+        in memory. The committed count moves only after every array is written.
         """
         n_new = len(meta)
         self._check_append(images, masks, meta)
@@ -115,8 +121,15 @@ class PatchStore:
         targets = [group["images"], group["masks"]]
         for arr in targets:
             arr.resize((n1, *arr.shape[1:]))
-        da.store([da.asarray(images).astype("float32"), da.asarray(masks).astype("uint8")], targets,
-                 regions=[(slice(n0, n1),)] * 2, lock=False)
+        # One dask chunk per store chunk (a whole patch): writers of parts of one Zarr chunk would race
+        # (read-modify-write without a lock), and stackstac delivers one band per chunk.
+        sources = [da.asarray(images).astype("float32").rechunk((1, -1, -1, -1)),
+                   da.asarray(masks).astype("uint8").rechunk((1, -1, -1))]
+        step = batch or n_new
+        for start in range(0, n_new, step):
+            stop = min(start + step, n_new)
+            da.store([src[start:stop] for src in sources], targets,
+                     regions=[(slice(n0 + start, n0 + stop),)] * 2, lock=False)
         for name, dtype in COLUMNS.items():
             column = group[f"meta/{name}"]
             column.resize((n1,))

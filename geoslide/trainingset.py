@@ -69,7 +69,7 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
         images, masks, meta = scene_patches(cube, inventory, item, spec, negatives)
         meta["split"] = _split(meta, spec)
         store = existing or PatchStore.create(out, bands, spec.patch.size)  # nothing written before this
-        _append(store, images, masks, meta, progress, item.id)
+        _append(store, images, masks, meta, progress, item.id, _batch(meta, spec))
     return store
 
 
@@ -82,7 +82,8 @@ def scene_patches(cube: xr.DataArray, inventory, item: pystac.Item, spec: Traini
     invalid = da.isnan(cube.data).any(axis=0)
     windows = plan_windows(grid.shape, spec.patch)
     area = float(size * size)
-    landslide, nodata = (s / area for s in window_sums([mask.astype(bool) & ~invalid, invalid], windows, size))
+    flags = [mask.astype(bool) & ~invalid, invalid]
+    landslide, nodata = (s / area for s in window_sums(flags, windows, size, spec.patch.step))
     bounds = window_bounds(grid, windows, size)
     chosen = select_windows(windows, landslide, nodata, spec.patch, _negatives(negatives, grid, bounds))
     windows, bounds = windows[chosen], bounds[chosen]
@@ -135,13 +136,19 @@ def _existing(out: str | Path, bands: list[str], size: int) -> PatchStore | None
     return store
 
 
+def _batch(meta: pd.DataFrame, spec: TrainingSetSpec) -> int:
+    """Patches whose sources lie in about one row of read chunks (patches are row-major)."""
+    per_row = int(meta.groupby("row").size().max()) if len(meta) else 1
+    return per_row * max(1, spec.chunksize // spec.patch.step)
+
+
 def _append(store: PatchStore, images: da.Array, masks: da.Array, meta: pd.DataFrame, progress: bool,
-            label: str) -> None:
+            label: str, batch: int) -> None:
     if progress:
         from dask.diagnostics import ProgressBar
 
         print(f"{label}: {len(meta)} patches", flush=True)
         with ProgressBar(minimum=1.0):
-            store.append(images, masks, meta)
+            store.append(images, masks, meta, batch=batch)
     else:
-        store.append(images, masks, meta)
+        store.append(images, masks, meta, batch=batch)

@@ -76,7 +76,7 @@ def test_window_plan_and_sums_match_numpy(shape, size, stride):
     expected = [(r, c) for r in range(0, shape[0] - size + 1, step) for c in range(0, shape[1] - size + 1, step)]
     assert [tuple(w) for w in windows] == expected
     flag = np.random.default_rng(1).random(shape) < 0.2
-    (sums,) = window_sums([da.from_array(flag, chunks=100)], windows, size)
+    (sums,) = window_sums([da.from_array(flag, chunks=100)], windows, size, stride)
     np.testing.assert_array_equal(sums, [flag[r : r + size, c : c + size].sum() for r, c in windows])
 
 
@@ -224,3 +224,14 @@ def test_no_warning_flood_from_a_build(tmp_path):
         warnings.simplefilter("always")
         build_patches(_post("demo-quake"), _inventory_path("demo-quake"), tmp_path / "w.zarr", spec)
     assert not [w for w in caught if issubclass(w.category, GeoslideWarning)]
+
+
+def test_band_split_chunks_are_written_whole(tmp_path):
+    """stackstac gives one band per dask chunk; partial writes of one Zarr chunk used to race."""
+    rng = np.random.default_rng(0)
+    images = rng.random((120, 4, 16, 16), dtype=np.float32)
+    store = PatchStore.create(tmp_path / "r.zarr", ["a", "b", "c", "d"], 16)
+    meta = pd.DataFrame({k: np.full(120, "") if v == "str" else np.zeros(120, dtype=v) for k, v in COLUMNS.items()})
+    for _ in range(3):
+        store.append(da.from_array(images, chunks=(1, 1, 16, 16)), da.zeros((120, 16, 16), dtype="uint8"), meta)
+    np.testing.assert_array_equal(store.images().compute(), np.concatenate([images] * 3))
