@@ -59,6 +59,24 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_patches)
 
 
+def _add_import(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="import a published landslide dataset into a patch store")
+    p.add_argument("kind", choices=["landslide4sense", "hr-gldd", "gdcld"], help="dataset format")
+    p.add_argument("src", help="folder of the downloaded dataset")
+    p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to")
+    p.add_argument("--event", default=None, help="event name stored with the patches")
+    p.add_argument("--sensor", default=None, help="sensor name stored with the patches")
+    p.set_defaults(handler=_import)
+
+
+def _add_stats(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("stats", help="statistics of a patch store (landslide ratio, band means, areas)")
+    p.add_argument("store", metavar="STORE.zarr", help="patch store")
+    p.add_argument("--inventory", default=None, metavar="PATH", help="polygons for landslide counts and areas")
+    p.add_argument("--csv", action="store_true", help="print CSV instead of Markdown tables")
+    p.set_defaults(handler=_stats)
+
+
 def _stac_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stac-query", default="{}", metavar="JSON",
                    help='STAC item-search body, e.g. \'{"collections": ["demo-quake"], "datetime": "2025-06-01/.."}\'')
@@ -93,6 +111,23 @@ def _patches(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from geoslide.importers import import_dataset
+
+    store = import_dataset(args.kind, args.src, args.out, event=args.event, sensor=args.sensor, progress=True)
+    print(f"{args.out}: {len(store)} patches of {store.patch_size} px, bands {', '.join(store.bands)}")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from geoslide.stats import format_stats, stats_csv, store_stats
+    from geoslide.store import PatchStore
+
+    stats = store_stats(PatchStore.open(args.store), inventory=args.inventory)
+    print(stats_csv(stats) if args.csv else format_stats(stats))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from geoslide.demo.catalog import write_demo
 
@@ -107,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="geoslide", description="Map landslides from STAC imagery at any scale.")
     parser.add_argument("--version", action="version", version=f"geoslide {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_search, _add_demo, _add_patches):
+    for add in (_add_search, _add_demo, _add_patches, _add_import, _add_stats):
         add(sub)
     return parser
 
