@@ -52,8 +52,12 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--negatives", default=None, metavar="PATH",
                    help="polygons of hand-picked negative areas (roads, rivers, ...) whose patches are kept")
     p.add_argument("--max-nodata", type=float, default=0.0, metavar="F", help="drop patches with more nodata")
-    p.add_argument("--split", choices=["random", "blocks", "none"], default="random",
-                   help="random: per event 60/20/20 (HR-GLDD); blocks: western quarter trains (Landslide4Sense)")
+    p.add_argument("--split", choices=["random", "blocks", "events", "none"], default="random",
+                   help="random: per event 60/20/20 (HR-GLDD); blocks: western quarter trains (Landslide4Sense); "
+                        "events: --test-events are held out, the others train/val 3:1 (GDCLD)")
+    p.add_argument("--test-events", nargs="+", default=[], metavar="EVENT", help="events held out by --split events")
+    p.add_argument("--pre-stac-query", default=None, metavar="JSON",
+                   help="pre-event items (same catalog): append post - pre difference bands d_<band>")
     p.add_argument("--event", default=None, help="event name (default: the items' geoslide:event)")
     p.add_argument("--seed", type=int, default=0, help="seed for random choices")
     p.set_defaults(handler=_patches)
@@ -104,9 +108,10 @@ def _patches(args: argparse.Namespace) -> int:
     patch = PatchSpec(size=args.patch_size, stride=args.stride, empty=args.empty, keep_fraction=args.keep_fraction,
                       max_nodata=args.max_nodata, seed=args.seed)
     spec = TrainingSetSpec(bands=tuple(args.bands) if args.bands else None, derived=tuple(args.derived),
-                           event=args.event, split=args.split, patch=patch)
+                           event=args.event, split=args.split, test_events=tuple(args.test_events), patch=patch)
     items = search(args.stac_query, args.catalog)
-    store = build_patches(items, args.labels, args.out, spec, negatives=args.negatives, progress=True)
+    pre = search(args.pre_stac_query, args.catalog) if args.pre_stac_query else None
+    store = build_patches(items, args.labels, args.out, spec, negatives=args.negatives, progress=True, pre_items=pre)
     print(f"{args.out}: {len(store)} patches of {store.patch_size} px, bands {', '.join(store.bands)}")
     return 0
 

@@ -39,7 +39,8 @@ def slope(cube: xr.DataArray, dem: str = "elevation") -> xr.DataArray:
 
 def difference(post: xr.DataArray, pre: xr.DataArray) -> xr.DataArray:
     """Band-wise post - pre on the same grid; bands renamed ``d_<band>``."""
-    if post.shape != pre.shape or not (post.x.equals(pre.x) and post.y.equals(pre.y)):
+    same_grid = np.array_equal(post.x.values, pre.x.values) and np.array_equal(post.y.values, pre.y.values)
+    if post.shape != pre.shape or not same_grid:
         raise BandError("pre- and post-event cubes differ in shape or grid; load both with the same bands, "
                         "bounds and epsg")
     after = post.astype("float32")

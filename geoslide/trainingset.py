@@ -10,16 +10,17 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import pystac
+import stackstac
 import xarray as xr
 
 from geoslide.assets import as_dicts
 from geoslide.cube import grid_of, open_cube
-from geoslide.derived import add_derived
+from geoslide.derived import add_derived, difference
 from geoslide.errors import ConfigError, PatchStoreError
 from geoslide.grid import GridSpec
 from geoslide.labels import prepare_inventory, rasterize_inventory, read_inventory
 from geoslide.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
-from geoslide.splits import block_split, random_split
+from geoslide.splits import block_split, events_split, random_split
 from geoslide.store import MASK_NODATA, PatchStore
 
 
@@ -36,7 +37,10 @@ class TrainingSetSpec:
     event, trigger
         Event name and trigger; by default from the items' ``geoslide:event``/``geoslide:trigger``.
     split
-        ``random`` (per event 60/20/20), ``blocks`` (western quarter trains) or ``none``.
+        ``random`` (per event 60/20/20), ``blocks`` (western quarter trains), ``events`` (leave
+        ``test_events`` out, the others train/val 3:1) or ``none``.
+    test_events
+        Events held out as the test set with ``split="events"``.
     chunksize
         Dask chunk size of the cubes read.
     """
@@ -46,24 +50,26 @@ class TrainingSetSpec:
     event: str | None = None
     trigger: str | None = None
     split: str = "random"
+    test_events: tuple[str, ...] = ()
     chunksize: int = 1024
     patch: PatchSpec = field(default_factory=PatchSpec)
 
 
 def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | Path, spec: TrainingSetSpec,
-                  negatives: str | Path | None = None, progress: bool = False) -> PatchStore:
+                  negatives: str | Path | None = None, progress: bool = False,
+                  pre_items: Sequence[pystac.Item] | None = None) -> PatchStore:
     """Cut every item into patches with their landslide masks and append them to the store at ``out``.
 
     The store is created if missing; otherwise patches are appended after what is there (bands and
     patch size must match). Each item is one scene; its patches are written as one Dask graph.
+    With ``pre_items`` (pre-event scenes), post - pre difference bands ``d_<band>`` are appended.
     """
-    if spec.split not in ("random", "blocks", "none"):
-        raise ConfigError(f"split {spec.split!r} unknown; use random, blocks or none")
+    if spec.split not in ("random", "blocks", "events", "none"):
+        raise ConfigError(f"split {spec.split!r} unknown; use random, blocks, events or none")
     inventory = read_inventory(labels)
     store = None
     for item in items:
-        cube = open_cube([item], spec.bands, rescale=True, chunksize=spec.chunksize)
-        cube = add_derived(cube, spec.derived).isel(time=0)
+        cube = _scene(item, spec, pre_items)
         bands = [str(b) for b in cube.band.values]
         existing = _existing(out, bands, spec.patch.size)
         images, masks, meta = scene_patches(cube, inventory, item, spec, negatives)
@@ -71,6 +77,20 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
         store = existing or PatchStore.create(out, bands, spec.patch.size)  # nothing written before this
         _append(store, images, masks, meta, progress, item.id, _batch(meta, spec))
     return store
+
+
+def _scene(item: pystac.Item, spec: TrainingSetSpec, pre_items: Sequence[pystac.Item] | None) -> xr.DataArray:
+    """The post-event scene ``(band, y, x)`` with derived and difference bands."""
+    cube = open_cube([item], spec.bands, rescale=True, chunksize=spec.chunksize)
+    with_derived = add_derived(cube, spec.derived).isel(time=0)
+    if not pre_items:
+        return with_derived
+    grid = grid_of(cube)
+    pre = open_cube(pre_items, [str(b) for b in cube.band.values], rescale=True, chunksize=spec.chunksize,
+                    epsg=grid.epsg, resolution=grid.resolution, bounds=grid.bounds)
+    latest = stackstac.mosaic(pre, dim="time", reverse=True)  # the most recent valid pre-event pixel
+    diff = difference(cube.isel(time=0), latest)
+    return xr.concat([with_derived, diff], dim="band", coords="minimal", compat="override", join="override")
 
 
 def scene_patches(cube: xr.DataArray, inventory, item: pystac.Item, spec: TrainingSetSpec,
@@ -119,6 +139,8 @@ def _split(meta: pd.DataFrame, spec: TrainingSetSpec) -> np.ndarray:
         return np.full(len(meta), "")
     if spec.split == "blocks":
         return block_split(meta)
+    if spec.split == "events":
+        return events_split(meta, spec.test_events, seed=spec.patch.seed, strict=False)
     return random_split(meta, seed=spec.patch.seed)
 
 

@@ -235,3 +235,36 @@ def test_band_split_chunks_are_written_whole(tmp_path):
     for _ in range(3):
         store.append(da.from_array(images, chunks=(1, 1, 16, 16)), da.zeros((120, 16, 16), dtype="uint8"), meta)
     np.testing.assert_array_equal(store.images().compute(), np.concatenate([images] * 3))
+
+
+def _reflectance(item):
+    import rasterio
+
+    with rasterio.open(item.assets["image"].get_absolute_href()) as ds:
+        data = ds.read([3, 4]).astype("float32")  # red, nir of blue, green, red, nir
+    return np.where(data == 0, np.nan, data * np.float32(0.0001))
+
+
+def test_difference_bands_equal_post_minus_pre(tmp_path):
+    post = search({"ids": ["demo-storm-planetscope-post"]})
+    pre = search({"ids": ["demo-storm-planetscope-pre"]})
+    spec = TrainingSetSpec(bands=("red", "nir"), patch=PatchSpec(size=64))
+    store = build_patches(post, _inventory_path("demo-storm"), tmp_path / "d.zarr", spec, pre_items=pre)
+    assert store.bands == ["red", "nir", "d_red", "d_nir"]
+    expected = _reflectance(post[0]) - _reflectance(pre[0])
+    images, meta = store.images().compute(), store.meta()
+    assert len(meta) > 5
+    for i, (r, c) in enumerate(zip(meta.row, meta.col, strict=True)):
+        np.testing.assert_allclose(images[i, 2:], expected[:, r : r + 64, c : c + 64], atol=1e-6)
+
+
+def test_cli_leave_events_out(tmp_path):
+    out = str(tmp_path / "ev.zarr")
+    for event in ("demo-quake", "demo-storm"):
+        query = f'{{"collections": ["{event}-sentinel2"], "query": {{"geoslide:phase": {{"eq": "post"}}}}}}'
+        done = _cli("patches", "--stac-query", query, "--labels", _inventory_path(event), "--out", out,
+                    "--patch-size", "32", "--bands", "red", "nir", "--split", "events", "--test-events", "demo-storm")
+        assert done.returncode == 0, done.stderr
+    meta = PatchStore.open(out).meta()
+    assert set(meta.split[meta.event == "demo-storm"]) == {"test"}
+    assert set(meta.split[meta.event == "demo-quake"]) == {"train", "val"}
