@@ -44,7 +44,7 @@ class PatchStore:
     @classmethod
     def create(cls, path: str | Path, bands: Sequence[str], patch_size: int) -> PatchStore:
         """Create an empty store; refuses to touch an existing one."""
-        if _exists(path):
+        if exists(path):
             raise PatchStoreError(f"{path} already exists; append to it with PatchStore.open(path) or pick a new path")
         group = zarr.open_group(str(path), mode="w-", zarr_format=3)
         n_bands = len(bands)
@@ -63,7 +63,7 @@ class PatchStore:
     @classmethod
     def open(cls, path: str | Path) -> PatchStore:
         """Open an existing store (checked to be a geoslide patch store)."""
-        if not _exists(path):
+        if not exists(path):
             raise PatchStoreError(f"no patch store at {path}; build one with `geoslide patches` or `geoslide import`")
         store = cls(str(path))
         try:
@@ -161,7 +161,8 @@ class PatchStore:
             raise PatchStoreError(f"patch metadata lacks column(s) {missing}")
 
 
-def _exists(path: str | Path) -> bool:
+def exists(path: str | Path) -> bool:
+    """Whether something (a store, or any non-empty folder) is at ``path``."""
     text = str(path)
     if "://" in text and not text.startswith("file://"):
         try:
