@@ -7,8 +7,6 @@ import xarray as xr
 
 from geoslide.errors import BandError
 
-DERIVED = ("ndvi", "slope", "diff")
-
 
 def _band(cube: xr.DataArray, name: str) -> xr.DataArray:
     if name not in cube.band.values:

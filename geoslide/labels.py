@@ -27,7 +27,8 @@ def read_inventory(source: str | Path | gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         if not path.exists():
             raise LabelError(f"inventory {path} does not exist; pass a GeoParquet/GeoJSON/GPKG of landslide polygons")
         try:
-            frame = gpd.read_parquet(path) if path.suffix in (".parquet", ".geoparquet") else gpd.read_file(path)
+            parquet = path.suffix.lower() in (".parquet", ".geoparquet")
+            frame = gpd.read_parquet(path) if parquet else gpd.read_file(path)
         except Exception as exc:  # pyogrio/pyarrow raise many types for unreadable files
             raise LabelError(f"cannot read inventory {path}: {str(exc).splitlines()[0]}") from None
     if frame.crs is None:

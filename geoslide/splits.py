@@ -9,8 +9,6 @@ import pandas as pd
 
 from geoslide.errors import ConfigError
 
-SPLITS = ("random", "blocks", "events")
-
 
 def random_split(meta: pd.DataFrame, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
                  by: str = "event") -> np.ndarray:

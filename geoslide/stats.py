@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from geoslide.errors import LabelError
+from geoslide.labels import read_inventory
 from geoslide.store import MASK_NODATA, PatchStore
 
 BLOCK_BYTES = 64 * 2**20
@@ -151,15 +152,8 @@ def polygon_areas_m2(frame: gpd.GeoDataFrame) -> np.ndarray:
 
 
 def _read_inventory(path: str | Path) -> gpd.GeoDataFrame:
-    path = Path(path)
-    if not path.exists():
-        raise LabelError(f"inventory {path} does not exist; pass a GeoParquet, GeoJSON or GeoPackage of polygons")
-    try:
-        frame = gpd.read_parquet(path) if path.suffix.lower() in (".parquet", ".geoparquet") else gpd.read_file(path)
-    except Exception as err:  # noqa: BLE001 - any reader failure is a bad inventory file
-        raise LabelError(f"cannot read inventory {path} ({err}); pass a GeoParquet, GeoJSON or GeoPackage") from err
-    if frame.crs is None:
-        raise LabelError(f"inventory {path} has no CRS; set one (e.g. ogr2ogr -a_srs EPSG:4326)")
+    """Polygons of an inventory read by :func:`geoslide.labels.read_inventory`, with plausible coordinates."""
+    frame = read_inventory(path)
     frame = frame[~frame.geometry.is_empty & frame.geometry.notna()]
     frame = frame[frame.geom_type.isin(["Polygon", "MultiPolygon"])]
     if frame.empty:

@@ -74,6 +74,11 @@ class PatchStore:
             raise PatchStoreError(f"{path} is not a geoslide patch store ({FORMAT}); choose another path")
         return store
 
+    @classmethod
+    def open_existing(cls, path: str | Path) -> PatchStore | None:
+        """The store at ``path``, None if nothing is there; something else there is an error."""
+        return cls.open(path) if exists(path) else None
+
     def _group(self, mode: str = "r") -> zarr.Group:
         return zarr.open_group(self.path, mode=mode, zarr_format=3)
 

@@ -21,7 +21,7 @@ from geoslide.grid import GridSpec
 from geoslide.labels import prepare_inventory, rasterize_inventory, read_inventory
 from geoslide.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
 from geoslide.splits import block_split, events_split, random_split
-from geoslide.store import MASK_NODATA, PatchStore, exists
+from geoslide.store import MASK_NODATA, PatchStore
 
 
 @dataclass(frozen=True)
@@ -146,9 +146,9 @@ def _split(meta: pd.DataFrame, spec: TrainingSetSpec) -> np.ndarray:
 
 def _existing(out: str | Path, bands: list[str], size: int) -> PatchStore | None:
     """The store at ``out`` if there is one, checked to take these patches; None if there is none."""
-    if not exists(out):
+    store = PatchStore.open_existing(out)
+    if store is None:
         return None
-    store = PatchStore.open(out)
     if store.bands != bands or store.patch_size != size:
         raise ConfigError(f"{out} holds {store.patch_size}px patches of bands {store.bands}; this build makes "
                           f"{size}px patches of {bands}; write to a new store or match --bands/--patch-size")

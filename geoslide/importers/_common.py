@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import zarr
 from tqdm import tqdm
 
 from geoslide.errors import LabelError, PatchStoreError
@@ -113,7 +112,7 @@ def write_plan(plan: ImportPlan, out: str | Path, *, progress: bool = False) -> 
     PatchStore
         The store, with the new patches committed after the ones it had.
     """
-    existing = _existing_store(out)
+    existing = PatchStore.open_existing(out)
     if existing is not None:
         _check_fits(existing, plan, out)
     batches = list(_batches(len(plan.meta), _batch_size(plan)))
@@ -128,17 +127,6 @@ def write_plan(plan: ImportPlan, out: str | Path, *, progress: bool = False) -> 
         meta["nodata_fraction"] = (1 - valid / plan.patch_size**2).astype("float32")
         store.append(plan.read_images(index), masks, meta)
     return store
-
-
-def _existing_store(out: str | Path) -> PatchStore | None:
-    try:
-        return PatchStore.open(out)
-    except (PatchStoreError, FileNotFoundError, zarr.errors.GroupNotFoundError) as err:
-        text = str(out).removeprefix("file://")
-        path = Path(text)
-        if "://" not in text and path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise PatchStoreError(f"{out} exists and is not a geoslide patch store; import into a new path") from err
-        return None
 
 
 def _check_fits(store: PatchStore, plan: ImportPlan, out: str | Path) -> None:
