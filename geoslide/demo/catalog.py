@@ -144,7 +144,7 @@ def sensor_grid(world: World, sensor: Sensor) -> GridSpec:
 
 def _acquired(spec: EventSpec, sensor: Sensor, phase: str) -> datetime:
     day = datetime.fromisoformat(spec.pre_date if phase == "pre" else spec.post_date).replace(tzinfo=UTC)
-    offset = PHASE_DAYS[sensor.name] if sensor.name in PHASE_DAYS else 0
+    offset = PHASE_DAYS.get(sensor.name, 0)
     return day + timedelta(days=offset if phase == "post" else -offset, hours=10, minutes=30)
 
 
@@ -244,8 +244,8 @@ def _inventory_collection(folder: Path, world: World) -> pystac.Collection:
     files.mkdir(parents=True)
     inventory: gpd.GeoDataFrame = world.landslides
     inventory.to_parquet(files / "inventory.parquet")
-    inventory.to_crs(4326).to_file(files / "inventory.geojson", driver="GeoJSON")
     latlon = inventory.to_crs(4326)
+    latlon.to_file(files / "inventory.geojson", driver="GeoJSON")
     item = pystac.Item(
         f"{cid}", geometry=_domain_latlon(world), bbox=list(latlon.total_bounds),
         datetime=datetime.fromisoformat(spec.post_date).replace(tzinfo=UTC),
