@@ -52,3 +52,11 @@ class PatchStoreError(GeoslideError):
 
 class GeoslideWarning(UserWarning):
     """Something was repaired or skipped; the message says what and how often."""
+
+
+class ModelError(GeoslideError):
+    """A model name, checkpoint or its metadata is unknown, missing or does not fit the input."""
+
+
+class OutputError(GeoslideError):
+    """An output (map store, vectors, report) exists in another form or cannot be written."""
