@@ -209,3 +209,35 @@ def grid_of(cube: xr.DataArray) -> GridSpec:
     res = float(abs(x[1] - x[0])) if x.size > 1 else float(abs(y[0] - y[1]))
     bounds = (float(x.min() - res / 2), float(y.min() - res / 2), float(x.max() + res / 2), float(y.max() + res / 2))
     return GridSpec(int(epsg), bounds, res)
+
+
+def mosaic(cube: xr.DataArray) -> xr.DataArray:
+    """Several scenes on one grid -> one ``(band, y, x)`` image; the latest valid pixel wins.
+
+    A pixel counts as valid in a scene when all its bands are (not NaN, or not the cube's
+    nodata value), so bands of one pixel always come from the same scene. Scenes are taken
+    in the order of the ``time`` dimension (:func:`geoslide.cube.open_cube` sorts it ascending).
+
+    Parameters
+    ----------
+    cube
+        ``(time, band, y, x)`` DataArray, e.g. from :func:`geoslide.cube.open_cube`.
+
+    Returns
+    -------
+    xarray.DataArray
+        Lazy ``(band, y, x)`` with the cube's coordinates, CRS and nodata.
+    """
+    if "time" not in cube.dims:
+        return cube.transpose("band", "y", "x")
+    nodata = cube.rio.nodata
+    if nodata is None:
+        nodata = np.nan if cube.dtype.kind == "f" else 0
+    invalid = cube.isnull() if np.isnan(nodata) else cube == nodata
+    masked = cube.where(~invalid.any("band"), nodata)
+    out = stackstac.mosaic(masked, dim="time", nodata=nodata)  # reverse=False: the last scene is on top
+    out = out.transpose("band", "y", "x").assign_attrs(cube.attrs)
+    out.name = cube.name
+    if cube.rio.crs is not None:
+        out = out.rio.write_crs(cube.rio.crs)
+    return out.rio.write_nodata(nodata, encoded=False)

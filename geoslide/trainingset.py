@@ -10,11 +10,10 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 import pystac
-import stackstac
 import xarray as xr
 
 from geoslide.assets import as_dicts
-from geoslide.cube import grid_of, open_cube
+from geoslide.cube import grid_of, mosaic, open_cube
 from geoslide.derived import add_derived, difference
 from geoslide.errors import ConfigError
 from geoslide.grid import GridSpec
@@ -88,7 +87,7 @@ def _scene(item: pystac.Item, spec: TrainingSetSpec, pre_items: Sequence[pystac.
     grid = grid_of(cube)
     pre = open_cube(pre_items, [str(b) for b in cube.band.values], rescale=True, chunksize=spec.chunksize,
                     epsg=grid.epsg, resolution=grid.resolution, bounds=grid.bounds)
-    latest = stackstac.mosaic(pre, dim="time", reverse=True)  # the most recent valid pre-event pixel
+    latest = mosaic(pre)  # the most recent valid pre-event pixel
     diff = difference(cube.isel(time=0), latest)
     return xr.concat([with_derived, diff], dim="band", coords="minimal", compat="override", join="override")
 
