@@ -64,4 +64,4 @@ def size_multiple(model: nn.Module) -> int:
 
 
 def _load_builtins() -> None:
-    from geoslide.models import unet  # noqa: F401  (registers on import)
+    from geoslide.models import adsms, attention, resunet, segformer, unet  # noqa: F401  (register on import)

@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+from geoslide.errors import ModelError
 from geoslide.models import register
 
+NORMS = ("batch", "group", "none")
 
-def conv_block(c_in: int, c_out: int) -> nn.Sequential:
-    """Two 3x3 convolutions with batch norm and ReLU, size-preserving."""
+
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """Normalisation after a convolution: ``batch``, ``group`` (up to 8 groups, per sample) or ``none``.
+
+    Group norm and none depend on each sample alone, so data-parallel training on CPU (where
+    SyncBatchNorm is unavailable) matches a single process exactly.
+    """
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "group":
+        return nn.GroupNorm(math.gcd(8, channels), channels)
+    if norm == "none":
+        return nn.Identity()
+    raise ModelError(f"norm {norm!r} unknown; use one of {', '.join(NORMS)}")
+
+
+def conv_block(c_in: int, c_out: int, norm: str = "batch") -> nn.Sequential:
+    """Two 3x3 convolutions with normalisation (batch norm by default) and ReLU, size-preserving."""
+    bias = norm == "none"
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
-        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias), norm_layer(norm, c_out), nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=bias), norm_layer(norm, c_out), nn.ReLU(inplace=True),
     )
 
 
@@ -27,16 +48,19 @@ class UNet(nn.Module):
         Filters of the first level (HR-GLDD searched 8 to 64).
     depth
         Number of 2x poolings; inputs must be multiples of ``2 ** depth``.
+    norm
+        ``batch`` (default), ``group`` or ``none`` (see :func:`norm_layer`).
     """
 
-    def __init__(self, in_channels: int, base_filters: int = 32, depth: int = 4) -> None:
+    def __init__(self, in_channels: int, base_filters: int = 32, depth: int = 4, norm: str = "batch") -> None:
         super().__init__()
         widths = [base_filters * 2**i for i in range(depth + 1)]
         self.size_multiple = 2**depth
-        self.down = nn.ModuleList([conv_block(in_channels, widths[0])])
-        self.down.extend(conv_block(widths[i], widths[i + 1]) for i in range(depth))
-        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth)))
-        self.merge = nn.ModuleList(conv_block(2 * widths[i], widths[i]) for i in reversed(range(depth)))
+        self.down = nn.ModuleList([conv_block(in_channels, widths[0], norm)])
+        self.down.extend(conv_block(widths[i], widths[i + 1], norm) for i in range(depth))
+        levels = list(reversed(range(depth)))
+        self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in levels)
+        self.merge = nn.ModuleList(conv_block(2 * widths[i], widths[i], norm) for i in levels)
         self.head = nn.Conv2d(widths[0], 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -52,6 +76,6 @@ class UNet(nn.Module):
 
 
 @register("unet")
-def build_unet(in_channels: int, base_filters: int = 32, depth: int = 4) -> UNet:
+def build_unet(in_channels: int, base_filters: int = 32, depth: int = 4, norm: str = "batch") -> UNet:
     """Plain U-Net."""
-    return UNet(in_channels, base_filters=base_filters, depth=depth)
+    return UNet(in_channels, base_filters=base_filters, depth=depth, norm=norm)
