@@ -81,6 +81,77 @@ def _add_stats(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_stats)
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a segmentation model on a patch store")
+    p.add_argument("--patches", required=True, metavar="STORE.zarr", help="patch store with train/val splits")
+    p.add_argument("--model", required=True, metavar="NAME", help="architecture, e.g. unet, resunet, attention-unet, "
+                   "attention-resunet, adsms-unet, segformer-b0 ... segformer-b5")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory (resumed if it holds a run)")
+    p.add_argument("--model-params", default="{}", metavar="JSON",
+                   help='architecture options, e.g. \'{"base_filters": 16}\'')
+    p.add_argument("--loss", default="dice", help="dice, bce, tversky, focal-tversky, focal, bce+dice, adsms")
+    p.add_argument("--optimiser", default="adam", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--schedule", default="constant", choices=["constant", "cosine", "onecycle", "poly"])
+    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
+    p.add_argument("--batch-size", type=int, default=16, help="global batch (split over workers)")
+    p.add_argument("--balance", action="store_true", help="class-balanced sampling of patches with landslides")
+    p.add_argument("--no-augment", dest="augment", action="store_false", help="no flips/rotations")
+    p.add_argument("--patience", type=int, default=10, help="early stopping on validation F1 (epochs)")
+    p.add_argument("--seed", type=int, default=0)
+    _cluster_args(p)
+    p.set_defaults(handler=_train)
+
+
+def _add_map(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("map", help="map landslides in STAC imagery with a model (tiled inference to Zarr)")
+    _stac_args(p)
+    p.add_argument("--model", default=None, metavar="MODEL_DIR",
+                   help="model directory (default: the bundled demo model)")
+    p.add_argument("--out", required=True, metavar="OUT.zarr", help="map store (an unfinished one is resumed)")
+    p.add_argument("--vectors", default=None, metavar="OUT.parquet", help="also write landslide polygons "
+                   "(GeoParquet + GeoJSON in WGS84) and print the event summary")
+    p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="minimum mapping unit for --vectors")
+    p.add_argument("--split-amalgamated", action="store_true", help="split merged landslides in --vectors")
+    p.add_argument("--chunk", type=int, default=1024, metavar="PX", help="chunk side for inference (default 1024)")
+    p.add_argument("--overlap", type=int, default=None, metavar="PX", help="context per side (default: from the model)")
+    p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
+    p.add_argument("--resolution", type=float, default=None, help="target pixel size (default: the items')")
+    p.add_argument("--epsg", type=int, default=None, help="target CRS (needed when items differ in CRS)")
+    p.add_argument("--cog", action="store_true", help="also export probability and mask as COGs")
+    p.add_argument("--no-quicklook", dest="quicklook", action="store_false", help="skip the quicklook PNG")
+    _cluster_args(p)
+    p.set_defaults(handler=_map)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a map against an inventory (JSON), or a model on a patch store split")
+    p.add_argument("--pred", default=None, metavar="OUT.zarr", help="map store written by geoslide map")
+    p.add_argument("--labels", default=None, metavar="PATH", help="inventory polygons for --pred")
+    p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="minimum mapping unit for objects")
+    p.add_argument("--model", default=None, metavar="MODEL_DIR", help="model to score on --patches")
+    p.add_argument("--patches", default=None, metavar="STORE.zarr", help="patch store for --model")
+    p.add_argument("--split", default="test", help="store split to score (default test)")
+    p.add_argument("--csv", action="store_true", help="CSV instead of Markdown for --patches")
+    p.set_defaults(handler=_evaluate)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a pipeline (pipelines/NAME.yaml): data, patches, training, evaluation")
+    p.add_argument("pipeline", metavar="PIPELINE.yaml", help="pipeline file, e.g. pipelines/demo.yaml")
+    p.add_argument("--work", default=None, metavar="DIR", help="working folder (default: runs/<name>)")
+    p.set_defaults(handler=_run)
+
+
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler to use (default: $DASK_SCHEDULER_ADDRESS, else local)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="start a local cluster of N processes")
+
+
 def _stac_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stac-query", default="{}", metavar="JSON",
                    help='STAC item-search body, e.g. \'{"collections": ["demo-quake"], "datetime": "2025-06-01/.."}\'')
@@ -142,12 +213,91 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from geoslide.train import TrainSpec, train
+
+    spec = TrainSpec(model=args.model, model_params=_json_option(args.model_params, "--model-params"),
+                     loss=args.loss, optimiser=args.optimiser, lr=args.lr, weight_decay=args.weight_decay,
+                     schedule=args.schedule, epochs=args.epochs, max_steps=args.max_steps,
+                     batch_size=args.batch_size, augment=args.augment, balance=args.balance,
+                     patience=args.patience, seed=args.seed)
+    summary = train(args.patches, spec, args.out, scheduler=args.scheduler, workers=args.workers, progress=True)
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _map(args: argparse.Namespace) -> int:
+    from geoslide.mapping import MapSpec, run_map
+    from geoslide.predict import InferenceSpec
+
+    inference = InferenceSpec(chunk=args.chunk, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
+    spec = MapSpec(out=args.out, model=args.model, vectors=args.vectors, inference=inference,
+                   resolution=args.resolution, epsg=args.epsg, min_area=args.min_area,
+                   split=args.split_amalgamated, cog=args.cog, quicklook=args.quicklook)
+    with _cluster(args) as client:
+        result = run_map(args.stac_query, spec, args.catalog, client=client, progress=True)
+    print(f"{result.out}: map store; STAC item {result.item}" + (f"; quicklook {result.quicklook}"
+                                                                    if result.quicklook else ""))
+    if result.summary is not None:
+        from geoslide.vectorize import summary_markdown
+
+        print(f"{result.vectors}: landslide polygons")
+        print(summary_markdown([result.summary]))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from geoslide.errors import ConfigError
+
+    if args.pred and args.labels:
+        from geoslide.evaluate import evaluate_map
+
+        print(json.dumps(evaluate_map(args.pred, args.labels, min_area=args.min_area), indent=1))
+        return 0
+    if args.model and args.patches:
+        from geoslide.evaluate import evaluate_patches
+        from geoslide.report import markdown_table
+        from geoslide.store import PatchStore
+
+        table = evaluate_patches(args.model, PatchStore.open(args.patches), split=args.split)
+        print(table.to_csv(index=False) if args.csv else markdown_table(table))
+        return 0
+    raise ConfigError("give --pred OUT.zarr with --labels PATH, or --model MODEL_DIR with --patches STORE.zarr")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from geoslide.pipeline import load_pipeline, run_pipeline
+
+    report = run_pipeline(load_pipeline(args.pipeline), work=args.work, progress=True)
+    print(report)
+    return 0
+
+
+def _json_option(text: str, name: str) -> dict:
+    from geoslide.errors import ConfigError
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{name} is not valid JSON ({exc.msg}); e.g. {name} '{{\"base_filters\": 16}}'") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"{name} must be a JSON object, got {text!r}")
+    return value
+
+
+def _cluster(args: argparse.Namespace):
+    from geoslide.cluster import cluster_client
+
+    return cluster_client(scheduler=args.scheduler, workers=args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="geoslide", description="Map landslides from STAC imagery at any scale.")
     parser.add_argument("--version", action="version", version=f"geoslide {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_search, _add_demo, _add_patches, _add_import, _add_stats):
+    for add in (_add_search, _add_demo, _add_patches, _add_import, _add_stats, _add_train, _add_map, _add_evaluate,
+                _add_run):
         add(sub)
     return parser
 

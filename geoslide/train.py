@@ -11,6 +11,7 @@ keeps the best model by validation F1 with its tuned threshold, stops early, and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -162,7 +163,7 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
         if on_epoch is not None:
             on_epoch(record)
     bar.close()
-    return _summary(run, Path(out_dir))
+    return {**_summary(run, Path(out_dir)), "weights_sha256": _digest(run.model)}
 
 
 def _split(store: PatchStore, split: str) -> np.ndarray:
@@ -247,14 +248,14 @@ def _readers(store: PatchStore, spec: TrainSpec, rows: np.ndarray, val_rows: np.
 def _train_epoch(run: _Run, reader: PatchReader, spec: TrainSpec, order: np.ndarray, rank: int, world: int
                  ) -> float:
     run.model.train()
-    generator = torch.Generator().manual_seed(spec.seed * 1_000_003 + run.epoch * 101 + rank)
+    generator = torch.Generator().manual_seed(spec.seed * 1_000_003 + run.epoch * 101)
     losses = []
     for positions in rank_batches(order, spec.batch_size, rank, world):
         if spec.max_steps is not None and run.step >= spec.max_steps:
             break
         images, masks = reader.batch(positions)
         if spec.augment:
-            images, masks = augment(images, masks, generator)
+            images, masks = _augment_slice(images, masks, generator, rank, world)
         loss = run.loss(run.model(images.to(run.device)), masks.to(run.device))
         run.optimiser.zero_grad(set_to_none=True)
         loss.backward()
@@ -263,6 +264,20 @@ def _train_epoch(run: _Run, reader: PatchReader, spec: TrainSpec, order: np.ndar
         run.step += 1
         losses.append(float(loss.detach()))
     return _mean_over_ranks(losses, world)
+
+
+def _augment_slice(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator, rank: int, world: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment this rank's slice with the draws one process would give it for the whole global batch.
+
+    Every rank advances the same generator over all slices (:func:`augment` draws one integer per
+    patch), so the augmentation, like the batches, does not depend on the number of ranks.
+    """
+    n = images.shape[0]
+    torch.randint(0, 8, (rank * n,), generator=generator)
+    out = augment(images, masks, generator)
+    torch.randint(0, 8, ((world - rank - 1) * n,), generator=generator)
+    return out
 
 
 def _mean_over_ranks(losses: list[float], world: int) -> float:
@@ -342,9 +357,36 @@ def _bar(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, desc="geoslide train", unit="epoch", disable=not enabled)
 
 
+def _digest(model: nn.Module) -> str:
+    """SHA-256 of the weights and buffers: equal on every rank of a data-parallel run."""
+    sha = hashlib.sha256()
+    for name, tensor in sorted(getattr(model, "module", model).state_dict().items()):
+        sha.update(name.encode())
+        sha.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return sha.hexdigest()
+
+
 def _summary(run: _Run, out: Path) -> dict[str, Any]:
     if not run.log:
         return {"epochs": 0}
     best = max(run.log, key=lambda r: (r["val_f1"] if np.isfinite(r["val_f1"]) else -1.0))
     return {"epochs": run.epoch, "steps": run.step, "best_epoch": int(best["epoch"]), "model_dir": str(out),
             **{k: float(v) for k, v in best.items() if k.startswith("val_") or k == "threshold"}}
+
+
+def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, scheduler: str | None = None,
+          workers: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """Train in this process, or data-parallel on a Dask cluster when one is named or asked for.
+
+    A cluster is used when ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``) gives an address or
+    ``workers`` asks for a local one; see :func:`geoslide.distributed.train_distributed`.
+    """
+    import os
+
+    if scheduler or workers or os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        from geoslide.cluster import cluster_client
+        from geoslide.distributed import train_distributed
+
+        with cluster_client(scheduler=scheduler, workers=workers) as client:
+            return train_distributed(store_path, spec, out_dir, client=client, progress=progress)
+    return fit(store_path, spec, out_dir, progress=progress)
