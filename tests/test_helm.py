@@ -509,3 +509,17 @@ def test_fetch_script_is_idempotent():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[-1] == str(helm)
     assert helm.stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize("values", [None, EXAMPLE], ids=["default", "example"])
+def test_rendered_pipeline_is_a_valid_geoslide_pipeline(helm, values):
+    from geoslide.pipeline import parse_pipeline
+
+    extra = ["-f", str(values)] if values else []
+    docs = render(helm, *extra, "--set", "trainJob.enabled=true")
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("pipeline")]
+    pipeline = parse_pipeline(yaml.safe_load(cm["data"]["pipeline.yaml"]))
+    assert pipeline.models
+    (job,) = [d for d in docs if d["kind"] == "Job" and "train" in d["metadata"]["name"]]
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:2] == ["run", "/etc/geoslide/pipeline.yaml"] and args[args.index("--work") + 1].startswith("/tmp/")
