@@ -7,10 +7,13 @@ each grown by ``overlap`` pixels of its neighbours (mirrored at the image border
 "symmetric" padding) with :func:`dask.array.map_overlap`. Inside a chunk, square tiles of
 ``tile`` pixels, starting at multiples of the size multiple, run through the model in batches.
 A tile's outer ``overlap`` pixels on each side are context only: its prediction counts in the
-inner part (the *core*), where the model sees all it would see in the whole image, and cores of
-neighbouring tiles are blended with a Hann (cosine) window. With ``overlap`` at least half the
-model's receptive field, tiled inference therefore equals running the model once on the whole
-image, up to float rounding, and no seams appear.
+inner part (the *core*), where the model sees all it would see in the whole image. With
+``overlap`` at least half the model's receptive field, tiled inference therefore equals running
+the model once on the whole image, up to float rounding, and no seams appear: tiles then step by
+a whole core, so each pixel is computed about once. For a model without a finite receptive field
+(global attention), tiles step by half a core and cores are blended with a Hann (cosine) window,
+which hides the seams. By default a tile holds a whole chunk with its context (one forward pass
+per chunk).
 
 Nodata (NaN or the image's nodata value in any band) is fed to the model as 0 after
 normalisation and comes out as NaN. The model is loaded once per process and device
@@ -37,7 +40,7 @@ from geoslide.errors import BandError, ConfigError, GeoslideWarning, GridError, 
 from geoslide.models import build_model, size_multiple
 
 BLENDS = ("hann", "flat")
-DEFAULT_TILE = 512
+MAX_TILE = 1536  # px: a 1024 px chunk with its context fits in one forward pass
 
 
 @dataclass(frozen=True)
@@ -58,13 +61,14 @@ class InferenceSpec:
         Tiles per forward pass.
     tile
         Tile size in pixels, a multiple of the size multiple and at least ``2 * overlap`` plus
-        one size multiple. None takes the whole chunk plus its overlap when that is at most
-        ``max(512, 4 * overlap)``, else that bound.
+        one size multiple. None takes the whole chunk plus its overlap on both sides when that is
+        at most ``max(MAX_TILE, 4 * overlap)`` (1536 px), else that bound.
     device
         Torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``); None takes CUDA when the process
         running a chunk sees a GPU, else the CPU.
     blend
-        ``"hann"`` (cosine taper) or ``"flat"`` (plain mean) weights where tile cores overlap.
+        ``"hann"`` (cosine taper) or ``"flat"`` (plain mean) weights where tile cores overlap
+        (they overlap only for models without a finite receptive field).
     """
 
     chunk: int = 1024
@@ -198,7 +202,8 @@ def predict_block(block: np.ndarray, model: nn.Module, card: ModelCard, spec: In
     multiple = size_multiple(model)
     spec = spec.resolve(card, multiple)
     x, nodata = _normalise(block, card)
-    prob = _tiled(x, model, spec, multiple)
+    exact = card.receptive_field is not None and 2 * spec.overlap + 1 >= card.receptive_field
+    prob = _tiled(x, model, spec, multiple, exact)
     prob[nodata] = np.nan
     return prob
 
@@ -250,10 +255,10 @@ def _predict_chunk(block: np.ndarray, model_dir: str, spec: InferenceSpec) -> np
     return predict_block(block, model, card, spec)
 
 
-def _tiled(x: np.ndarray, model: nn.Module, spec: InferenceSpec, multiple: int) -> np.ndarray:
-    """Blend the model's probabilities over overlapping, aligned tiles of a normalised block."""
+def _tiled(x: np.ndarray, model: nn.Module, spec: InferenceSpec, multiple: int, exact: bool) -> np.ndarray:
+    """Blend the model's probabilities over aligned tiles of a normalised block (see the module docstring)."""
     _, h, w = x.shape
-    (ys, ty, wy), (xs, tx, wx) = _axis_tiles(h, spec, multiple), _axis_tiles(w, spec, multiple)
+    (ys, ty, wy), (xs, tx, wx) = _axis_tiles(h, spec, multiple, exact), _axis_tiles(w, spec, multiple, exact)
     padded = np.pad(x, ((0, 0), (0, ys[-1] + ty - h), (0, xs[-1] + tx - w)))
     acc = np.zeros(padded.shape[1:], np.float64)
     weight = np.zeros_like(acc)
@@ -268,13 +273,17 @@ def _tiled(x: np.ndarray, model: nn.Module, spec: InferenceSpec, multiple: int) 
     return (acc[:h, :w] / weight[:h, :w]).astype(np.float32)
 
 
-def _axis_tiles(length: int, spec: InferenceSpec, multiple: int) -> tuple[list[int], int, list[np.ndarray]]:
-    """Tile starts (multiples of ``multiple``), tile length and per-tile weights along one axis."""
+def _axis_tiles(length: int, spec: InferenceSpec, multiple: int, exact: bool
+                ) -> tuple[list[int], int, list[np.ndarray]]:
+    """Tile starts (multiples of ``multiple``), tile length and per-tile weights along one axis.
+
+    Exact tiles step by a whole core; others by half a core, so that Hann-weighted cores overlap.
+    """
     size = min(spec.tile, _round_up(length, multiple))
     if size >= length:
         return [0], size, [np.ones(size)]
     core = size - 2 * spec.overlap
-    stride = max(multiple, core // 2 // multiple * multiple)
+    stride = max(multiple, (core if exact else core // 2) // multiple * multiple)
     count = 1 + math.ceil((length - size) / stride)
     starts = [k * stride for k in range(count)]
     return starts, size, [_axis_weights(size, spec.overlap, spec.blend, k == 0, k == count - 1) for k in range(count)]
@@ -356,7 +365,8 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 def _default_tile(chunk: int, overlap: int, multiple: int) -> int:
-    bound = _round_up(max(DEFAULT_TILE, 4 * overlap), multiple)
+    """A whole chunk with its context, unless that exceeds ``MAX_TILE`` (then that, or 4 overlaps)."""
+    bound = _round_up(max(MAX_TILE, 4 * overlap), multiple)
     return min(_round_up(chunk + 2 * overlap, multiple), bound)
 
 

@@ -270,3 +270,26 @@ def test_distributed_workers_load_the_model_once(model_dir):
             loads = client.run(predict.model_loads)
     np.testing.assert_allclose(remote, local, atol=1e-6)
     assert len(loads) == 2 and max(loads.values()) == 1, loads
+
+
+def test_exact_tiles_run_each_pixel_about_once(model_dir):
+    values = scene(256, 256, seed=4)
+    model, card = predict.load_model(model_dir, "cpu")
+    seen = []
+    hook = model.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0] * i[0].shape[2] * i[0].shape[3]))
+    try:
+        predict_block(values, model, card, InferenceSpec(tile=176, overlap=56))
+    finally:
+        hook.remove()
+    # 176 px tiles with 56 px context step by their 64 px core: 3 x 3 tiles over 256 px (half-core steps: 4 x 4)
+    assert sum(seen) == 9 * 176 * 176
+
+
+def test_blended_half_steps_for_a_card_without_receptive_field(model_dir, tmp_path):
+    card = predict.read_card(model_dir)
+    blind = save_checkpoint(make_model(), ModelCard(**{**card.__dict__, "receptive_field": None}), tmp_path / "m")
+    values = scene()
+    spec = InferenceSpec(chunk=128, overlap=56, tile=176)
+    got = predict_proba(raster(values), blind, spec).compute(scheduler="threads").values
+    # the U-Net is exact with this overlap, so half-core steps blended by Hann weights still give the same values
+    assert np.abs(got - whole_image(values, pad=56)).max() <= 1e-4
