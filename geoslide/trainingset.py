@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ import xarray as xr
 from geoslide.assets import as_dicts
 from geoslide.cube import grid_of, mosaic, open_cube
 from geoslide.derived import add_derived, difference
-from geoslide.errors import ConfigError
+from geoslide.errors import ConfigError, GeoslideWarning
 from geoslide.grid import GridSpec
 from geoslide.labels import prepare_inventory, rasterize_inventory, read_inventory
 from geoslide.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
@@ -140,6 +141,11 @@ def _split(meta: pd.DataFrame, spec: TrainingSetSpec) -> np.ndarray:
         return block_split(meta)
     if spec.split == "events":
         return events_split(meta, spec.test_events, seed=spec.patch.seed, strict=False)
+    if spec.patch.step < spec.patch.size:
+        warnings.warn(f"a random split of patches overlapping by {spec.patch.size - spec.patch.step} px puts the same "
+                      "pixels in training and test, so test scores are optimistic; for honest scores use --split "
+                      "blocks or events, a stride >= the patch size, or test on whole unseen scenes",
+                      GeoslideWarning, stacklevel=3)
     return random_split(meta, seed=spec.patch.seed)
 
 

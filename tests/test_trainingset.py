@@ -268,3 +268,14 @@ def test_cli_leave_events_out(tmp_path):
     meta = PatchStore.open(out).meta()
     assert set(meta.split[meta.event == "demo-storm"]) == {"test"}
     assert set(meta.split[meta.event == "demo-quake"]) == {"train", "val"}
+
+
+@pytest.mark.parametrize(("stride", "split", "warns"), [(32, "random", True), (64, "random", False),
+                                                        (32, "blocks", False)])
+def test_random_split_of_overlapping_patches_warns_of_leakage(tmp_path, stride, split, warns):
+    spec = TrainingSetSpec(bands=("red", "nir"), split=split, patch=PatchSpec(size=64, stride=stride))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_patches(_post("demo-quake"), _inventory_path("demo-quake"), tmp_path / "w.zarr", spec)
+    leaks = [w for w in caught if issubclass(w.category, GeoslideWarning) and "optimistic" in str(w.message)]
+    assert bool(leaks) == warns
