@@ -60,3 +60,7 @@ class ModelError(GeoslideError):
 
 class OutputError(GeoslideError):
     """An output (map store, vectors, report) exists in another form or cannot be written."""
+
+
+class ClusterError(GeoslideError):
+    """A Dask scheduler cannot be reached, or the cluster lacks the workers a job needs."""

@@ -1,7 +1,9 @@
 """Resumable training state: model and optimiser tensors in safetensors, the rest in JSON.
 
-``DIR/state.safetensors`` holds ``model.<name>`` and ``optim.<param>.<key>`` tensors;
-``DIR/state.json`` holds the optimiser's param groups, the scheduler state and the loop counters.
+``DIR/state-<step>.safetensors`` holds ``model.<name>`` and ``optim.<param>.<key>`` tensors;
+``DIR/state.json`` names that file and holds the optimiser's param groups, the scheduler state and
+the loop counters. The tensors are written first under a new name and the JSON is renamed into
+place last, so a process killed at any moment leaves a consistent state (the old or the new).
 Nothing is pickled, so a state from an untrusted place cannot run code when loaded.
 """
 
@@ -18,7 +20,6 @@ from torch import nn
 from geoslide.checkpoint import _atomic, _unwrap
 from geoslide.errors import ModelError
 
-TENSORS = "state.safetensors"
 INFO = "state.json"
 
 
@@ -36,10 +37,14 @@ def save_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimiz
                 tensors[f"optim.{param}.{key}"] = value.detach().cpu().contiguous()
             else:
                 scalars.setdefault(str(param), {})[key] = value
-    _atomic(out / TENSORS, lambda p: save_file(tensors, p))
-    meta = {"info": info, "param_groups": optim["param_groups"], "optim_scalars": scalars,
+    name = f"state-{info.get('step', 0)}.safetensors"
+    _atomic(out / name, lambda p: save_file(tensors, p))
+    meta = {"info": info, "tensors": name, "param_groups": optim["param_groups"], "optim_scalars": scalars,
             "scheduler": _plain(scheduler.state_dict())}
     _atomic(out / INFO, lambda p: Path(p).write_text(json.dumps(meta)))
+    for old in out.glob("state-*.safetensors"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
 
 
 def load_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimizer,
@@ -50,12 +55,12 @@ def load_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimiz
     A state written for another training spec is an error (resuming it would mix two runs).
     """
     out = Path(out)
-    if not (out / INFO).is_file() or not (out / TENSORS).is_file():
+    if not (out / INFO).is_file():
         return None
     meta = json.loads((out / INFO).read_text())
     if meta["info"].get("spec") != expect_spec:
         raise ModelError(f"{out.parent} holds a run with other training options; pick a new --out or delete it")
-    tensors = load_file(str(out / TENSORS))
+    tensors = load_file(str(out / meta["tensors"]))
     _unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():

@@ -358,9 +358,12 @@ def _bar(total: int, initial: int, enabled: bool):
 
 
 def _digest(model: nn.Module) -> str:
-    """SHA-256 of the weights and buffers: equal on every rank of a data-parallel run."""
+    """SHA-256 of the parameters: equal on every rank of a data-parallel run.
+
+    Buffers are left out: batch-norm running statistics stay per rank on CPU (rank 0's are saved).
+    """
     sha = hashlib.sha256()
-    for name, tensor in sorted(getattr(model, "module", model).state_dict().items()):
+    for name, tensor in sorted(getattr(model, "module", model).named_parameters()):
         sha.update(name.encode())
         sha.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return sha.hexdigest()

@@ -31,7 +31,7 @@ def _spec(**kw):
 
 
 def _weights(out):
-    return load_file(str(out / "last" / "state.safetensors"))
+    return load_file(str(_state_file(out)))
 
 
 def test_fit_learns_and_writes_a_loadable_checkpoint(store, tmp_path):
@@ -111,3 +111,16 @@ def test_bad_options_and_stores_are_refused(store, tmp_path):
         fit(empty.path, _spec(), tmp_path / "out")
     with pytest.raises(ModelError, match="unknown model"):
         fit(store.path, _spec(model="vgg"), tmp_path / "out2")
+
+
+def test_state_files_are_replaced_consistently(store, tmp_path):
+    fit(store.path, _spec(epochs=2), tmp_path)
+    last = tmp_path / "last"
+    info = json.loads((last / "state.json").read_text())
+    assert sorted(p.name for p in last.glob("state-*.safetensors")) == [info["tensors"]]
+    assert info["tensors"] == f"state-{info['info']['step']}.safetensors"
+
+
+def _state_file(out):
+    """The tensors file that ``OUT/last/state.json`` names."""
+    return out / "last" / json.loads((out / "last" / "state.json").read_text())["tensors"]

@@ -17,7 +17,7 @@ def norm_layer(norm: str, channels: int) -> nn.Module:
     """Normalisation after a convolution: ``batch``, ``group`` (up to 8 groups, per sample) or ``none``.
 
     Group norm and none depend on each sample alone, so data-parallel training on CPU (where
-    SyncBatchNorm is unavailable) matches a single process exactly.
+    SyncBatchNorm is unavailable) computes what one process with the global batch computes.
     """
     if norm == "batch":
         return nn.BatchNorm2d(channels)

@@ -1,0 +1,155 @@
+"""Connect to a Dask cluster or start a local one.
+
+The address comes from, in order: the argument, ``$DASK_SCHEDULER_ADDRESS``. Without either, a
+:class:`distributed.LocalCluster` of worker *processes* is started (torch and GDAL release the
+GIL only in parts, and DDP needs one process per rank), and closed again when the caller is done.
+On a machine with CUDA devices the local workers offer a ``GPU`` resource, one device each.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from geoslide.errors import ClusterError
+
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Where to compute: an existing scheduler, or a local cluster started for the job.
+
+    Parameters
+    ----------
+    address
+        Scheduler address (``tcp://host:8786``); None reads ``$DASK_SCHEDULER_ADDRESS``.
+    n_workers
+        Worker processes of a local cluster (None: GPUs if any, else Dask's choice from the cores).
+    threads_per_worker
+        Threads of each local worker (None: the cores divided over the workers).
+    processes
+        Local workers as processes (True, needed for data-parallel training) or threads.
+    resources
+        Abstract resources of each local worker, e.g. ``{"GPU": 1}``; None: ``{"GPU": 1}`` when
+        there are at least as many CUDA devices as workers, else none.
+    timeout
+        Seconds to wait for a scheduler to answer.
+    dashboard
+        Serve the local cluster's dashboard (on a free port).
+    """
+
+    address: str | None = None
+    n_workers: int | None = None
+    threads_per_worker: int | None = None
+    processes: bool = True
+    resources: dict[str, float] | None = None
+    timeout: float = 30.0
+    dashboard: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("n_workers", "threads_per_worker"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ClusterError(f"{name} must be at least 1, got {value}")
+
+    def scheduler_address(self) -> str | None:
+        """The address to connect to: the spec's, else ``$DASK_SCHEDULER_ADDRESS``, else None (start locally)."""
+        return self.address or os.environ.get(SCHEDULER_ENV) or None
+
+
+def connect(spec: ClusterSpec | None = None) -> tuple[Any, Any]:
+    """A client to the spec's scheduler, or to a new local cluster.
+
+    Returns
+    -------
+    tuple
+        ``(client, cluster)``; ``cluster`` is the started LocalCluster (close it after the client),
+        or None when an existing scheduler was reached.
+    """
+    from distributed import Client
+
+    spec = spec or ClusterSpec()
+    address = spec.scheduler_address()
+    if address is None:
+        cluster = start_local(spec)
+        return Client(cluster, set_as_default=False), cluster
+    try:
+        return Client(address, timeout=spec.timeout, set_as_default=False), None
+    except (OSError, TimeoutError) as exc:
+        where = "the address given" if spec.address else f"${SCHEDULER_ENV}"
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({where}): {exc}; start it, fix the "
+                           f"address, or unset {SCHEDULER_ENV} to use a local cluster") from exc
+
+
+def start_local(spec: ClusterSpec) -> Any:
+    """Start a LocalCluster of ``spec.n_workers`` processes, silent and without a dashboard unless asked."""
+    from distributed import LocalCluster
+
+    n_workers, resources = _local_layout(spec)
+    kwargs: dict[str, Any] = {"n_workers": n_workers, "threads_per_worker": spec.threads_per_worker,
+                              "processes": spec.processes, "dashboard_address": ":0" if spec.dashboard else None}
+    if resources:
+        kwargs["resources"] = resources
+    return LocalCluster(**kwargs)
+
+
+def _local_layout(spec: ClusterSpec) -> tuple[int | None, dict[str, float]]:
+    """Worker count and per-worker resources of a local cluster (one GPU per worker when they suffice)."""
+    if spec.resources is not None:
+        return spec.n_workers, dict(spec.resources)
+    gpus = cuda_devices()
+    if gpus and (spec.n_workers or gpus) <= gpus:
+        return spec.n_workers or gpus, {"GPU": 1}
+    return spec.n_workers, {}
+
+
+def cuda_devices() -> int:
+    """CUDA devices this process sees (0 without torch or CUDA)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def worker_info(client: Any) -> dict[str, dict[str, Any]]:
+    """The scheduler's workers by address, fetched now.
+
+    ``client.scheduler_info()`` may return a copy that the client's periodic refresh has just
+    replaced by totals without workers, so the scheduler is asked directly.
+    """
+    return client.sync(client.scheduler.identity, n_workers=-1)["workers"]
+
+
+@contextmanager
+def cluster_client(scheduler: str | None = None, workers: int | None = None,
+                   spec: ClusterSpec | None = None) -> Iterator[Any]:
+    """A Dask client for the block, or None to compute in this process.
+
+    Parameters
+    ----------
+    scheduler
+        Scheduler address (else ``$DASK_SCHEDULER_ADDRESS``).
+    workers
+        Start a local cluster of this many worker processes when no address is set.
+    spec
+        Full options instead of ``scheduler``/``workers``.
+
+    Yields None when no address is set and no local cluster is asked for. A local cluster
+    started here is closed when the block ends.
+    """
+    spec = spec or ClusterSpec(address=scheduler, n_workers=workers)
+    if spec.scheduler_address() is None and spec.n_workers is None:
+        yield None
+        return
+    client, cluster = connect(spec)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
