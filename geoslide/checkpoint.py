@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -98,9 +99,9 @@ def save_checkpoint(model: nn.Module, card: ModelCard, out_dir: str | Path) -> P
     """Write weights and card into ``out_dir`` atomically (each file renamed into place)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu").contiguous() for k, v in _unwrap(model).state_dict().items()}
-    _atomic(out / WEIGHTS, lambda p: save_file(state, p, metadata={"format": FORMAT}))
-    _atomic(out / CARD, lambda p: Path(p).write_text(json.dumps(card.to_json(), indent=2) + "\n"))
+    state = cpu_state(model)
+    write_atomic(out / WEIGHTS, lambda p: save_file(state, p, metadata={"format": FORMAT}))
+    write_atomic(out / CARD, lambda p: Path(p).write_text(json.dumps(card.to_json(), indent=2) + "\n"))
     return out
 
 
@@ -137,11 +138,18 @@ def bundled_model_path() -> Path:
     raise ModelError("the bundled demo model is missing from this installation; pass --model MODEL_DIR")
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return getattr(model, "module", model)  # DistributedDataParallel wraps the model
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(model, "module", model)
 
 
-def _atomic(path: Path, write) -> None:
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The (unwrapped) model's state dict as contiguous CPU tensors, ready for safetensors."""
+    return {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+
+
+def write_atomic(path: Path, write: Callable[[str], object]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place (umask permissions)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
     try:

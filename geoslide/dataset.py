@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import zarr
 
 from geoslide.errors import ConfigError, PatchStoreError
-from geoslide.store import MASK_NODATA, PatchStore
+from geoslide.store import PatchStore, read_rows
 
 
 @dataclass(frozen=True)
@@ -36,10 +35,10 @@ def band_stats(store: PatchStore, indices: np.ndarray, batch: int = 256) -> Norm
     """NaN-aware per-band mean and standard deviation over the patches ``indices``, streamed."""
     if len(indices) == 0:
         raise PatchStoreError(f"{store.path} has no training patches to compute band statistics from")
-    images = _array(store, "images")
+    images = store.array("images")
     total = np.zeros((3, images.shape[1]))
     for start in range(0, len(indices), batch):
-        chunk = images.oindex[np.sort(indices[start:start + batch])].astype(np.float64)
+        chunk = read_rows(images, indices[start:start + batch]).astype(np.float64)
         valid = ~np.isnan(chunk)
         total += [valid.sum(axis=(0, 2, 3)), np.nansum(chunk, axis=(0, 2, 3)), np.nansum(chunk**2, axis=(0, 2, 3))]
     count, s1, s2 = total
@@ -96,15 +95,10 @@ class PatchReader:
     def __init__(self, store: PatchStore, indices: np.ndarray, norm: Normalisation, in_memory: bool = True) -> None:
         self.indices = np.asarray(indices)
         self.norm = norm
-        self._images, self._masks = _array(store, "images"), _array(store, "masks")
+        self._images, self._masks = store.array("images"), store.array("masks")
         self._cache = None
         if in_memory and len(self.indices):
-            order = np.argsort(self.indices)
-            rows = self.indices[order]
-            images, masks = self._images.oindex[rows], self._masks.oindex[rows]
-            inverse = np.empty_like(order)
-            inverse[order] = np.arange(len(order))
-            self._cache = (norm.apply(images[inverse]), masks[inverse])
+            self._cache = self._read(self.indices)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -115,12 +109,11 @@ class PatchReader:
         if self._cache is not None:
             images, masks = self._cache[0][positions], self._cache[1][positions]
         else:
-            rows = self.indices[positions]
-            order = np.argsort(rows)
-            inverse = np.argsort(order)
-            images = self.norm.apply(self._images.oindex[rows[order]])[inverse]
-            masks = self._masks.oindex[rows[order]][inverse]
+            images, masks = self._read(self.indices[positions])
         return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(masks.astype(np.int64))
+
+    def _read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.norm.apply(read_rows(self._images, rows)), read_rows(self._masks, rows)
 
 
 def augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator
@@ -139,11 +132,3 @@ def augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generato
 def split_rows(store: PatchStore, split: str) -> np.ndarray:
     """Store rows whose ``split`` metadata is ``split``."""
     return np.flatnonzero(store.meta()["split"].to_numpy() == split)
-
-
-def _array(store: PatchStore, name: str) -> zarr.Array:
-    array = zarr.open_group(store.path, mode="r", zarr_format=3)[name]
-    return array
-
-
-IGNORE = MASK_NODATA

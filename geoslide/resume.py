@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from geoslide.checkpoint import _atomic, _unwrap
+from geoslide.checkpoint import cpu_state, unwrap, write_atomic
 from geoslide.errors import ModelError
 
 INFO = "state.json"
@@ -28,7 +28,7 @@ def save_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimiz
     """Write the full training state into ``out`` (tensors first, the JSON that validates them last)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
+    tensors = {f"model.{k}": v for k, v in cpu_state(model).items()}
     optim = optimiser.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
     for param, state in optim["state"].items():
@@ -38,10 +38,10 @@ def save_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimiz
             else:
                 scalars.setdefault(str(param), {})[key] = value
     name = f"state-{info.get('step', 0)}.safetensors"
-    _atomic(out / name, lambda p: save_file(tensors, p))
+    write_atomic(out / name, lambda p: save_file(tensors, p))
     meta = {"info": info, "tensors": name, "param_groups": optim["param_groups"], "optim_scalars": scalars,
             "scheduler": _plain(scheduler.state_dict())}
-    _atomic(out / INFO, lambda p: Path(p).write_text(json.dumps(meta)))
+    write_atomic(out / INFO, lambda p: Path(p).write_text(json.dumps(meta)))
     for old in out.glob("state-*.safetensors"):
         if old.name != name:
             old.unlink(missing_ok=True)
@@ -61,7 +61,7 @@ def load_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimiz
     if meta["info"].get("spec") != expect_spec:
         raise ModelError(f"{out.parent} holds a run with other training options; pick a new --out or delete it")
     tensors = load_file(str(out / meta["tensors"]))
-    _unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():
         if name.startswith("optim."):

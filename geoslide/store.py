@@ -103,6 +103,15 @@ class PatchStore:
         """Committed mask patches ``(n, size, size)``, lazily."""
         return da.from_zarr(self._group()["masks"])[: len(self)]
 
+    def array(self, name: str) -> zarr.Array:
+        """The Zarr array ``images`` or ``masks``, read-only, for random access by row (:func:`read_rows`).
+
+        Rows past ``len(self)`` are not committed.
+        """
+        if name not in ("images", "masks"):
+            raise PatchStoreError(f"a patch store has arrays 'images' and 'masks', not {name!r}")
+        return self._group()[name]
+
     def meta(self) -> pd.DataFrame:
         """One row per committed patch."""
         group, n = self._group(), len(self)
@@ -164,6 +173,15 @@ class PatchStore:
         missing = sorted(set(COLUMNS) - set(meta.columns))
         if missing:
             raise PatchStoreError(f"patch metadata lacks column(s) {missing}")
+
+
+def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
+    """``array[rows]`` in the order of ``rows``, read in one pass over them sorted."""
+    rows = np.asarray(rows)
+    order = np.argsort(rows)
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return array.oindex[rows[order]][inverse]
 
 
 def exists(path: str | Path) -> bool:

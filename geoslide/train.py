@@ -26,8 +26,17 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from geoslide.checkpoint import ModelCard, read_card, save_checkpoint
-from geoslide.dataset import PatchReader, augment, balance_weights, band_stats, epoch_order, rank_batches, split_rows
+from geoslide.checkpoint import CARD, ModelCard, read_card, save_checkpoint, unwrap
+from geoslide.dataset import (
+    Normalisation,
+    PatchReader,
+    augment,
+    balance_weights,
+    band_stats,
+    epoch_order,
+    rank_batches,
+    split_rows,
+)
 from geoslide.errors import ConfigError, PatchStoreError
 from geoslide.losses import build_loss, final_logits
 from geoslide.metrics import ThresholdSweep
@@ -236,8 +245,6 @@ def _ddp(model: nn.Module, device: torch.device) -> nn.Module:
 
 def _readers(store: PatchStore, spec: TrainSpec, rows: np.ndarray, val_rows: np.ndarray, card: ModelCard
              ) -> tuple[PatchReader, PatchReader]:
-    from geoslide.dataset import Normalisation
-
     norm = Normalisation(card.mean, card.std)
     in_memory = spec.in_memory
     if in_memory is None:
@@ -289,7 +296,7 @@ def _mean_over_ranks(losses: list[float], world: int) -> float:
 
 @torch.inference_mode()
 def _validate(run: _Run, reader: PatchReader, tune: bool, batch: int = 32) -> dict[str, float]:
-    model = getattr(run.model, "module", run.model)
+    model = unwrap(run.model)
     model.eval()
     sweep, losses = ThresholdSweep(), []
     for start in range(0, len(reader), batch):
@@ -330,19 +337,24 @@ def _card_with(card: ModelCard, record: dict[str, float]) -> ModelCard:
 
 
 def _state_info(run: _Run, spec: TrainSpec) -> dict[str, Any]:
-    return {"spec": json.loads(json.dumps(asdict(spec))), "epoch": run.epoch, "step": run.step,
+    return {"spec": _spec_json(spec), "epoch": run.epoch, "step": run.step,
             "best_f1": run.best_f1, "stale": run.stale, "log": run.log}
 
 
+def _spec_json(spec: TrainSpec) -> dict[str, Any]:
+    """The spec as it reads back from JSON (tuples as lists), to compare with a saved state."""
+    return json.loads(json.dumps(asdict(spec)))
+
+
 def _resume(run: _Run, spec: TrainSpec, out: Path) -> None:
-    info = load_state(out / "last", run.model, run.optimiser, run.scheduler,
-                      expect_spec=json.loads(json.dumps(asdict(spec))))
+    info = load_state(out / "last", run.model, run.optimiser, run.scheduler, expect_spec=_spec_json(spec))
     if info is None:
         return
     run.epoch, run.step, run.best_f1, run.stale = info["epoch"], info["step"], info["best_f1"], info["stale"]
     run.log = list(info["log"])
-    if (out / "model.json").is_file():
-        run.card = ModelCard(**{**asdict(run.card), "mean": read_card(out).mean, "std": read_card(out).std})
+    if (out / CARD).is_file():
+        saved = read_card(out)
+        run.card = ModelCard(**{**asdict(run.card), "mean": saved.mean, "std": saved.std})
 
 
 def _done(run: _Run, spec: TrainSpec) -> bool:
@@ -363,7 +375,7 @@ def _digest(model: nn.Module) -> str:
     Buffers are left out: batch-norm running statistics stay per rank on CPU (rank 0's are saved).
     """
     sha = hashlib.sha256()
-    for name, tensor in sorted(getattr(model, "module", model).named_parameters()):
+    for name, tensor in sorted(unwrap(model).named_parameters()):
         sha.update(name.encode())
         sha.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return sha.hexdigest()
