@@ -2,7 +2,7 @@
 
 Every measurement maps the same synthetic mosaic: a 4-band uint16 Cloud-Optimised GeoTIFF (3 m, reflectance
 scale 1e-4, nodata 0 with a nodata hole) written with rasterio, described by a STAC item
-(``geoslide.itembuild.raster_item``) and loaded the way ``geoslide map`` loads it (``load_image`` ->
+(``geoslide.catalog.build.raster_item``) and loaded the way ``geoslide map`` loads it (``load_image`` ->
 ``predict_proba`` -> ``write_map``). The model is an untrained U-Net (``base_filters=8, depth=3``, head scaled so
 probabilities spread over [0, 1]) saved with ``save_checkpoint``; its card's receptive field comes from
 ``geoslide.models.receptive.receptive_field``.
@@ -51,13 +51,13 @@ import zarr
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from geoslide.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
-from geoslide.itembuild import AssetSpec, BandInfo, raster_item
-from geoslide.mapping import MapSpec, load_image
-from geoslide.mapstore import PROBABILITY_SCALE, write_map
+from geoslide.catalog.build import AssetSpec, BandInfo, raster_item
+from geoslide.mapping.inference import InferenceSpec, load_model, predict_proba
+from geoslide.mapping.job import MapSpec, load_image
+from geoslide.mapping.store import PROBABILITY_SCALE, write_map
 from geoslide.models import build_model, size_multiple
+from geoslide.models.card import ModelCard, load_checkpoint, read_card, save_checkpoint
 from geoslide.models.receptive import receptive_field
-from geoslide.predict import InferenceSpec, load_model, predict_proba
 
 BANDS = ("blue", "green", "red", "nir")
 BASE_DN = (900.0, 1100.0, 1300.0, 2600.0)
@@ -280,7 +280,7 @@ def peak_rss(cog: Path, model_dir: Path, out: Path, chunk: int) -> dict:
 
 
 def _warm_worker() -> int:
-    import geoslide.predict  # noqa: F401  (torch, rasterio and geoslide imported before timing)
+    import geoslide.mapping.inference  # noqa: F401  (torch, rasterio and geoslide imported before timing)
 
     return torch.get_num_threads()
 

@@ -44,8 +44,8 @@ def _post(catalog: str):
 
 
 def run_geoslide(catalog: str, inventory: str, out: Path) -> dict:
-    from geoslide.patches import PatchSpec
-    from geoslide.trainingset import TrainingSetSpec, build_patches
+    from geoslide.data.patches import PatchSpec
+    from geoslide.data.trainingset import TrainingSetSpec, build_patches
 
     spec = TrainingSetSpec(bands=("blue", "green", "red", "nir"), split="none", chunksize=1024,
                            patch=PatchSpec(size=PATCH, empty="keep", max_nodata=1.0))
@@ -61,7 +61,7 @@ def run_xbatcher(catalog: str, inventory: str, out: Path) -> dict:
     import zarr
 
     from geoslide import grid_of, open_cube
-    from geoslide.labels import rasterize_inventory
+    from geoslide.inventory.rasterize import rasterize_inventory
 
     t0 = time.perf_counter()
     cube = open_cube(_post(catalog), ["blue", "green", "red", "nir"], rescale=True, chunksize=1024).isel(time=0)

@@ -3,7 +3,7 @@
 All three train the same U-Net with the same loss, optimiser, global batch and epochs on the same
 synthetic patch store (random bands, smooth random masks, 90/10 train/val):
 
-- ``geoslide.distributed.train_distributed`` on a LocalCluster of 1 worker, then of 2 workers
+- ``geoslide.training.distributed.train_distributed`` on a LocalCluster of 1 worker, then of 2 workers
   (``--threads-per-worker`` each, default 1; gloo on CPU): per-epoch seconds from
   ``OUT/metrics.csv``, which cover training and the validation pass, not the checkpoint writing;
 - the upper bound: this process, the patches as tensors in RAM, a ``torch.utils.data.DataLoader``
@@ -34,7 +34,7 @@ BANDS = 4
 
 def make_store(path: Path, n: int, size: int, seed: int = 0):
     """A store of ``n`` patches: normal noise bands, landslides where smoothed noise is high (band 0 brighter)."""
-    from geoslide.store import COLUMNS, PatchStore
+    from geoslide.data.store import COLUMNS, PatchStore
 
     rng = np.random.default_rng(seed)
     field = ndimage.gaussian_filter(rng.normal(size=(n, size, size)), sigma=(0, 4, 4))
@@ -54,7 +54,7 @@ def make_store(path: Path, n: int, size: int, seed: int = 0):
 def run_workers(store, spec, n_workers: int, threads: int, out: Path) -> dict:
     """Train on a fresh LocalCluster of ``n_workers`` processes; per-epoch seconds from metrics.csv."""
     from geoslide.cluster import ClusterSpec, connect
-    from geoslide.distributed import train_distributed
+    from geoslide.training.distributed import train_distributed
 
     t0 = time.perf_counter()
     client, cluster = connect(ClusterSpec(n_workers=n_workers, threads_per_worker=threads))
@@ -72,9 +72,9 @@ def run_plain(store, spec, threads: int) -> dict:
     """The same training as a bare loop over in-memory tensors with a DataLoader, on ``threads`` threads."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from geoslide.dataset import band_stats, split_rows
-    from geoslide.losses import build_loss
     from geoslide.models import build_model
+    from geoslide.training.batches import band_stats, split_rows
+    from geoslide.training.losses import build_loss
 
     torch.set_num_threads(threads)
     rows, val_rows = split_rows(store, "train"), split_rows(store, "val")
@@ -105,7 +105,7 @@ def run_plain(store, spec, threads: int) -> dict:
 
 
 def main() -> None:
-    from geoslide.train import TrainSpec
+    from geoslide.training.loop import TrainSpec
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patches", type=int, default=160, help="patches in the store (90%% train)")

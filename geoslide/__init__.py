@@ -6,11 +6,11 @@ them lazily, and (in ``geoslide.demo``) synthetic events to try it all on.
 
 from importlib.metadata import PackageNotFoundError, version
 
-from geoslide.cube import CubeSpec, grid_of, open_cube
+from geoslide.catalog.query import StacQuery
+from geoslide.catalog.search import open_source, search
 from geoslide.errors import GeoslideError
-from geoslide.grid import GridSpec
-from geoslide.query import StacQuery
-from geoslide.stac import open_source, search
+from geoslide.raster.cube import CubeSpec, grid_of, open_cube
+from geoslide.raster.grid import GridSpec
 
 try:
     __version__ = version("geoslide")

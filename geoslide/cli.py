@@ -160,7 +160,7 @@ def _stac_args(p: argparse.ArgumentParser) -> None:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from geoslide.stac import search
+    from geoslide.catalog.search import search
 
     items = search(args.stac_query, args.catalog)
     if args.json:
@@ -172,9 +172,9 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _patches(args: argparse.Namespace) -> int:
-    from geoslide.patches import PatchSpec
-    from geoslide.stac import search
-    from geoslide.trainingset import TrainingSetSpec, build_patches
+    from geoslide.catalog.search import search
+    from geoslide.data.patches import PatchSpec
+    from geoslide.data.trainingset import TrainingSetSpec, build_patches
 
     patch = PatchSpec(size=args.patch_size, stride=args.stride, empty=args.empty, keep_fraction=args.keep_fraction,
                       max_nodata=args.max_nodata, seed=args.seed)
@@ -188,7 +188,7 @@ def _patches(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from geoslide.importers import import_dataset
+    from geoslide.data.importers import import_dataset
 
     store = import_dataset(args.kind, args.src, args.out, event=args.event, sensor=args.sensor, progress=True)
     print(f"{args.out}: {len(store)} patches of {store.patch_size} px, bands {', '.join(store.bands)}")
@@ -196,8 +196,8 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from geoslide.stats import format_stats, stats_csv, store_stats
-    from geoslide.store import PatchStore
+    from geoslide.data.stats import format_stats, stats_csv, store_stats
+    from geoslide.data.store import PatchStore
 
     stats = store_stats(PatchStore.open(args.store), inventory=args.inventory)
     print(stats_csv(stats) if args.csv else format_stats(stats))
@@ -214,7 +214,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from geoslide.train import TrainSpec, train
+    from geoslide.training.loop import TrainSpec, train
 
     spec = TrainSpec(model=args.model, model_params=_json_option(args.model_params, "--model-params"),
                      loss=args.loss, optimiser=args.optimiser, lr=args.lr, weight_decay=args.weight_decay,
@@ -227,8 +227,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _map(args: argparse.Namespace) -> int:
-    from geoslide.mapping import MapSpec, run_map
-    from geoslide.predict import InferenceSpec
+    from geoslide.mapping.inference import InferenceSpec
+    from geoslide.mapping.job import MapSpec, run_map
 
     inference = InferenceSpec(chunk=args.chunk, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
     spec = MapSpec(out=args.out, model=args.model, vectors=args.vectors, inference=inference,
@@ -239,7 +239,7 @@ def _map(args: argparse.Namespace) -> int:
     print(f"{result.out}: map store; STAC item {result.item}" + (f"; quicklook {result.quicklook}"
                                                                     if result.quicklook else ""))
     if result.summary is not None:
-        from geoslide.vectorize import summary_markdown
+        from geoslide.inventory.vectorize import summary_markdown
 
         print(f"{result.vectors}: landslide polygons")
         print(summary_markdown([result.summary]))
@@ -250,14 +250,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from geoslide.errors import ConfigError
 
     if args.pred and args.labels:
-        from geoslide.evaluate import evaluate_map
+        from geoslide.evaluation.score import evaluate_map
 
         print(json.dumps(evaluate_map(args.pred, args.labels, min_area=args.min_area), indent=1))
         return 0
     if args.model and args.patches:
-        from geoslide.evaluate import evaluate_patches
-        from geoslide.report import markdown_table
-        from geoslide.store import PatchStore
+        from geoslide.data.store import PatchStore
+        from geoslide.evaluation.score import evaluate_patches
+        from geoslide.pipeline.report import markdown_table
 
         table = evaluate_patches(args.model, PatchStore.open(args.patches), split=args.split)
         print(table.to_csv(index=False) if args.csv else markdown_table(table))
@@ -266,7 +266,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from geoslide.pipeline import load_pipeline, run_pipeline
+    from geoslide.pipeline.config import load_pipeline, run_pipeline
 
     report = run_pipeline(load_pipeline(args.pipeline), work=args.work, progress=True)
     print(report)

@@ -16,9 +16,9 @@ import pystac
 import pytest
 import rasterio
 
-from geoslide.itembuild import AssetSpec, BandInfo, raster_item
+from geoslide.catalog.build import AssetSpec, BandInfo, raster_item
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "fixtures"
 S2 = DATA / "xrspatial_S2_RGBN_10m_epsg32719.tif"
 L8 = DATA / "satellite_LC08_195025_20130707_RGBN_30m.tif"
 DEM = DATA / "satellite_DEM_30m.tif"

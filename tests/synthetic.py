@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geoslide.store import COLUMNS, MASK_NODATA, PatchStore
+from geoslide.data.store import COLUMNS, MASK_NODATA, PatchStore
 
 
 def blob_patches(n: int, size: int, n_bands: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

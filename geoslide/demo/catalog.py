@@ -26,13 +26,13 @@ import pystac
 import rasterio
 from tqdm import tqdm
 
+from geoslide.catalog.build import COG, AssetSpec, BandInfo, raster_item
 from geoslide.demo.events import EventSpec, event_spec
 from geoslide.demo.render import render_scene
 from geoslide.demo.sensors import REFLECTANCE_SCALE, SENSORS, Sensor
 from geoslide.demo.world import World, build_world, sample_dem, slope_degrees
 from geoslide.errors import ConfigError, GeoslideError
-from geoslide.grid import GridSpec
-from geoslide.itembuild import COG, AssetSpec, BandInfo, raster_item
+from geoslide.raster.grid import GridSpec
 
 DEFAULT_EVENTS = ("demo-quake", "demo-storm")
 LABEL_EXT = "https://stac-extensions.github.io/label/v1.0.1/schema.json"

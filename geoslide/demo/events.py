@@ -15,7 +15,7 @@ from shapely.geometry.base import BaseGeometry
 from geoslide.demo.features import largest_polygon, normals, smooth_noise
 from geoslide.demo.terrain import gradient_xy, sample_points, slope_degrees
 from geoslide.errors import ConfigError
-from geoslide.grid import GridSpec
+from geoslide.raster.grid import GridSpec
 
 MIN_AREA_M2 = 100.0
 MAX_AREA_M2 = 5e5

@@ -8,7 +8,7 @@ from scipy.ndimage import gaussian_filter1d
 from shapely.geometry.base import BaseGeometry
 
 from geoslide.demo.terrain import Channel, sample_points
-from geoslide.grid import GridSpec
+from geoslide.raster.grid import GridSpec
 
 
 def smooth_noise(n: int, correlation: float, rng: np.random.Generator) -> np.ndarray:

@@ -16,7 +16,7 @@ from scipy.ndimage import gaussian_filter
 from geoslide.demo.terrain import bilinear_axes, fractal_noise, gradient_xy, resample_bilinear
 from geoslide.demo.world import World
 from geoslide.errors import GridError
-from geoslide.grid import GridSpec
+from geoslide.raster.grid import GridSpec
 
 _CLASS_NAMES = ("forest", "grass", "field", "old_scar", "stream", "river_bed", "water", "road", "track",
                 "roof_metal", "roof_tile", "roof_concrete", "landslide")  # fmt: skip

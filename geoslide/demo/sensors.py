@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from geoslide.itembuild import BandInfo
+from geoslide.catalog.build import BandInfo
 
 REFLECTANCE_SCALE = 0.0001
 

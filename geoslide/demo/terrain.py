@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geoslide.errors import GridError
-from geoslide.grid import GridSpec
+from geoslide.raster.grid import GridSpec
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from scipy.ndimage import gaussian_filter
 from geoslide.demo import features as ft
 from geoslide.demo.events import EventSpec, hillslopes, landslide_inventory, old_scars, susceptibility
 from geoslide.demo.terrain import Terrain, build_terrain, gradient_xy, resample_bilinear, slope_degrees
-from geoslide.grid import GridSpec
+from geoslide.raster.grid import GridSpec
 
 __all__ = ["World", "build_world", "sample_dem", "slope_degrees"]
 

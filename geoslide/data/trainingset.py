@@ -1,0 +1,178 @@
+"""Build a training set: STAC items + inventory -> patches in a Zarr patch store (``geoslide patches``)."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import pystac
+import xarray as xr
+
+from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
+from geoslide.data.splits import block_split, events_split, random_split
+from geoslide.data.store import MASK_NODATA, PatchStore
+from geoslide.errors import ConfigError, GeoslideWarning
+from geoslide.inventory.rasterize import prepare_inventory, rasterize_inventory, read_inventory
+from geoslide.raster.assets import as_dicts
+from geoslide.raster.cube import grid_of, mosaic, open_cube
+from geoslide.raster.derived import add_derived, difference
+from geoslide.raster.grid import GridSpec
+
+
+@dataclass(frozen=True)
+class TrainingSetSpec:
+    """What goes into the patch store besides the patch geometry (see :class:`PatchSpec`).
+
+    Parameters
+    ----------
+    bands
+        Bands by common name or asset key, in store order; None takes all bands the items share.
+    derived
+        Derived bands appended after ``bands`` (``ndvi``, ``slope``).
+    event, trigger
+        Event name and trigger; by default from the items' ``geoslide:event``/``geoslide:trigger``.
+    split
+        ``random`` (per event 60/20/20), ``blocks`` (western quarter trains), ``events`` (leave
+        ``test_events`` out, the others train/val 3:1) or ``none``.
+    test_events
+        Events held out as the test set with ``split="events"``.
+    chunksize
+        Dask chunk size of the cubes read.
+    """
+
+    bands: tuple[str, ...] | None = None
+    derived: tuple[str, ...] = ()
+    event: str | None = None
+    trigger: str | None = None
+    split: str = "random"
+    test_events: tuple[str, ...] = ()
+    chunksize: int = 1024
+    patch: PatchSpec = field(default_factory=PatchSpec)
+
+
+def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | Path, spec: TrainingSetSpec,
+                  negatives: str | Path | None = None, progress: bool = False,
+                  pre_items: Sequence[pystac.Item] | None = None) -> PatchStore:
+    """Cut every item into patches with their landslide masks and append them to the store at ``out``.
+
+    The store is created if missing; otherwise patches are appended after what is there (bands and
+    patch size must match). Each item is one scene; its patches are written as one Dask graph.
+    With ``pre_items`` (pre-event scenes), post - pre difference bands ``d_<band>`` are appended.
+    """
+    if spec.split not in ("random", "blocks", "events", "none"):
+        raise ConfigError(f"split {spec.split!r} unknown; use random, blocks, events or none")
+    inventory = read_inventory(labels)
+    store = None
+    for item in items:
+        cube = _scene(item, spec, pre_items)
+        bands = [str(b) for b in cube.band.values]
+        existing = _existing(out, bands, spec.patch.size)
+        images, masks, meta = scene_patches(cube, inventory, item, spec, negatives)
+        meta["split"] = _split(meta, spec)
+        store = existing or PatchStore.create(out, bands, spec.patch.size)  # nothing written before this
+        _append(store, images, masks, meta, progress, item.id, _batch(meta, spec))
+    return store
+
+
+def _scene(item: pystac.Item, spec: TrainingSetSpec, pre_items: Sequence[pystac.Item] | None) -> xr.DataArray:
+    """The post-event scene ``(band, y, x)`` with derived and difference bands."""
+    cube = open_cube([item], spec.bands, rescale=True, chunksize=spec.chunksize)
+    with_derived = add_derived(cube, spec.derived).isel(time=0)
+    if not pre_items:
+        return with_derived
+    grid = grid_of(cube)
+    pre = open_cube(pre_items, [str(b) for b in cube.band.values], rescale=True, chunksize=spec.chunksize,
+                    epsg=grid.epsg, resolution=grid.resolution, bounds=grid.bounds)
+    latest = mosaic(pre)  # the most recent valid pre-event pixel
+    diff = difference(cube.isel(time=0), latest)
+    return xr.concat([with_derived, diff], dim="band", coords="minimal", compat="override", join="override")
+
+
+def scene_patches(cube: xr.DataArray, inventory, item: pystac.Item, spec: TrainingSetSpec,
+                  negatives: str | Path | None) -> tuple[da.Array, da.Array, pd.DataFrame]:
+    """Lazy patches of one scene ``(band, y, x)`` with their metadata table."""
+    grid = grid_of(cube)
+    size = spec.patch.size
+    mask = rasterize_inventory(inventory, grid, chunks=spec.chunksize).data
+    invalid = da.isnan(cube.data).any(axis=0)
+    windows = plan_windows(grid.shape, spec.patch)
+    area = float(size * size)
+    flags = [mask.astype(bool) & ~invalid, invalid]
+    landslide, nodata = (s / area for s in window_sums(flags, windows, size, spec.patch.step))
+    bounds = window_bounds(grid, windows, size)
+    chosen = select_windows(windows, landslide, nodata, spec.patch, _negatives(negatives, grid, bounds))
+    windows, bounds = windows[chosen], bounds[chosen]
+    labelled = da.where(invalid, MASK_NODATA, mask).astype("uint8")
+    images, masks = extract(cube, labelled, windows, size)
+    meta = _meta(item, grid, windows, bounds, landslide[chosen], nodata[chosen], spec)
+    return images, masks, meta
+
+
+def _negatives(path: str | Path | None, grid: GridSpec, bounds: np.ndarray) -> np.ndarray | None:
+    if path is None:
+        return None
+    return meets(bounds, prepare_inventory(read_inventory(path), grid))
+
+
+def _meta(item: pystac.Item, grid: GridSpec, windows: np.ndarray, bounds: np.ndarray, landslide: np.ndarray,
+          nodata: np.ndarray, spec: TrainingSetSpec) -> pd.DataFrame:
+    props = as_dicts([item])[0]["properties"]
+    n = len(windows)
+    return pd.DataFrame({
+        "event": spec.event or props.get("geoslide:event") or item.collection_id or item.id,
+        "sensor": props.get("constellation") or props.get("platform") or item.collection_id or "unknown",
+        "trigger": spec.trigger or props.get("geoslide:trigger") or "unknown",
+        "item_id": item.id, "crs": f"EPSG:{grid.epsg}", "split": "",
+        "resolution": np.full(n, grid.resolution), "xmin": bounds[:, 0], "ymin": bounds[:, 1],
+        "xmax": bounds[:, 2], "ymax": bounds[:, 3], "row": windows[:, 0], "col": windows[:, 1],
+        "landslide_fraction": landslide.astype("float32"), "nodata_fraction": nodata.astype("float32"),
+    }, index=pd.RangeIndex(n))
+
+
+def _split(meta: pd.DataFrame, spec: TrainingSetSpec) -> np.ndarray:
+    if spec.split == "none" or len(meta) == 0:
+        return np.full(len(meta), "")
+    if spec.split == "blocks":
+        return block_split(meta)
+    if spec.split == "events":
+        return events_split(meta, spec.test_events, seed=spec.patch.seed, strict=False)
+    if spec.patch.step < spec.patch.size:
+        warnings.warn(f"a random split of patches overlapping by {spec.patch.size - spec.patch.step} px puts the same "
+                      "pixels in training and test, so test scores are optimistic; for honest scores use --split "
+                      "blocks or events, a stride >= the patch size, or test on whole unseen scenes",
+                      GeoslideWarning, stacklevel=3)
+    return random_split(meta, seed=spec.patch.seed)
+
+
+def _existing(out: str | Path, bands: list[str], size: int) -> PatchStore | None:
+    """The store at ``out`` if there is one, checked to take these patches; None if there is none."""
+    store = PatchStore.open_existing(out)
+    if store is None:
+        return None
+    if store.bands != bands or store.patch_size != size:
+        raise ConfigError(f"{out} holds {store.patch_size}px patches of bands {store.bands}; this build makes "
+                          f"{size}px patches of {bands}; write to a new store or match --bands/--patch-size")
+    return store
+
+
+def _batch(meta: pd.DataFrame, spec: TrainingSetSpec) -> int:
+    """Patches whose sources lie in about one row of read chunks (patches are row-major)."""
+    per_row = int(meta.groupby("row").size().max()) if len(meta) else 1
+    return per_row * max(1, spec.chunksize // spec.patch.step)
+
+
+def _append(store: PatchStore, images: da.Array, masks: da.Array, meta: pd.DataFrame, progress: bool,
+            label: str, batch: int) -> None:
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        print(f"{label}: {len(meta)} patches", flush=True)
+        with ProgressBar(minimum=1.0):
+            store.append(images, masks, meta, batch=batch)
+    else:
+        store.append(images, masks, meta, batch=batch)

@@ -1,0 +1,114 @@
+"""Accuracy of landslide maps and models against inventories, pixel- and object-level.
+
+- :func:`evaluate_map`: a map store against inventory polygons, streamed chunk by chunk
+  (confusion counts per chunk; objects compared as polygons, so any map size works).
+- :func:`evaluate_patches`: a model on a patch store split, grouped (mixed, per event, per sensor),
+  the tables of the seeds (HR-GLDD collections 1-3, GDCLD unseen events, Landslide4Sense test).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+import torch
+
+from geoslide.data.store import MASK_NODATA, PatchStore
+from geoslide.errors import LabelError
+from geoslide.evaluation.metrics import ConfusionMatrix, confusion_counts
+from geoslide.inventory.rasterize import rasterize_inventory, read_inventory
+from geoslide.inventory.vectorize import vectorize
+from geoslide.mapping.store import open_map
+from geoslide.models.card import load_checkpoint
+from geoslide.raster.cube import grid_of
+from geoslide.training.batches import Normalisation, PatchReader
+from geoslide.training.losses import final_logits
+
+
+def evaluate_map(pred: str | Path, labels: str | Path | gpd.GeoDataFrame, min_area: float = 0.0) -> dict[str, Any]:
+    """Precision, recall, F1, IoU and mIoU of a map store's mask, plus object-level scores.
+
+    Pixels that are nodata in the map are left out. Objects: an inventory landslide is detected
+    when a mapped polygon intersects it; a mapped polygon touching no inventory landslide is false.
+    """
+    stored = open_map(pred)
+    mask = stored["mask"]
+    grid = grid_of(mask)
+    inventory = read_inventory(labels)
+    truth = rasterize_inventory(inventory, grid, chunks=mask.data.chunksize).data
+    target = da.where(mask.data == MASK_NODATA, MASK_NODATA, truth)
+    blocks = [dask.delayed(_block_counts)(p, t) for p, t in zip(mask.data.to_delayed().ravel(),
+                                                                target.rechunk(mask.data.chunks).to_delayed().ravel(),
+                                                                strict=True)]
+    matrix = ConfusionMatrix(np.sum(dask.compute(*blocks), axis=0))
+    valid = vectorize((mask != MASK_NODATA).astype(np.uint8).rio.write_crs(grid.crs)).union_all()
+    objects = object_scores(vectorize(mask, min_area=min_area), inventory.to_crs(grid.crs), valid)
+    return {**matrix.as_dict(json_safe=True), **objects, "pixels_valid": int(matrix.counts.sum())}
+
+
+def _block_counts(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    pred = np.where(pred == MASK_NODATA, 0, pred)
+    return confusion_counts(pred, target)
+
+
+def object_scores(mapped: gpd.GeoDataFrame, inventory: gpd.GeoDataFrame, valid: shapely.Geometry
+                  ) -> dict[str, Any]:
+    """Share of inventory landslides hit, false landslides, and areas (m2), where the map has data.
+
+    Inventory landslides are clipped to ``valid`` (the map's area with data); those outside it are left out.
+    """
+    clipped = inventory.geometry.intersection(valid)
+    inside = gpd.GeoDataFrame(geometry=clipped[~clipped.is_empty & (clipped.area > 0)], crs=inventory.crs)
+    hit_inv = np.zeros(len(inside), dtype=bool)
+    hit_map = np.zeros(len(mapped), dtype=bool)
+    if len(inside) and len(mapped):
+        left, right = mapped.sindex.query(inside.geometry.values, predicate="intersects")
+        hit_inv[left], hit_map[right] = True, True
+    area_inv, area_map = float(inside.area.sum()), float(mapped.area.sum())
+    return {"n_inventory": int(len(inside)), "n_detected": int(hit_inv.sum()),
+            "detected_share": float(hit_inv.mean()) if len(inside) else float("nan"),
+            "n_mapped": int(len(mapped)), "n_false": int((~hit_map).sum()),
+            "area_inventory_m2": area_inv, "area_mapped_m2": area_map,
+            "area_error_rel": (area_map - area_inv) / area_inv if area_inv else float("nan")}
+
+
+def evaluate_patches(model_dir: str | Path, store: PatchStore, split: str = "test",
+                     by: Sequence[str] = ("event", "sensor"), batch: int = 32, device: str = "cpu",
+                     unseen: Sequence[str] = ()) -> pd.DataFrame:
+    """Metrics of a model on a store split: one row for all patches ("mixed"), one per group value.
+
+    ``by`` names metadata columns; the pseudo-column ``unseen`` is ``yes`` for the events in ``unseen``.
+    """
+    meta = store.meta().assign(unseen=lambda m: np.where(m["event"].isin(list(unseen)), "yes", "no"))
+    rows = np.flatnonzero(meta["split"].to_numpy() == split)
+    if len(rows) == 0:
+        raise LabelError(f"{store.path} has no patches with split {split!r}; nothing to evaluate")
+    model, card = load_checkpoint(model_dir, device)
+    if tuple(store.bands) != card.bands:
+        raise LabelError(f"the model takes bands {list(card.bands)} but the store has {store.bands}")
+    per_patch = _patch_counts(model, card, store, rows, batch, device)
+    groups = [("mixed", "all", np.ones(len(rows), dtype=bool))]
+    groups += [(col, v, meta[col].to_numpy()[rows] == v) for col in by for v in sorted(meta[col].iloc[rows].unique())]
+    return pd.DataFrame([{"group": g, "value": v, "patches": int(sel.sum()),
+                          **ConfusionMatrix(per_patch[sel].sum(axis=0)).as_dict(json_safe=True)}
+                         for g, v, sel in groups])
+
+
+@torch.inference_mode()
+def _patch_counts(model, card, store: PatchStore, rows: np.ndarray, batch: int, device: str) -> np.ndarray:
+    reader = PatchReader(store, rows, Normalisation(card.mean, card.std), in_memory=False)
+    counts = np.zeros((len(rows), 4), dtype=np.int64)
+    for start in range(0, len(rows), batch):
+        positions = np.arange(start, min(start + batch, len(rows)))
+        images, masks = reader.batch(positions)
+        probs = torch.sigmoid(final_logits(model(images.to(device))))[:, 0].cpu().numpy()
+        for j, pos in enumerate(positions):
+            counts[pos] = confusion_counts(probs[j] >= card.threshold, masks[j].numpy())
+    return counts

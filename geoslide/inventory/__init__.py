@@ -1,0 +1,5 @@
+"""Stage 3, inventory: landslide polygons to masks and masks back to polygons.
+
+``rasterize`` reads an inventory and burns it onto a grid chunk by chunk; ``vectorize`` turns a
+chunked landslide mask into polygons merged across chunk edges.
+"""

@@ -1,0 +1,139 @@
+"""The main job: STAC query -> mosaic -> tiled inference -> map store, vectors, quicklook, STAC item.
+
+Every step reads what the step before wrote, so a rerun after an interruption resumes the map store
+chunk by chunk and redoes only the cheap exports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pystac
+import xarray as xr
+
+from geoslide.catalog.search import search
+from geoslide.errors import OutputError
+from geoslide.inventory.vectorize import inventory_summary, vectorize, write_vectors
+from geoslide.mapping.export import export_cog, item_path, map_item, quicklook
+from geoslide.mapping.inference import InferenceSpec, predict_proba
+from geoslide.mapping.store import open_map, write_map
+from geoslide.models.card import ModelCard, bundled_model_path, read_card
+from geoslide.raster.cube import mosaic, open_cube
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """What to map and where to write it.
+
+    Parameters
+    ----------
+    out
+        Map store path (``OUT.zarr``); the quicklook (``OUT.png``), STAC item (``OUT.json``) and COGs
+        (``OUT.probability.tif``, ``OUT.mask.tif``) are written beside it.
+    model
+        Model directory; None takes the bundled demo model.
+    vectors
+        GeoParquet path for landslide polygons (a GeoJSON in WGS84 is written beside it); None skips.
+    inference
+        Chunk, overlap, tile and batch sizes, device.
+    resolution, epsg
+        Target grid; None keeps the items' (several CRSs need ``epsg``).
+    min_area
+        Minimum mapping unit in m2 for the vectors.
+    split
+        Split amalgamated landslides in the vectors.
+    cog, quicklook
+        Also export COGs; write the quicklook PNG.
+    event
+        Event name for the summary (default: the items' ``geoslide:event`` or the output name).
+    """
+
+    out: str
+    model: str | None = None
+    vectors: str | None = None
+    inference: InferenceSpec = field(default_factory=InferenceSpec)
+    resolution: float | None = None
+    epsg: int | None = None
+    min_area: float = 0.0
+    split: bool = False
+    cog: bool = False
+    quicklook: bool = True
+    event: str | None = None
+
+
+@dataclass(frozen=True)
+class MapResult:
+    """Paths written and the event summary (HR-GLDD Table 1 columns) when vectors were made."""
+
+    out: Path
+    item: Path
+    quicklook: Path | None
+    vectors: Path | None
+    summary: dict[str, Any] | None
+
+
+def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = None, client: Any = None,
+            progress: bool = False) -> MapResult:
+    """Search, load, mosaic and map ``stac_query``'s items with a model; see :class:`MapSpec`."""
+    _check_out(spec.out)
+    model_dir = Path(spec.model) if spec.model else bundled_model_path()
+    card = read_card(model_dir)
+    items = search(stac_query, catalog)
+    image = load_image(items, card, spec)
+    probability = predict_proba(image, model_dir, spec.inference)
+    attrs = {"model": _model_id(model_dir, card), "inputs": sorted(i.id for i in items),
+             "inference": asdict(spec.inference)}
+    write_map(probability, spec.out, card.threshold, attrs, progress=progress, client=client)
+    return _exports(items, image, card, model_dir, spec)
+
+
+def load_image(items: list[pystac.Item], card: ModelCard, spec: MapSpec) -> xr.DataArray:
+    """The model's bands of all items, as physical values on one grid, latest valid pixel on top."""
+    options: dict[str, Any] = {"rescale": True, "chunksize": spec.inference.chunk}
+    if spec.resolution is not None:
+        options["resolution"] = spec.resolution
+    if spec.epsg is not None:
+        options["epsg"] = spec.epsg
+    return mosaic(open_cube(items, list(card.bands), **options))
+
+
+def _exports(items: list[pystac.Item], image: xr.DataArray, card: ModelCard, model_dir: Path, spec: MapSpec
+             ) -> MapResult:
+    out = Path(spec.out)
+    stored = open_map(out)
+    summary = vectors = None
+    if spec.vectors:
+        polygons = vectorize(stored["mask"], min_area=spec.min_area, split=spec.split,
+                             probability=stored["probability"])
+        vectors, _ = write_vectors(polygons, spec.vectors)
+        summary = inventory_summary(polygons, event=spec.event or _event(items, out))
+    png = quicklook(image, stored["mask"], out.with_suffix(".png")) if spec.quicklook else None
+    cogs = {v: export_cog(out, v, out.with_suffix(f".{v}.tif")) for v in ("probability", "mask")} if spec.cog else {}
+    params = {"threshold": card.threshold, "min_area_m2": spec.min_area, "split": spec.split,
+              **{f"inference_{k}": v for k, v in asdict(spec.inference).items()}}
+    map_item(out, items, _model_summary(model_dir, card), params, cogs=cogs, vectors=vectors, quicklook_png=png)
+    return MapResult(out, item_path(out), png, vectors, summary)
+
+
+def _check_out(out: str) -> None:
+    path = Path(out)
+    if path.suffix != ".zarr":
+        raise OutputError(f"--out {out} should end in .zarr (the map store); e.g. --out {path.stem}.zarr")
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{out} exists and is a file; pick a new --out")
+
+
+def _model_id(model_dir: Path, card: ModelCard) -> str:
+    return f"{card.architecture}@{model_dir.resolve()}"
+
+
+def _model_summary(model_dir: Path, card: ModelCard) -> dict[str, Any]:
+    return {"architecture": card.architecture, "bands": list(card.bands), "threshold": card.threshold,
+            "patch_size": card.patch_size, "resolution": card.resolution, "path": str(model_dir.resolve())}
+
+
+def _event(items: list[pystac.Item], out: Path) -> str:
+    events = sorted({str(i.properties.get("geoslide:event")) for i in items if "geoslide:event" in i.properties})
+    return ", ".join(events) if events else out.stem

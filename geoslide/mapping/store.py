@@ -1,0 +1,421 @@
+"""The map store: a resumable Zarr v3 group holding a landslide probability map and its mask.
+
+Layout (the only module that knows it)::
+
+    OUT.zarr/                 group attrs: geoslide_map_store, fingerprint (threshold, grid, chunks, params)
+      probability  (y, x) uint8   round(p * 250); 255 = nodata. CF ``scale_factor`` 0.004 decodes it.
+      mask         (y, x) uint8   1 = landslide (p >= threshold), 0 = background, 255 = nodata
+      x, y         pixel-centre coordinates (float64)
+      spatial_ref  () CF grid mapping (``crs_wkt``, ``GeoTransform``) for xarray/rioxarray
+      progress/done  (chunk rows, chunk cols) uint8: 1 once a chunk of both arrays is written
+
+Probability is quantised to 1/250 (error at most 0.002); the mask is thresholded on the unquantised
+probability. Store chunks equal the input's dask chunks. Each chunk is computed, written into both
+arrays and only then marked done, so a rerun with the same fingerprint computes only the chunks not
+yet done and ends with the same bytes as an uninterrupted run.
+
+Readers: ``xr.open_zarr(out, decode_coords="all")`` gives the CRS through rioxarray (``spatial_ref``
+is also listed in ``coordinates``, so plain ``open_zarr`` works too). GDAL's Zarr driver (tested with
+3.12) takes the CRS from the ``_CRS`` attribute (or the CF ``grid_mapping``), the geotransform from the
+regular ``x``/``y`` arrays named in ``dimension_names`` and nodata from ``fill_value``:
+``ZARR:"OUT.zarr":/mask``. GDAL 3.10 and older cannot read any Zarr v3 array zarr-python writes (they
+predate the ``bytes`` codec), so use :mod:`geoslide.mapping.export` COGs there. Chunks are gzip-compressed,
+the one codec every GDAL Zarr build decodes; gzip headers carry a write time, so chunk files of two
+runs differ in those four bytes only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import rioxarray  # noqa: F401  (registers .rio)
+import xarray as xr
+import zarr
+from dask.highlevelgraph import HighLevelGraph
+from pyproj import CRS
+from tqdm.auto import tqdm
+from zarr.codecs import GzipCodec
+
+from geoslide.data.store import MASK_NODATA, exists
+from geoslide.errors import ConfigError, CRSError, GridError, OutputError
+from geoslide.raster.cube import grid_of
+from geoslide.raster.grid import GridSpec
+
+FORMAT = "geoslide-map-store/1"
+NODATA = MASK_NODATA
+PROBABILITY_SCALE = 250
+DONE = "progress/done"
+VARIABLES = ("probability", "mask")
+DEFAULT_CHUNK = 1024
+logger = logging.getLogger(__name__)
+
+BlockSink = Callable[[tuple[int, int], np.ndarray], None]
+
+
+@dataclass(frozen=True)
+class MapStatus:
+    """How far a map store is: chunks written out of all chunks."""
+
+    done: int
+    total: int
+
+    @property
+    def complete(self) -> bool:
+        """Whether every chunk is written."""
+        return self.done == self.total
+
+
+def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attrs: Mapping[str, Any],
+              progress: bool = False, client: Any = None) -> Path:
+    """Compute ``probability`` chunk by chunk into a map store, resuming one left unfinished.
+
+    Parameters
+    ----------
+    probability
+        Lazy ``(y, x)`` probabilities in [0, 1] with NaN as nodata, pixel-centre coordinates on a
+        regular north-up grid and a CRS (rioxarray). Its dask chunks become the store's chunks.
+    out
+        Path of the Zarr v3 store.
+    threshold
+        Probability at and above which a pixel is a landslide in ``mask``.
+    attrs
+        JSON-ready parameters that identify the run (model id, input item ids, ...). With the
+        threshold, grid and chunks they form the fingerprint a rerun must match.
+    progress
+        Show a progress bar over chunks.
+    client
+        A ``distributed.Client`` to compute on; dask's default scheduler otherwise.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    OutputError
+        ``out`` holds something else, or a map made with another fingerprint.
+    GridError, CRSError, ConfigError
+        Probabilities off a regular (y, x) grid or without CRS; a threshold outside (0, 1).
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
+    probability = _prepared(probability)
+    grid = grid_of(probability)
+    chunks = (probability.chunks[0][0], probability.chunks[1][0])
+    fingerprint = _fingerprint(grid, chunks, threshold, attrs)
+    group = _open_matching(out, fingerprint)
+    if group is None:
+        group = _create(out, grid, chunks, fingerprint, threshold)
+    done = np.asarray(group[DONE][...])
+    todo = [(int(i), int(j)) for i, j in np.argwhere(done == 0)]
+    if not todo:
+        logger.info("%s is complete (%d/%d chunks); nothing to compute", out, done.size, done.size)
+        return Path(out)
+    encoded = encode(probability.data, threshold)
+    with tqdm(total=done.size, initial=done.size - len(todo), unit="chunk", desc="map",
+              disable=not progress) as bar:
+        sink = _block_writer(group, chunks, bar)
+        if client is None:
+            _run_local(encoded, todo, sink, _in_flight(None))
+        else:
+            _run_distributed(client, encoded, todo, sink, _in_flight(client))
+    return Path(out)
+
+
+def encode(probability: da.Array, threshold: float) -> da.Array:
+    """Stored form of probabilities: ``(2, y, x)`` uint8, [0] scaled probability, [1] mask."""
+    return da.map_blocks(_encode_block, probability, threshold, new_axis=[0], dtype=np.uint8,
+                         chunks=((2,), *probability.chunks))
+
+
+def _encode_block(p: np.ndarray, threshold: float) -> np.ndarray:
+    nodata = np.isnan(p)
+    scaled = np.where(nodata, NODATA, np.rint(np.clip(p, 0.0, 1.0) * PROBABILITY_SCALE)).astype(np.uint8)
+    mask = np.where(nodata, NODATA, p >= threshold).astype(np.uint8)
+    return np.stack([scaled, mask])
+
+
+def decode_probability(raw: np.ndarray | xr.DataArray) -> np.ndarray | xr.DataArray:
+    """float32 probabilities (NaN = nodata) from stored uint8 values."""
+    scaled = raw.astype(np.float32) / np.float32(PROBABILITY_SCALE)
+    if isinstance(scaled, xr.DataArray):
+        return scaled.where(raw != NODATA)
+    return np.where(raw == NODATA, np.float32(np.nan), scaled)
+
+
+def open_map(out: str | Path) -> xr.Dataset:
+    """The map as a lazy Dataset: ``probability`` float32 (NaN nodata), ``mask`` uint8 (255 nodata), with CRS."""
+    group = _open_map_group(out)
+    raw = xr.open_zarr(str(out), decode_coords="all", mask_and_scale=False, consolidated=False, zarr_format=3)
+    crs = CRS.from_epsg(group.attrs["fingerprint"]["grid"]["epsg"])
+    probability = decode_probability(raw["probability"]).rename("probability")
+    probability.attrs = {"long_name": "landslide probability", "units": "1"}
+    mask = raw["mask"]
+    mask.attrs = {k: v for k, v in mask.attrs.items() if k not in ("_CRS", "grid_mapping", "coordinates")}
+    ds = xr.Dataset({"probability": probability, "mask": mask})
+    ds.attrs = {"threshold": group.attrs["fingerprint"]["threshold"]}
+    return ds.rio.write_crs(crs)
+
+
+def read_probability(out: str | Path) -> xr.DataArray:
+    """Probabilities of a map store as lazy float32 with NaN nodata and CRS."""
+    return open_map(out)["probability"]
+
+
+def map_status(out: str | Path) -> MapStatus:
+    """Chunks done and in all of a map store."""
+    done = np.asarray(_open_map_group(out)[DONE][...])
+    return MapStatus(int(np.count_nonzero(done)), int(done.size))
+
+
+def map_grid(out: str | Path) -> GridSpec:
+    """The grid a map store is on."""
+    grid = _open_map_group(out).attrs["fingerprint"]["grid"]
+    return GridSpec(grid["epsg"], tuple(grid["bounds"]), grid["resolution"])
+
+
+def stored_array(out: str | Path, variable: str) -> zarr.Array:
+    """The stored uint8 ``probability`` or ``mask`` array (255 = nodata), read-only."""
+    if variable not in VARIABLES:
+        raise OutputError(f"a map store holds {', '.join(VARIABLES)}, not {variable!r}")
+    return _open_map_group(out)[variable]
+
+
+def map_attrs(out: str | Path) -> dict[str, Any]:
+    """The fingerprint of a map store: threshold, grid, chunks and the caller's ``attrs``."""
+    return dict(_open_map_group(out).attrs["fingerprint"])
+
+
+# -- input checks ---------------------------------------------------------------------------------
+
+
+def _prepared(probability: xr.DataArray) -> xr.DataArray:
+    """Checked (y, x) float32 dask-backed probabilities with regular chunks."""
+    if probability.dims != ("y", "x"):
+        raise GridError(f"probabilities need dims ('y', 'x'), got {probability.dims}; squeeze or transpose them")
+    if probability.rio.crs is None:
+        raise CRSError("probabilities have no CRS; write one with .rio.write_crs('EPSG:...')")
+    if probability.chunks is None:
+        probability = probability.chunk({"y": DEFAULT_CHUNK, "x": DEFAULT_CHUNK})
+    chunks = probability.chunks
+    if not all(_regular(c) for c in chunks):
+        probability = probability.chunk({"y": chunks[0][0], "x": chunks[1][0]})
+    _check_regular_grid(probability)
+    return probability.astype(np.float32)
+
+
+def _regular(chunks: tuple[int, ...]) -> bool:
+    return all(c == chunks[0] for c in chunks[:-1]) and chunks[-1] <= chunks[0]
+
+
+def _check_regular_grid(probability: xr.DataArray) -> None:
+    x, y = probability.x.values.astype(float), probability.y.values.astype(float)
+    if max(x.size, y.size) < 2:
+        raise GridError("probabilities need at least 2 pixels along x or y to define a grid")
+    dx, dy = np.diff(x), -np.diff(y)
+    res = dx[0] if dx.size else dy[0]
+    tol = abs(res) * 1e-6
+    if not (res > 0 and np.allclose(dx, res, rtol=0, atol=tol) and np.allclose(dy, res, rtol=0, atol=tol)):
+        raise GridError("probabilities are not on a regular north-up grid (x ascending, y descending, equal "
+                        "square pixels); resample them onto a GridSpec first")
+
+
+def _fingerprint(grid: GridSpec, chunks: tuple[int, int], threshold: float, attrs: Mapping[str, Any]
+                 ) -> dict[str, Any]:
+    """JSON-normalised parameters a rerun must match."""
+    fp = {"threshold": float(threshold), "chunks": list(chunks), "params": dict(attrs),
+          "grid": {"epsg": grid.epsg, "bounds": [round(float(v), 9) for v in grid.bounds],
+                   "resolution": round(float(grid.resolution), 12)}}
+    try:
+        return json.loads(json.dumps(fp, sort_keys=True))
+    except TypeError as err:
+        raise OutputError(f"map attrs must be JSON-serialisable: {err}") from None
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+def _open_map_group(out: str | Path, mode: str = "r") -> zarr.Group:
+    """An existing map store; anything else at ``out`` is an OutputError."""
+    if not exists(out):
+        raise OutputError(f"no map store at {out}; write one with `geoslide map --out {out}`")
+    try:
+        group = zarr.open_group(str(out), mode=mode, zarr_format=3)
+        kind = group.attrs.get("geoslide_map_store")
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError, KeyError):
+        kind = None
+    if kind != FORMAT:
+        raise OutputError(f"{out} exists and is not a geoslide map store; pick a new --out or delete it")
+    return group
+
+
+def _open_matching(out: str | Path, fingerprint: dict[str, Any]) -> zarr.Group | None:
+    """The store at ``out`` if it was started with ``fingerprint``; None if nothing is there."""
+    if not exists(out):
+        return None
+    group = _open_map_group(out, mode="r+")
+    old = _flat(group.attrs["fingerprint"])
+    new = _flat(fingerprint)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed:
+        detail = "; ".join(f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in changed[:3])
+        raise OutputError(f"{out} holds a map made with other parameters ({detail}); "
+                          "pick a new --out or delete the old store")
+    return group
+
+
+def _create(out: str | Path, grid: GridSpec, chunks: tuple[int, int], fingerprint: dict[str, Any],
+            threshold: float) -> zarr.Group:
+    """A new, empty store; the format attribute is written last."""
+    group = zarr.open_group(str(out), mode="w-", zarr_format=3)
+    georef = {"_CRS": _gdal_crs(grid.crs), "grid_mapping": "spatial_ref", "coordinates": "spatial_ref"}
+    prob_attrs = {**georef, "_FillValue": NODATA, "scale_factor": 1.0 / PROBABILITY_SCALE, "add_offset": 0.0,
+                  "long_name": "landslide probability", "units": "1"}
+    mask_attrs = {**georef, "_FillValue": NODATA, "long_name": "landslide mask", "flag_values": [0, 1],
+                  "flag_meanings": "background landslide", "threshold": float(threshold)}
+    for name, attrs in (("probability", prob_attrs), ("mask", mask_attrs)):
+        group.create_array(name, shape=grid.shape, chunks=chunks, dtype="uint8", fill_value=NODATA,
+                           compressors=GzipCodec(), dimension_names=("y", "x"), attributes=attrs)
+    _write_coords(group, grid)
+    n_blocks = tuple(-(-n // c) for n, c in zip(grid.shape, chunks, strict=True))
+    group.create_array(DONE, shape=n_blocks, chunks=tuple(min(n, 256) for n in n_blocks), dtype="uint8",
+                       fill_value=0, compressors=GzipCodec(), dimension_names=("chunk_y", "chunk_x"))
+    group.attrs.update({"geoslide_map_store": FORMAT, "fingerprint": fingerprint})
+    return group
+
+
+def _gdal_crs(crs: CRS) -> dict[str, Any]:
+    """The ``_CRS`` attribute GDAL's Zarr driver reads."""
+    out: dict[str, Any] = {"wkt": crs.to_wkt(), "projjson": crs.to_json_dict()}
+    epsg = crs.to_epsg()
+    if epsg is not None:
+        out["url"] = f"http://www.opengis.net/def/crs/EPSG/0/{epsg}"
+    return out
+
+
+def _write_coords(group: zarr.Group, grid: GridSpec) -> None:
+    crs = grid.crs
+    unit = crs.axis_info[0].unit_name if crs.axis_info else "unknown"
+    for dim, values in (("x", grid.x_coords()), ("y", grid.y_coords())):
+        name = "projection_x_coordinate" if dim == "x" else "projection_y_coordinate"
+        if crs.is_geographic:
+            name = "longitude" if dim == "x" else "latitude"
+        attrs = {"standard_name": name, "long_name": f"{dim} coordinate of pixel centres", "units": unit,
+                 "axis": dim.upper()}
+        arr = group.create_array(dim, shape=values.shape, chunks=values.shape, dtype="float64", fill_value=np.nan,
+                                 compressors=GzipCodec(), dimension_names=(dim,), attributes=attrs)
+        arr[:] = values
+    cf = crs.to_cf()
+    cf.update({"spatial_ref": cf["crs_wkt"], "GeoTransform": " ".join(repr(v) for v in grid.transform.to_gdal())})
+    ref = group.create_array("spatial_ref", shape=(), dtype="int64", fill_value=0, compressors=GzipCodec(),
+                             attributes=cf)
+    ref[...] = 0
+
+
+def _block_writer(group: zarr.Group, chunks: tuple[int, int], bar: tqdm) -> BlockSink:
+    """A sink writing one encoded block into both arrays, then marking it done."""
+    probability, mask, done = group["probability"], group["mask"], group[DONE]
+    cy, cx = chunks
+
+    def write(index: tuple[int, int], block: np.ndarray) -> None:
+        i, j = index
+        rows, cols = slice(i * cy, i * cy + block.shape[1]), slice(j * cx, j * cx + block.shape[2])
+        probability[rows, cols] = block[0]
+        mask[rows, cols] = block[1]
+        done[i, j] = 1
+        bar.update(1)
+
+    return write
+
+
+# -- running the graph ----------------------------------------------------------------------------
+
+
+def _in_flight(client: Any) -> int:
+    """Blocks to keep in flight: twice the threads that compute them."""
+    if client is None:
+        threads = dask.config.get("num_workers", None) or os.cpu_count() or 1
+    else:
+        threads = sum(client.nthreads().values()) or 1
+    return max(4, 2 * int(threads))
+
+
+def _batches(todo: Sequence[tuple[int, int]], size: int) -> Iterator[list[tuple[int, int]]]:
+    for start in range(0, len(todo), size):
+        yield list(todo[start:start + size])
+
+
+class _Blocks:
+    """Culls the graph of ``encoded`` to a batch of blocks, keeping one graph so culls stay cheap."""
+
+    def __init__(self, encoded: da.Array) -> None:
+        graph = encoded.__dask_graph__()
+        if not isinstance(graph, HighLevelGraph):
+            graph = HighLevelGraph({encoded.name: dict(graph)}, {encoded.name: set()})
+        self.graph, self.name = graph, encoded.name
+
+    def batch(self, indices: Sequence[tuple[int, int]]) -> tuple[HighLevelGraph, list[tuple]]:
+        """The graph computing exactly these blocks, and their keys."""
+        keys = [(self.name, 0, i, j) for i, j in indices]
+        return self.graph.cull(set(keys)), keys
+
+
+def _run_local(encoded: da.Array, todo: Sequence[tuple[int, int]], sink: BlockSink, batch: int) -> None:
+    """Compute row-major batches of blocks with dask's scheduler; write each batch when it is done."""
+    blocks, get = _Blocks(encoded), dask.base.get_scheduler(collections=[encoded])
+    for indices in _batches(todo, batch):
+        graph, keys = blocks.batch(indices)
+        for index, block in zip(indices, get(graph, keys), strict=True):
+            sink(index, block)
+
+
+def _run_distributed(client: Any, encoded: da.Array, todo: Sequence[tuple[int, int]], sink: BlockSink,
+                     limit: int) -> None:
+    """Compute blocks on a cluster, at most ``limit`` in flight, writing each as it arrives."""
+    from distributed import as_completed
+
+    blocks, batches = _Blocks(encoded), _batches(todo, max(1, limit // 2))
+    pending: dict[Any, tuple[tuple[int, int], Any]] = {}
+    arrived = as_completed()
+
+    def submit() -> None:
+        indices = next(batches, None)
+        if indices is None:
+            return
+        graph, keys = blocks.batch(indices)
+        for future, index in zip(client.get(graph, keys, sync=False), indices, strict=True):
+            pending[future.key] = (index, future)
+            arrived.add(future)
+
+    try:
+        submit()
+        submit()
+        for future in arrived:
+            index, _ = pending.pop(future.key)
+            sink(index, future.result())
+            future.release()
+            if len(pending) <= limit // 2:
+                submit()
+    finally:
+        if pending:
+            client.cancel([future for _, future in pending.values()])

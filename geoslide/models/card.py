@@ -1,0 +1,167 @@
+"""Model checkpoints: weights in safetensors plus a JSON card; loading never unpickles.
+
+Layout of a model directory::
+
+    MODEL_DIR/model.safetensors   tensors of ``model.state_dict()``
+    MODEL_DIR/model.json          :class:`ModelCard` (architecture, bands, normalisation, ...)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from geoslide.errors import ModelError
+from geoslide.models import build_model
+
+WEIGHTS = "model.safetensors"
+CARD = "model.json"
+FORMAT = "geoslide-model/1"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model needs to be rebuilt and fed: architecture, inputs, normalisation, provenance.
+
+    Parameters
+    ----------
+    architecture
+        Registered model name (see :func:`geoslide.models.model_names`).
+    params
+        Builder options (``base_filters``, ``depth``, ...).
+    bands
+        Input band names, in order.
+    mean, std
+        Per-band normalisation applied as ``(x - mean) / std`` before the model.
+    patch_size
+        Patch size the model was trained on (pixels).
+    resolution
+        Ground sampling distance of the training data (metres); None if mixed or unknown.
+    threshold
+        Probability at and above which a pixel is mapped as landslide.
+    receptive_field
+        Pixels of input one output pixel sees (width of the square window), for inference overlap.
+    training
+        Free-form provenance: data, epochs, loss, optimiser, validation metrics.
+    """
+
+    architecture: str
+    params: dict[str, Any]
+    bands: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    patch_size: int
+    resolution: float | None = None
+    threshold: float = 0.5
+    receptive_field: int | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.bands)
+        if len(self.mean) != n or len(self.std) != n:
+            raise ModelError(f"model card has {n} bands but {len(self.mean)} means and {len(self.std)} stds")
+        if any(s <= 0 for s in self.std):
+            raise ModelError("model card has a non-positive std; recompute the normalisation")
+        if not 0.0 < self.threshold < 1.0:
+            raise ModelError(f"threshold must be in (0, 1), got {self.threshold}")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        return {"format": FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelCard:
+        """Parse a card; refuses other formats and unknown keys."""
+        data = dict(data)
+        if data.pop("format", None) != FORMAT:
+            raise ModelError(f"not a geoslide model card (expected format {FORMAT!r})")
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(set(data) - known):
+            raise ModelError(f"model card has unknown keys {unknown}; was it written by a newer geoslide?")
+        for key in ("bands", "mean", "std"):
+            data[key] = tuple(data.get(key, ()))
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ModelError(f"model card is incomplete: {exc}") from exc
+
+
+def save_checkpoint(model: nn.Module, card: ModelCard, out_dir: str | Path) -> Path:
+    """Write weights and card into ``out_dir`` atomically (each file renamed into place)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = cpu_state(model)
+    write_atomic(out / WEIGHTS, lambda p: save_file(state, p, metadata={"format": FORMAT}))
+    write_atomic(out / CARD, lambda p: Path(p).write_text(json.dumps(card.to_json(), indent=2) + "\n"))
+    return out
+
+
+def read_card(model_dir: str | Path) -> ModelCard:
+    """Read the JSON card of a model directory."""
+    path = Path(model_dir) / CARD
+    if not path.is_file():
+        raise ModelError(f"{model_dir} is not a model directory (no {CARD}); train one with `geoslide train`")
+    try:
+        return ModelCard.from_json(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path} is not valid JSON: {exc}") from exc
+
+
+def load_checkpoint(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelCard]:
+    """Rebuild the model from its card and load the safetensors weights, in eval mode."""
+    card = read_card(model_dir)
+    weights = Path(model_dir) / WEIGHTS
+    if not weights.is_file():
+        raise ModelError(f"{model_dir} has a card but no {WEIGHTS}; the checkpoint is incomplete")
+    model = build_model(card.architecture, len(card.bands), **card.params)
+    try:
+        model.load_state_dict(load_file(str(weights), device=str(device)))
+    except RuntimeError as exc:
+        raise ModelError(f"weights in {weights} do not fit {card.architecture} {card.params}: {exc}") from exc
+    return model.to(device).eval(), card
+
+
+def bundled_model_path() -> Path:
+    """The demo model shipped with geoslide (trained by ``pipelines/demo.yaml``)."""
+    path = Path(__file__).resolve().parents[1] / "_models" / "demo"
+    if (path / CARD).is_file():
+        return path
+    raise ModelError("the bundled demo model is missing from this installation; pass --model MODEL_DIR")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(model, "module", model)
+
+
+def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The (unwrapped) model's state dict as contiguous CPU tensors, ready for safetensors."""
+    return {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+
+
+def write_atomic(path: Path, write: Callable[[str], object]) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place (umask permissions)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; workers of other users read models
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current

@@ -1,0 +1,241 @@
+"""Pipelines: a seed paper's protocol (or the demo) as one YAML file, run step by step.
+
+Steps, each skipped when its output is complete (so a rerun resumes)::
+
+    demo      synthesise events into static catalogs (one per seed)  (optional)
+    imports   import published datasets into the patch store    (optional)
+    patches   cut STAC imagery + inventories into the store     (optional)
+    models    train each model (geoslide.training.loop)                 (one or more)
+    evaluate  patch tables (mixed / per event / per sensor / unseen events) and whole scenes
+              mapped with `geoslide map` and scored against their inventories
+
+Relative paths in the file are taken from the working folder (``--work``, default ``runs/<name>``);
+``catalog: null`` is the bundled demo catalog. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from geoslide.data.patches import PatchSpec
+from geoslide.data.trainingset import TrainingSetSpec
+from geoslide.errors import ConfigError
+
+DONE = ".done"
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    """Synthetic events written by ``geoslide demo``."""
+
+    out: str
+    seed: int = 1
+    events: tuple[str, ...] = ("demo-quake", "demo-storm")
+    sensors: tuple[str, ...] | None = None
+    size_m: float | None = None
+
+
+@dataclass(frozen=True)
+class Source:
+    """Items (a STAC query on a catalog) and their inventory: a path, or a STAC query for the label item."""
+
+    stac_query: dict[str, Any]
+    labels: str | dict[str, Any]
+    catalog: str | None = None
+    pre_stac_query: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PatchesStep:
+    """Patch store built from STAC sources (``geoslide patches``)."""
+
+    sources: tuple[Source, ...]
+    training_set: TrainingSetSpec
+
+
+@dataclass(frozen=True)
+class ImportStep:
+    """A published dataset imported into the patch store (``geoslide import``)."""
+
+    kind: str
+    src: str
+    event: str | None = None
+    sensor: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelRun:
+    """One model to train: a name for its folder, and training options over the shared ones."""
+
+    name: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A whole scene to map and score against its inventory."""
+
+    name: str
+    stac_query: dict[str, Any]
+    labels: str | dict[str, Any]
+    catalog: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluateStep:
+    """What to report: a store split grouped by columns, held-out events, whole scenes."""
+
+    split: str = "test"
+    by: tuple[str, ...] = ("event", "sensor")
+    unseen_events: tuple[str, ...] = ()
+    scenes: tuple[Scene, ...] = ()
+    min_area: float = 0.0
+    chunk: int = 1024
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A whole protocol; see the module docstring."""
+
+    name: str
+    description: str = ""
+    store: str = "patches.zarr"
+    demo: tuple[DemoStep, ...] = ()
+    imports: tuple[ImportStep, ...] = ()
+    patches: PatchesStep | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    models: tuple[ModelRun, ...] = ()
+    evaluate: EvaluateStep = field(default_factory=EvaluateStep)
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """Read and check a pipeline YAML file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no pipeline file {path}; see pipelines/ for examples")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of pipeline keys")
+    return parse_pipeline(data)
+
+
+def parse_pipeline(data: dict[str, Any]) -> Pipeline:
+    """Build a :class:`Pipeline` from a mapping, refusing unknown keys at every level."""
+    data = _known(data, Pipeline, "pipeline")
+    if "name" not in data:
+        raise ConfigError("the pipeline needs a name")
+    out: dict[str, Any] = {k: data[k] for k in ("name", "description", "store", "train") if k in data}
+    demos = data.get("demo", [])
+    out["demo"] = tuple(_build(DemoStep, d, "demo", tuples=("events", "sensors"))
+                        for d in (demos if isinstance(demos, list) else [demos]))
+    out["imports"] = tuple(_build(ImportStep, d, "imports") for d in data.get("imports", []))
+    if "patches" in data:
+        out["patches"] = _patches(data["patches"])
+    out["models"] = tuple(_model(d) for d in data.get("models", []))
+    if not out["models"]:
+        raise ConfigError("the pipeline lists no models; add e.g. models: [{name: unet, model: unet}]")
+    if "evaluate" in data:
+        out["evaluate"] = _evaluate(data["evaluate"])
+    if not (out.get("patches") or out["imports"]):
+        raise ConfigError("the pipeline has no training data; give patches: or imports:")
+    _check_train(out.get("train", {}), out["models"])
+    return Pipeline(**out)
+
+
+def _known(data: Any, cls: type, where: str, extra: tuple[str, ...] = ()) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    allowed = {f.name for f in fields(cls)} | set(extra)
+    if unknown := sorted(set(data) - allowed):
+        raise ConfigError(f"unknown key(s) {unknown} in {where}; allowed: {sorted(allowed)}")
+    return data
+
+
+def _build(cls: type, data: Any, where: str, tuples: tuple[str, ...] = ()) -> Any:
+    data = dict(_known(data, cls, where))
+    for key in tuples:
+        if data.get(key) is not None:
+            data[key] = tuple(data[key])
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _patches(data: Any) -> PatchesStep:
+    patch_keys = tuple(f.name for f in fields(PatchSpec))
+    set_keys = tuple(f.name for f in fields(TrainingSetSpec) if f.name != "patch")
+    data = _known(data, PatchesStep, "patches", extra=("patch_size",) + patch_keys + set_keys)
+    sources = tuple(_build(Source, s, "patches.sources") for s in data.get("sources", []))
+    if not sources:
+        raise ConfigError("patches: needs at least one entry under sources (stac_query + labels)")
+    patch = {k: data[k] for k in patch_keys if k in data and k != "size"}
+    patch["size"] = data.get("patch_size", data.get("size", 128))
+    options = {k: tuple(data[k]) if k in ("bands", "derived", "test_events") else data[k]
+               for k in set_keys if k in data}
+    return PatchesStep(sources, TrainingSetSpec(patch=PatchSpec(**patch), **options))
+
+
+def _model(data: Any) -> ModelRun:
+    if not isinstance(data, dict) or "name" not in data:
+        raise ConfigError("each entry of models needs a name (its folder) and training options, e.g. model: unet")
+    options = {k: v for k, v in data.items() if k != "name"}
+    return ModelRun(str(data["name"]), options)
+
+
+def _evaluate(data: Any) -> EvaluateStep:
+    data = dict(_known(data, EvaluateStep, "evaluate"))
+    data["scenes"] = tuple(_build(Scene, s, "evaluate.scenes") for s in data.get("scenes", []))
+    for key in ("by", "unseen_events"):
+        if key in data:
+            data[key] = tuple(data[key])
+    return EvaluateStep(**data)
+
+
+def _check_train(shared: dict[str, Any], models: tuple[ModelRun, ...]) -> None:
+    from geoslide.training.loop import TrainSpec
+
+    for run in models:
+        TrainSpec.from_dict({**shared, **run.options})
+
+
+def run_pipeline(pipeline: Pipeline, work: str | Path | None = None, progress: bool = False) -> str:
+    """Run every step (resuming finished ones) and return the Markdown report."""
+    from geoslide.pipeline.steps import build_data, evaluate_all, train_all
+
+    root = Path(work or Path("runs") / pipeline.name)
+    root.mkdir(parents=True, exist_ok=True)
+    store = build_data(pipeline, root, progress)
+    models = train_all(pipeline, store, root, progress)
+    return evaluate_all(pipeline, store, models, root, progress)
+
+
+def resolve(root: Path, path: str | None) -> str | None:
+    """``path`` relative to the working folder (absolute paths and URLs unchanged)."""
+    if path is None or "://" in path or Path(path).is_absolute():
+        return path
+    return str(root / path)
+
+
+def marked_done(path: Path) -> bool:
+    """Whether the step that writes ``path`` finished (its marker file exists)."""
+    return path.with_name(path.name + DONE).exists()
+
+
+def mark_done(path: Path) -> None:
+    """Record that the step writing ``path`` finished."""
+    path.with_name(path.name + DONE).touch()
+
+
+def discard_partial(path: Path, root: Path) -> None:
+    """Remove an unfinished output of a step, only if it lies inside the working folder."""
+    if path.exists() and not marked_done(path) and root.resolve() in path.resolve().parents:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()

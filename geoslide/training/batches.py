@@ -1,0 +1,134 @@
+"""Training batches from a patch store: normalisation, per-epoch order, rank shards, augmentation.
+
+The order of an epoch depends only on ``(seed, epoch)``, and each global batch is cut into equal
+per-rank slices, so one process with batch ``B`` and ``W`` ranks with ``B / W`` each see the same
+patches at every step (what data-parallel training needs to match a single-process run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from geoslide.data.store import PatchStore, read_rows
+from geoslide.errors import ConfigError, PatchStoreError
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """Per-band ``(x - mean) / std``; NaN (nodata) becomes 0 after it."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def apply(self, images: np.ndarray) -> np.ndarray:
+        """Normalise ``(..., band, y, x)`` float images."""
+        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
+        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
+        return np.nan_to_num((images.astype(np.float32) - mean) / std, nan=0.0)
+
+
+def band_stats(store: PatchStore, indices: np.ndarray, batch: int = 256) -> Normalisation:
+    """NaN-aware per-band mean and standard deviation over the patches ``indices``, streamed."""
+    if len(indices) == 0:
+        raise PatchStoreError(f"{store.path} has no training patches to compute band statistics from")
+    images = store.array("images")
+    total = np.zeros((3, images.shape[1]))
+    for start in range(0, len(indices), batch):
+        chunk = read_rows(images, indices[start:start + batch]).astype(np.float64)
+        valid = ~np.isnan(chunk)
+        total += [valid.sum(axis=(0, 2, 3)), np.nansum(chunk, axis=(0, 2, 3)), np.nansum(chunk**2, axis=(0, 2, 3))]
+    count, s1, s2 = total
+    if (count == 0).any():
+        empty = [b for b, c in zip(store.bands, count, strict=True) if c == 0]
+        raise PatchStoreError(f"bands {empty} are all nodata in the training patches; drop them or fix the data")
+    mean = s1 / count
+    std = np.sqrt(np.maximum(s2 / count - mean**2, 0.0))
+    return Normalisation(tuple(float(m) for m in mean), tuple(float(max(s, 1e-6)) for s in std))
+
+
+def epoch_order(n: int, epoch: int, seed: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Positions ``0..n-1`` in this epoch's order: a permutation, or a weighted draw with replacement."""
+    rng = np.random.default_rng([seed, epoch])
+    if weights is None:
+        return rng.permutation(n)
+    p = np.asarray(weights, dtype=np.float64)
+    return rng.choice(n, size=n, replace=True, p=p / p.sum())
+
+
+def balance_weights(landslide_fraction: np.ndarray, positive_share: float = 0.5) -> np.ndarray:
+    """Sampling weights giving patches with landslides ``positive_share`` of the draws (class balance)."""
+    positive = np.asarray(landslide_fraction) > 0
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return np.ones(len(positive))
+    return np.where(positive, positive_share / n_pos, (1 - positive_share) / n_neg)
+
+
+def rank_batches(order: np.ndarray, batch_size: int, rank: int = 0, world: int = 1) -> Iterator[np.ndarray]:
+    """The slice of every full global batch that ``rank`` reads (a short last batch is dropped)."""
+    if batch_size % world:
+        raise ConfigError(f"batch size {batch_size} does not split over {world} ranks; use a multiple of it")
+    per_rank = batch_size // world
+    for start in range(0, len(order) - batch_size + 1, batch_size):
+        yield order[start + rank * per_rank: start + (rank + 1) * per_rank]
+
+
+class PatchReader:
+    """Reads normalised image and mask batches of a store, optionally from a RAM copy.
+
+    Parameters
+    ----------
+    store
+        The patch store.
+    indices
+        Store rows this reader serves (e.g. the training split); batches address positions in it.
+    norm
+        Band normalisation.
+    in_memory
+        Load the rows once (fast for stores that fit in RAM) instead of reading Zarr per batch.
+    """
+
+    def __init__(self, store: PatchStore, indices: np.ndarray, norm: Normalisation, in_memory: bool = True) -> None:
+        self.indices = np.asarray(indices)
+        self.norm = norm
+        self._images, self._masks = store.array("images"), store.array("masks")
+        self._cache = None
+        if in_memory and len(self.indices):
+            self._cache = self._read(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def batch(self, positions: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images ``(b, band, s, s)`` float32 and masks ``(b, s, s)`` int64 (255 = ignore)."""
+        positions = np.asarray(positions)
+        if self._cache is not None:
+            images, masks = self._cache[0][positions], self._cache[1][positions]
+        else:
+            images, masks = self._read(self.indices[positions])
+        return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(masks.astype(np.int64))
+
+    def _read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.norm.apply(read_rows(self._images, rows)), read_rows(self._masks, rows)
+
+
+def augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random 90-degree rotations and flips, one draw per patch (the 8 symmetries of a square)."""
+    n = images.shape[0]
+    draws = torch.randint(0, 8, (n,), generator=generator)
+    out_i, out_m = images.clone(), masks.clone()
+    for j in range(n):
+        k, flip = int(draws[j]) % 4, int(draws[j]) >= 4
+        img, msk = torch.rot90(images[j], k, (1, 2)), torch.rot90(masks[j], k, (0, 1))
+        out_i[j], out_m[j] = (img.flip(2), msk.flip(1)) if flip else (img, msk)
+    return out_i, out_m
+
+
+def split_rows(store: PatchStore, split: str) -> np.ndarray:
+    """Store rows whose ``split`` metadata is ``split``."""
+    return np.flatnonzero(store.meta()["split"].to_numpy() == split)

@@ -1,0 +1,407 @@
+"""The training loop: one function that runs in-process or as a Dask task (one rank of DDP).
+
+:func:`fit` reads its rank's share of every global batch from the patch store, validates on the
+``val`` split each epoch (every rank the whole split, so all ranks take the same decisions),
+keeps the best model by validation F1 with its tuned threshold, stops early, and writes:
+
+- ``OUT/model.safetensors`` + ``OUT/model.json``: the best model (rank 0 only);
+- ``OUT/last/``: the latest weights and optimiser state, to resume an interrupted run;
+- ``OUT/metrics.csv`` and ``OUT/training.png``: the per-epoch log and its plot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from geoslide.data.store import PatchStore
+from geoslide.errors import ConfigError, PatchStoreError
+from geoslide.evaluation.metrics import ThresholdSweep
+from geoslide.models import build_model
+from geoslide.models.card import CARD, ModelCard, read_card, save_checkpoint, unwrap
+from geoslide.models.receptive import receptive_field
+from geoslide.training.batches import (
+    Normalisation,
+    PatchReader,
+    augment,
+    balance_weights,
+    band_stats,
+    epoch_order,
+    rank_batches,
+    split_rows,
+)
+from geoslide.training.losses import build_loss, final_logits
+from geoslide.training.plots import plot_log
+from geoslide.training.resume import load_state, save_state
+
+OPTIMISERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "onecycle", "poly")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How to train: model, loss, optimiser, schedule, sampling and stopping.
+
+    Parameters
+    ----------
+    model, model_params
+        Architecture name (:func:`geoslide.models.model_names`) and its options.
+    loss, loss_params
+        Loss name (:func:`geoslide.training.losses.build_loss`) and its options.
+    optimiser, lr, weight_decay
+        ``adam`` (HR-GLDD, Landslide4Sense), ``adamw`` (GDCLD) or ``sgd``.
+    schedule
+        Learning-rate schedule over all steps: ``constant``, ``cosine``, ``onecycle``, ``poly``.
+    epochs, max_steps
+        Epoch limit; ``max_steps`` (optimiser steps, e.g. Landslide4Sense's 5000 iterations) ends earlier.
+    batch_size
+        Global batch (split evenly over ranks).
+    augment
+        Random flips and 90-degree rotations.
+    balance
+        Class-balanced sampling: patches with landslides drawn half of the time.
+    patience
+        Stop after this many epochs without a better validation F1 (None: never).
+    seed
+        Seeds weights, order and augmentation; equal seeds give equal runs on one device.
+    tune_threshold
+        Pick the probability threshold that maximises validation F1 (else 0.5).
+    train_split, val_split
+        Values of the store's ``split`` column used for training and validation.
+    in_memory
+        Hold the training patches in RAM (None: when they take under 2 GiB).
+    """
+
+    model: str = "unet"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    loss: str = "dice"
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    optimiser: str = "adam"
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    epochs: int = 50
+    max_steps: int | None = None
+    batch_size: int = 16
+    augment: bool = True
+    balance: bool = False
+    patience: int | None = 10
+    seed: int = 0
+    tune_threshold: bool = True
+    train_split: str = "train"
+    val_split: str = "val"
+    in_memory: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.optimiser not in OPTIMISERS:
+            raise ConfigError(f"optimiser {self.optimiser!r} unknown; use one of {', '.join(OPTIMISERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"schedule {self.schedule!r} unknown; use one of {', '.join(SCHEDULES)}")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainSpec:
+        """Build from a mapping (YAML), refusing unknown keys."""
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(set(data) - known):
+            raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+@dataclass
+class _Run:
+    """What one rank holds while training."""
+
+    model: nn.Module
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss: nn.Module
+    card: ModelCard
+    device: torch.device
+    log: list[dict[str, float]] = field(default_factory=list)
+    best_f1: float = -1.0
+    stale: int = 0
+    step: int = 0
+    epoch: int = 0
+
+
+def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int = 0, world: int = 1,
+        device: str | None = None, progress: bool = False,
+        on_epoch: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Train on the store's ``train`` split, validating on ``val``; returns the best epoch's metrics.
+
+    With ``world > 1`` the caller has initialised ``torch.distributed``; the model is wrapped in
+    DistributedDataParallel and this rank reads its slice of each global batch. A run resumes from
+    ``OUT/last`` when that holds a state of the same spec. ``on_epoch`` gets each epoch's record
+    after it is saved (for progress reporting).
+    """
+    store = PatchStore.open(store_path)
+    rows, val_rows = _split(store, spec.train_split), _split(store, spec.val_split)
+    torch.manual_seed(spec.seed)
+    run = _setup(store, spec, rows, _device(device, rank))
+    _resume(run, spec, Path(out_dir))
+    if world > 1:
+        run.model = _ddp(run.model, run.device)
+    train, val = _readers(store, spec, rows, val_rows, run.card)
+    weights = balance_weights(store.meta()["landslide_fraction"].to_numpy()[rows]) if spec.balance else None
+    bar = _bar(spec.epochs, run.epoch, progress and rank == 0)
+    while run.epoch < spec.epochs and not _done(run, spec):
+        started = time.perf_counter()
+        loss = _train_epoch(run, train, spec, epoch_order(len(train), run.epoch, spec.seed, weights), rank, world)
+        record = {"epoch": run.epoch, "train_loss": loss, **_validate(run, val, spec.tune_threshold), "lr": _lr(run),
+                  "seconds": time.perf_counter() - started}
+        _finish_epoch(run, record, spec, Path(out_dir), rank)
+        bar.set_postfix(loss=f"{loss:.3f}", val_f1=f"{record['val_f1']:.3f}")
+        bar.update(1)
+        if on_epoch is not None:
+            on_epoch(record)
+    bar.close()
+    return {**_summary(run, Path(out_dir)), "weights_sha256": _digest(run.model)}
+
+
+def _split(store: PatchStore, split: str) -> np.ndarray:
+    rows = split_rows(store, split)
+    if len(rows) == 0:
+        raise PatchStoreError(f"{store.path} has no patches with split {split!r}; build it with --split or "
+                              "give train_split/val_split that exist")
+    return rows
+
+
+def _device(device: str | None, rank: int) -> torch.device:
+    if device:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", rank % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def _setup(store: PatchStore, spec: TrainSpec, rows: np.ndarray, device: torch.device) -> _Run:
+    model = build_model(spec.model, len(store.bands), **spec.model_params).to(device)
+    norm = band_stats(store, rows)
+    card = ModelCard(architecture=spec.model, params=dict(spec.model_params), bands=tuple(store.bands),
+                     mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(store),
+                     receptive_field=receptive_field(model, len(store.bands)),
+                     training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows))})
+    optimiser = _optimiser(model, spec)
+    total = _total_steps(spec, len(rows))
+    return _Run(model, optimiser, _scheduler(optimiser, spec, total), build_loss(spec.loss, **spec.loss_params),
+                card, device)
+
+
+def _resolution(store: PatchStore) -> float | None:
+    values = np.unique(store.meta()["resolution"].to_numpy())
+    return float(values[0]) if len(values) == 1 and np.isfinite(values[0]) else None
+
+
+def _optimiser(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if spec.optimiser == "adam":
+        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    if spec.optimiser == "adamw":
+        return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    return torch.optim.SGD(params, lr=spec.lr, momentum=0.9, weight_decay=spec.weight_decay)
+
+
+def _total_steps(spec: TrainSpec, n_rows: int) -> int:
+    per_epoch = max(n_rows // spec.batch_size, 1)
+    return min(spec.epochs * per_epoch, spec.max_steps or math.inf)
+
+
+def _scheduler(optimiser: torch.optim.Optimizer, spec: TrainSpec, total: int
+               ) -> torch.optim.lr_scheduler.LRScheduler:
+    sched = torch.optim.lr_scheduler
+    if spec.schedule == "cosine":
+        return sched.CosineAnnealingLR(optimiser, T_max=total)
+    if spec.schedule == "onecycle":
+        return sched.OneCycleLR(optimiser, max_lr=spec.lr, total_steps=total + 1)
+    if spec.schedule == "poly":
+        return sched.PolynomialLR(optimiser, total_iters=total, power=0.9)
+    return sched.ConstantLR(optimiser, factor=1.0)
+
+
+def _ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()) and device.type == "cuda":
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _readers(store: PatchStore, spec: TrainSpec, rows: np.ndarray, val_rows: np.ndarray, card: ModelCard
+             ) -> tuple[PatchReader, PatchReader]:
+    norm = Normalisation(card.mean, card.std)
+    in_memory = spec.in_memory
+    if in_memory is None:
+        in_memory = (len(rows) + len(val_rows)) * len(card.bands) * card.patch_size**2 * 4 < 2 * 2**30
+    return PatchReader(store, rows, norm, in_memory), PatchReader(store, val_rows, norm, in_memory)
+
+
+def _train_epoch(run: _Run, reader: PatchReader, spec: TrainSpec, order: np.ndarray, rank: int, world: int
+                 ) -> float:
+    run.model.train()
+    generator = torch.Generator().manual_seed(spec.seed * 1_000_003 + run.epoch * 101)
+    losses = []
+    for positions in rank_batches(order, spec.batch_size, rank, world):
+        if spec.max_steps is not None and run.step >= spec.max_steps:
+            break
+        images, masks = reader.batch(positions)
+        if spec.augment:
+            images, masks = _augment_slice(images, masks, generator, rank, world)
+        loss = run.loss(run.model(images.to(run.device)), masks.to(run.device))
+        run.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimiser.step()
+        run.scheduler.step()
+        run.step += 1
+        losses.append(float(loss.detach()))
+    return _mean_over_ranks(losses, world)
+
+
+def _augment_slice(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator, rank: int, world: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Augment this rank's slice with the draws one process would give it for the whole global batch.
+
+    Every rank advances the same generator over all slices (:func:`augment` draws one integer per
+    patch), so the augmentation, like the batches, does not depend on the number of ranks.
+    """
+    n = images.shape[0]
+    torch.randint(0, 8, (rank * n,), generator=generator)
+    out = augment(images, masks, generator)
+    torch.randint(0, 8, ((world - rank - 1) * n,), generator=generator)
+    return out
+
+
+def _mean_over_ranks(losses: list[float], world: int) -> float:
+    total = torch.tensor([sum(losses), len(losses)], dtype=torch.float64)
+    if world > 1:
+        dist.all_reduce(total)
+    return float(total[0] / total[1]) if total[1] else math.nan
+
+
+@torch.inference_mode()
+def _validate(run: _Run, reader: PatchReader, tune: bool, batch: int = 32) -> dict[str, float]:
+    model = unwrap(run.model)
+    model.eval()
+    sweep, losses = ThresholdSweep(), []
+    for start in range(0, len(reader), batch):
+        images, masks = reader.batch(np.arange(start, min(start + batch, len(reader))))
+        logits = final_logits(model(images.to(run.device)))
+        masks = masks.to(run.device)
+        losses.append(float(run.loss(logits, masks)) * len(images))
+        sweep.update(torch.sigmoid(logits).float(), masks)
+    threshold, _ = sweep.best() if tune else (0.5, None)
+    at = sweep.confusion(int(np.argmin(np.abs(sweep.thresholds - threshold))))
+    return {"val_loss": sum(losses) / len(reader), "val_precision": at.precision, "val_recall": at.recall,
+            "val_f1": at.f1, "val_iou": at.iou, "threshold": float(threshold)}
+
+
+def _lr(run: _Run) -> float:
+    return float(run.optimiser.param_groups[0]["lr"])
+
+
+def _finish_epoch(run: _Run, record: dict[str, float], spec: TrainSpec, out: Path, rank: int) -> None:
+    run.log.append(record)
+    run.epoch += 1
+    improved = record["val_f1"] > run.best_f1
+    run.best_f1, run.stale = (record["val_f1"], 0) if improved else (run.best_f1, run.stale + 1)
+    if rank != 0:
+        return
+    if improved:
+        card = _card_with(run.card, record)
+        save_checkpoint(run.model, card, out)
+    save_state(out / "last", run.model, run.optimiser, run.scheduler, _state_info(run, spec))
+    pd.DataFrame(run.log).to_csv(out / "metrics.csv", index=False)
+    plot_log(run.log, out / "training.png")
+
+
+def _card_with(card: ModelCard, record: dict[str, float]) -> ModelCard:
+    training = {**card.training, "epoch": int(record["epoch"]), "validation": {
+        k.removeprefix("val_"): float(v) for k, v in record.items() if k.startswith("val_")}}
+    return ModelCard(**{**asdict(card), "threshold": float(record["threshold"]), "training": training})
+
+
+def _state_info(run: _Run, spec: TrainSpec) -> dict[str, Any]:
+    return {"spec": _spec_json(spec), "epoch": run.epoch, "step": run.step,
+            "best_f1": run.best_f1, "stale": run.stale, "log": run.log}
+
+
+def _spec_json(spec: TrainSpec) -> dict[str, Any]:
+    """The spec as it reads back from JSON (tuples as lists), to compare with a saved state."""
+    return json.loads(json.dumps(asdict(spec)))
+
+
+def _resume(run: _Run, spec: TrainSpec, out: Path) -> None:
+    info = load_state(out / "last", run.model, run.optimiser, run.scheduler, expect_spec=_spec_json(spec))
+    if info is None:
+        return
+    run.epoch, run.step, run.best_f1, run.stale = info["epoch"], info["step"], info["best_f1"], info["stale"]
+    run.log = list(info["log"])
+    if (out / CARD).is_file():
+        saved = read_card(out)
+        run.card = ModelCard(**{**asdict(run.card), "mean": saved.mean, "std": saved.std})
+
+
+def _done(run: _Run, spec: TrainSpec) -> bool:
+    if spec.max_steps is not None and run.step >= spec.max_steps:
+        return True
+    return spec.patience is not None and run.stale >= spec.patience
+
+
+def _bar(total: int, initial: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="geoslide train", unit="epoch", disable=not enabled)
+
+
+def _digest(model: nn.Module) -> str:
+    """SHA-256 of the parameters: equal on every rank of a data-parallel run.
+
+    Buffers are left out: batch-norm running statistics stay per rank on CPU (rank 0's are saved).
+    """
+    sha = hashlib.sha256()
+    for name, tensor in sorted(unwrap(model).named_parameters()):
+        sha.update(name.encode())
+        sha.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return sha.hexdigest()
+
+
+def _summary(run: _Run, out: Path) -> dict[str, Any]:
+    if not run.log:
+        return {"epochs": 0}
+    best = max(run.log, key=lambda r: (r["val_f1"] if np.isfinite(r["val_f1"]) else -1.0))
+    return {"epochs": run.epoch, "steps": run.step, "best_epoch": int(best["epoch"]), "model_dir": str(out),
+            **{k: float(v) for k, v in best.items() if k.startswith("val_") or k == "threshold"}}
+
+
+def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, scheduler: str | None = None,
+          workers: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """Train in this process, or data-parallel on a Dask cluster when one is named or asked for.
+
+    A cluster is used when ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``) gives an address or
+    ``workers`` asks for a local one; see :func:`geoslide.training.distributed.train_distributed`.
+    """
+    import os
+
+    if scheduler or workers or os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        from geoslide.cluster import cluster_client
+        from geoslide.training.distributed import train_distributed
+
+        with cluster_client(scheduler=scheduler, workers=workers) as client:
+            return train_distributed(store_path, spec, out_dir, client=client, progress=progress)
+    return fit(store_path, spec, out_dir, progress=progress)

@@ -1,0 +1,85 @@
+"""Resumable training state: model and optimiser tensors in safetensors, the rest in JSON.
+
+``DIR/state-<step>.safetensors`` holds ``model.<name>`` and ``optim.<param>.<key>`` tensors;
+``DIR/state.json`` names that file and holds the optimiser's param groups, the scheduler state and
+the loop counters. The tensors are written first under a new name and the JSON is renamed into
+place last, so a process killed at any moment leaves a consistent state (the old or the new).
+Nothing is pickled, so a state from an untrusted place cannot run code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from geoslide.errors import ModelError
+from geoslide.models.card import cpu_state, unwrap, write_atomic
+
+INFO = "state.json"
+
+
+def save_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler, info: dict[str, Any]) -> None:
+    """Write the full training state into ``out`` (tensors first, the JSON that validates them last)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v for k, v in cpu_state(model).items()}
+    optim = optimiser.state_dict()
+    scalars: dict[str, dict[str, Any]] = {}
+    for param, state in optim["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{param}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(param), {})[key] = value
+    name = f"state-{info.get('step', 0)}.safetensors"
+    write_atomic(out / name, lambda p: save_file(tensors, p))
+    meta = {"info": info, "tensors": name, "param_groups": optim["param_groups"], "optim_scalars": scalars,
+            "scheduler": _plain(scheduler.state_dict())}
+    write_atomic(out / INFO, lambda p: Path(p).write_text(json.dumps(meta)))
+    for old in out.glob("state-*.safetensors"):
+        if old.name != name:
+            old.unlink(missing_ok=True)
+
+
+def load_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimizer,
+               scheduler: torch.optim.lr_scheduler.LRScheduler, expect_spec: dict[str, Any]
+               ) -> dict[str, Any] | None:
+    """Restore a state written by :func:`save_state`; None if there is none.
+
+    A state written for another training spec is an error (resuming it would mix two runs).
+    """
+    out = Path(out)
+    if not (out / INFO).is_file():
+        return None
+    meta = json.loads((out / INFO).read_text())
+    if meta["info"].get("spec") != expect_spec:
+        raise ModelError(f"{out.parent} holds a run with other training options; pick a new --out or delete it")
+    tensors = load_file(str(out / meta["tensors"]))
+    unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, param, key = name.split(".", 2)
+            state.setdefault(int(param), {})[key] = value
+    for param, values in meta["optim_scalars"].items():
+        state.setdefault(int(param), {}).update(values)
+    optimiser.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    scheduler.load_state_dict(meta["scheduler"])
+    return meta["info"]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able copy of a scheduler state (tensors become lists, callables are dropped)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if not callable(v)}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if torch.is_tensor(value):
+        return value.tolist()
+    return value

@@ -1,0 +1,71 @@
+"""Pipelines: the shipped YAML files parse, and a tiny protocol runs end to end and resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from geoslide.cli import main
+from geoslide.errors import ConfigError
+from geoslide.pipeline.config import load_pipeline, parse_pipeline, run_pipeline
+
+PIPELINES = sorted((Path(__file__).parents[2] / "pipelines").glob("*.yaml"))
+POST = {"collections": ["tiny-planetscope"], "query": {"geoslide:phase": {"eq": "post"}}}
+TINY = {
+    "name": "tiny",
+    "demo": [{"out": "events", "seed": 5, "events": ["tiny"], "sensors": ["planetscope"]}],
+    "patches": {"patch_size": 64, "stride": 64, "empty": "keep", "split": "random", "bands": ["red", "green", "nir"],
+                "sources": [{"catalog": "events", "stac_query": POST, "labels": {"collections": ["tiny-inventory"]}}]},
+    "train": {"epochs": 2, "batch_size": 4, "lr": 0.01, "loss": "bce+dice", "patience": None},
+    "models": [{"name": "small", "model": "unet", "model_params": {"base_filters": 4, "depth": 2}}],
+    "evaluate": {"split": "test", "by": ["event"], "chunk": 128,
+                 "scenes": [{"name": "tiny", "catalog": "events", "stac_query": POST,
+                             "labels": {"collections": ["tiny-inventory"]}}]},
+}
+
+
+@pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.stem)
+def test_shipped_pipelines_parse(path):
+    pipeline = load_pipeline(path)
+    assert pipeline.name == path.stem and pipeline.models
+
+
+def test_a_tiny_pipeline_runs_end_to_end_and_resumes(tmp_path):
+    report = run_pipeline(parse_pipeline(TINY), work=tmp_path)
+    rows = pd.read_csv(tmp_path / "report.csv")
+    assert set(rows["table"]) == {"test patches, mixed", "per event", "whole scene"}
+    scene = rows[rows["table"] == "whole scene"].iloc[0]
+    assert 0 <= scene["f1"] <= 1 and scene["tp"] + scene["fp"] + scene["fn"] + scene["tn"] == scene["pixels_valid"]
+    assert "## whole scene" in report and (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "report.md").read_text() == report
+    weights = tmp_path / "models" / "small" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    run_pipeline(parse_pipeline(TINY), work=tmp_path)  # every step is done: nothing is retrained
+    assert weights.stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"epochs": 1}, "unknown key"),
+    ({"models": []}, "no models"),
+    ({"train": {"optimizer": "adam"}}, "unknown training option"),
+    ({"patches": {"sources": []}}, "at least one entry"),
+])
+def test_bad_pipelines_are_refused_with_the_fix(change, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_pipeline({**TINY, **change})
+
+
+def test_cli_run_reports_a_missing_file_in_one_line(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no pipeline file" in err
+
+
+def test_cli_run_refuses_invalid_yaml(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(TINY) + "\n  - : [\n")
+    assert main(["run", str(bad)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err

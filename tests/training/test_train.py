@@ -1,0 +1,126 @@
+"""The training loop on a small learnable store: learning, files, determinism, resume, stopping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+from synthetic import synthetic_store
+
+from geoslide.data.store import PatchStore
+from geoslide.errors import ConfigError, ModelError, PatchStoreError
+from geoslide.models.card import load_checkpoint, read_card
+from geoslide.training.loop import TrainSpec, fit
+
+SMALL = {"base_filters": 4, "depth": 2}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return synthetic_store(tmp_path_factory.mktemp("train") / "s.zarr", n=40, size=32)
+
+
+def _spec(**kw):
+    base = {"model": "unet", "model_params": SMALL, "epochs": 3, "batch_size": 8, "lr": 1e-2, "loss": "bce+dice",
+            "patience": None}
+    return TrainSpec(**{**base, **kw})
+
+
+def _weights(out):
+    return load_file(str(_state_file(out)))
+
+
+def test_fit_learns_and_writes_a_loadable_checkpoint(store, tmp_path):
+    summary = fit(store.path, _spec(epochs=12), tmp_path)
+    log = pd.read_csv(tmp_path / "metrics.csv")
+    assert list(log["epoch"]) == list(range(12))
+    assert summary["val_f1"] > 0.8 and summary["val_f1"] == pytest.approx(log["val_f1"].max())
+    card = read_card(tmp_path)
+    best = log.loc[log["val_f1"].idxmax()]
+    assert card.threshold == pytest.approx(best["threshold"]) and card.training["epoch"] == best["epoch"]
+    assert card.bands == ("b0", "b1") and card.patch_size == 32 and card.resolution == 3.0
+    assert card.receptive_field and card.receptive_field > 1
+    train_rows = store.meta()["split"] == "train"
+    images = store.images().compute()[train_rows.to_numpy()]
+    np.testing.assert_allclose(card.mean, np.nanmean(images, axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(card.std, np.nanstd(images, axis=(0, 2, 3)), rtol=1e-4)
+    assert (tmp_path / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    model, _ = load_checkpoint(tmp_path)
+    assert not model.training
+    assert json.loads((tmp_path / "model.json").read_text())["format"] == "geoslide-model/1"
+
+
+def test_same_seed_gives_identical_weights_and_another_seed_does_not(store, tmp_path):
+    runs = [fit(store.path, _spec(epochs=2, seed=s), tmp_path / f"r{i}") for i, s in enumerate((3, 3, 4))]
+    assert runs[0] == {**runs[1], "model_dir": runs[0]["model_dir"]}
+    a, b, c = (_weights(tmp_path / f"r{i}") for i in range(3))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(store, tmp_path):
+    fit(store.path, _spec(epochs=4), tmp_path / "whole")
+
+    def interrupt(record):
+        if record["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(store.path, _spec(epochs=4), tmp_path / "cut", on_epoch=interrupt)
+    assert len(pd.read_csv(tmp_path / "cut" / "metrics.csv")) == 2
+    fit(store.path, _spec(epochs=4), tmp_path / "cut")
+    whole, cut = _weights(tmp_path / "whole"), _weights(tmp_path / "cut")
+    assert all(torch.equal(whole[k], cut[k]) for k in whole)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns="seconds"),
+                                  pd.read_csv(tmp_path / "cut" / "metrics.csv").drop(columns="seconds"))
+
+
+def test_resuming_with_other_options_is_refused(store, tmp_path):
+    fit(store.path, _spec(epochs=1), tmp_path)
+    with pytest.raises(ModelError, match="other training options"):
+        fit(store.path, _spec(epochs=1, lr=1e-3), tmp_path)
+
+
+def test_early_stopping_ends_patience_epochs_after_the_best(store, tmp_path):
+    summary = fit(store.path, _spec(epochs=40, lr=1e-9, patience=2), tmp_path)
+    assert summary["epochs"] == summary["best_epoch"] + 1 + 2 < 40
+
+
+def test_deep_supervision_model_trains_with_the_adsms_loss(store, tmp_path):
+    summary = fit(store.path, _spec(model="adsms-unet", loss="adsms", epochs=1), tmp_path)
+    assert np.isfinite(summary["val_loss"])
+    assert read_card(tmp_path).architecture == "adsms-unet"
+
+
+def test_max_steps_ends_training(store, tmp_path):
+    summary = fit(store.path, _spec(epochs=50, max_steps=5), tmp_path)
+    assert summary["steps"] == 5 and summary["epochs"] == 2  # 24 training patches / 8 = 3 steps per epoch
+
+
+def test_bad_options_and_stores_are_refused(store, tmp_path):
+    with pytest.raises(ConfigError, match="optimiser"):
+        _spec(optimiser="lbfgs")
+    with pytest.raises(ConfigError, match="unknown training option"):
+        TrainSpec.from_dict({"model": "unet", "learning_rate": 1})
+    empty = PatchStore.create(tmp_path / "empty.zarr", ["b0"], 32)
+    with pytest.raises(PatchStoreError, match="no patches with split 'train'"):
+        fit(empty.path, _spec(), tmp_path / "out")
+    with pytest.raises(ModelError, match="unknown model"):
+        fit(store.path, _spec(model="vgg"), tmp_path / "out2")
+
+
+def test_state_files_are_replaced_consistently(store, tmp_path):
+    fit(store.path, _spec(epochs=2), tmp_path)
+    last = tmp_path / "last"
+    info = json.loads((last / "state.json").read_text())
+    assert sorted(p.name for p in last.glob("state-*.safetensors")) == [info["tensors"]]
+    assert info["tensors"] == f"state-{info['info']['step']}.safetensors"
+
+
+def _state_file(out):
+    """The tensors file that ``OUT/last/state.json`` names."""
+    return out / "last" / json.loads((out / "last" / "state.json").read_text())["tensors"]
