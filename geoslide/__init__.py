@@ -9,8 +9,8 @@ from importlib.metadata import PackageNotFoundError, version
 from geoslide.catalog.query import StacQuery
 from geoslide.catalog.search import open_source, search
 from geoslide.errors import GeoslideError
-from geoslide.raster.cube import CubeSpec, grid_of, open_cube
-from geoslide.raster.grid import GridSpec
+from geoslide.raster.cube import CubeSpec, open_cube
+from geoslide.raster.grid import GridSpec, grid_of
 
 try:
     __version__ = version("geoslide")

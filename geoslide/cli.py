@@ -257,7 +257,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.model and args.patches:
         from geoslide.data.store import PatchStore
         from geoslide.evaluation.score import evaluate_patches
-        from geoslide.pipeline.report import markdown_table
+        from geoslide.tables import markdown_table
 
         table = evaluate_patches(args.model, PatchStore.open(args.patches), split=args.split)
         print(table.to_csv(index=False) if args.csv else markdown_table(table))

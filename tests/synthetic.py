@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from geoslide.data.store import COLUMNS, MASK_NODATA, PatchStore
+from geoslide.data.store import COLUMNS, PatchStore
+from geoslide.inventory.codes import MASK_NODATA
 
 
 def blob_patches(n: int, size: int, n_bands: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

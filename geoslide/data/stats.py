@@ -31,8 +31,9 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from geoslide.data.store import MASK_NODATA, PatchStore
+from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
+from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import read_inventory
 
 BLOCK_BYTES = 64 * 2**20

@@ -25,9 +25,9 @@ import pandas as pd
 import zarr
 
 from geoslide.errors import PatchStoreError
+from geoslide.inventory.codes import MASK_NODATA
 
 FORMAT = "geoslide-patch-store/1"
-MASK_NODATA = 255
 COLUMNS: dict[str, str] = {
     "event": "str", "sensor": "str", "trigger": "str", "item_id": "str", "crs": "str", "split": "str",
     "resolution": "float64", "xmin": "float64", "ymin": "float64", "xmax": "float64", "ymax": "float64",

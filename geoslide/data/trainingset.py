@@ -15,13 +15,14 @@ import xarray as xr
 
 from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
 from geoslide.data.splits import block_split, events_split, random_split
-from geoslide.data.store import MASK_NODATA, PatchStore
+from geoslide.data.store import PatchStore
 from geoslide.errors import ConfigError, GeoslideWarning
+from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import prepare_inventory, rasterize_inventory, read_inventory
 from geoslide.raster.assets import as_dicts
-from geoslide.raster.cube import grid_of, mosaic, open_cube
+from geoslide.raster.cube import mosaic, open_cube
 from geoslide.raster.derived import add_derived, difference
-from geoslide.raster.grid import GridSpec
+from geoslide.raster.grid import GridSpec, grid_of
 
 
 @dataclass(frozen=True)

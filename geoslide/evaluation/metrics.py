@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from geoslide.data.store import MASK_NODATA
 from geoslide.errors import ConfigError, LabelError, OutputError
+from geoslide.inventory.codes import MASK_NODATA
 
 ArrayLike = np.ndarray | torch.Tensor
 DEFAULT_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))  # 0.05 ... 0.95

@@ -20,14 +20,15 @@ import pandas as pd
 import shapely
 import torch
 
-from geoslide.data.store import MASK_NODATA, PatchStore
+from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
 from geoslide.evaluation.metrics import ConfusionMatrix, confusion_counts
+from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import rasterize_inventory, read_inventory
 from geoslide.inventory.vectorize import vectorize
 from geoslide.mapping.store import open_map
 from geoslide.models.card import load_checkpoint
-from geoslide.raster.cube import grid_of
+from geoslide.raster.grid import grid_of
 from geoslide.training.batches import Normalisation, PatchReader
 from geoslide.training.losses import final_logits
 

@@ -67,6 +67,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from geoslide.errors import ConfigError, CRSError, GridError, OutputError
+from geoslide.raster.grid import coord_step
 
 LANDSLIDE = 1
 DEFAULT_CHUNK = 2048
@@ -200,7 +201,7 @@ def pixel_transform(array: xr.DataArray) -> Affine:
     the transform rioxarray keeps (``rio.write_transform``).
     """
     x, y = np.asarray(array.x.values, np.float64), np.asarray(array.y.values, np.float64)
-    dx, dy = _step(x, "x"), _step(y, "y")
+    dx, dy = coord_step(x, "x"), coord_step(y, "y")
     if dx is None or dy is None:
         try:
             rx, ry = array.rio.resolution()
@@ -209,15 +210,6 @@ def pixel_transform(array: xr.DataArray) -> Affine:
                             "with array.rio.write_transform(...)") from None
         dx, dy = dx if dx is not None else rx, dy if dy is not None else ry
     return Affine(dx, 0.0, x[0] - dx / 2, 0.0, dy, y[0] - dy / 2)
-
-
-def _step(coords: np.ndarray, name: str) -> float | None:
-    if coords.size < 2:
-        return None
-    step = (coords[-1] - coords[0]) / (coords.size - 1)
-    if step == 0 or np.abs(np.diff(coords) - step).max() > 1e-6 * abs(step):
-        raise GridError(f"the {name} coordinates are not evenly spaced; vectorising needs a regular grid")
-    return float(step)
 
 
 def _chunk_tasks(data: da.Array, prob: da.Array | None, connectivity: int) -> list:

@@ -45,10 +45,10 @@ from pyproj import CRS
 from tqdm.auto import tqdm
 from zarr.codecs import GzipCodec
 
-from geoslide.data.store import MASK_NODATA, exists
+from geoslide.data.store import exists
 from geoslide.errors import ConfigError, CRSError, GridError, OutputError
-from geoslide.raster.cube import grid_of
-from geoslide.raster.grid import GridSpec
+from geoslide.inventory.codes import MASK_NODATA
+from geoslide.raster.grid import GridSpec, grid_of
 
 FORMAT = "geoslide-map-store/1"
 NODATA = MASK_NODATA
@@ -210,24 +210,11 @@ def _prepared(probability: xr.DataArray) -> xr.DataArray:
     chunks = probability.chunks
     if not all(_regular(c) for c in chunks):
         probability = probability.chunk({"y": chunks[0][0], "x": chunks[1][0]})
-    _check_regular_grid(probability)
     return probability.astype(np.float32)
 
 
 def _regular(chunks: tuple[int, ...]) -> bool:
     return all(c == chunks[0] for c in chunks[:-1]) and chunks[-1] <= chunks[0]
-
-
-def _check_regular_grid(probability: xr.DataArray) -> None:
-    x, y = probability.x.values.astype(float), probability.y.values.astype(float)
-    if max(x.size, y.size) < 2:
-        raise GridError("probabilities need at least 2 pixels along x or y to define a grid")
-    dx, dy = np.diff(x), -np.diff(y)
-    res = dx[0] if dx.size else dy[0]
-    tol = abs(res) * 1e-6
-    if not (res > 0 and np.allclose(dx, res, rtol=0, atol=tol) and np.allclose(dy, res, rtol=0, atol=tol)):
-        raise GridError("probabilities are not on a regular north-up grid (x ascending, y descending, equal "
-                        "square pixels); resample them onto a GridSpec first")
 
 
 def _fingerprint(grid: GridSpec, chunks: tuple[int, int], threshold: float, attrs: Mapping[str, Any]

@@ -9,9 +9,6 @@ Layout of a model directory::
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from geoslide.errors import ModelError
+from geoslide.fileio import write_atomic
 from geoslide.models import build_model
 
 WEIGHTS = "model.safetensors"
@@ -146,22 +144,3 @@ def unwrap(model: nn.Module) -> nn.Module:
 def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The (unwrapped) model's state dict as contiguous CPU tensors, ready for safetensors."""
     return {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
-
-
-def write_atomic(path: Path, write: Callable[[str], object]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place (umask permissions)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; workers of other users read models
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current

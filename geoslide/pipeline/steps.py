@@ -10,7 +10,8 @@ from geoslide.catalog.search import search
 from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
 from geoslide.pipeline.config import DemoStep, Pipeline, Scene, Source, discard_partial, mark_done, marked_done, resolve
-from geoslide.pipeline.report import markdown_table, metric_columns, plot_f1
+from geoslide.pipeline.report import metric_columns, plot_f1
+from geoslide.tables import markdown_table
 
 
 def build_data(pipeline: Pipeline, root: Path, progress: bool) -> PatchStore:

@@ -200,17 +200,6 @@ def _finish(cube: xr.DataArray, grid: GridSpec, nodata: Any) -> xr.DataArray:
     return cube.drop_vars([c for c in ("epsg",) if c in cube.coords])
 
 
-def grid_of(cube: xr.DataArray) -> GridSpec:
-    """The :class:`GridSpec` of a cube with pixel-centre ``x``/``y`` coordinates and a CRS."""
-    epsg = cube.rio.crs.to_epsg() if cube.rio.crs is not None else None
-    if epsg is None:
-        raise GridError("the cube has no EPSG CRS; write one with cube.rio.write_crs('EPSG:...')")
-    x, y = cube.x.values, cube.y.values
-    res = float(abs(x[1] - x[0])) if x.size > 1 else float(abs(y[0] - y[1]))
-    bounds = (float(x.min() - res / 2), float(y.min() - res / 2), float(x.max() + res / 2), float(y.max() + res / 2))
-    return GridSpec(int(epsg), bounds, res)
-
-
 def mosaic(cube: xr.DataArray) -> xr.DataArray:
     """Several scenes on one grid -> one ``(band, y, x)`` image; the latest valid pixel wins.
 

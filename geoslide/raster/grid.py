@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor)
+import xarray as xr
 from affine import Affine
 from pyproj import CRS, Transformer
 
@@ -87,6 +89,45 @@ class GridSpec:
 
     def __dask_tokenize__(self) -> tuple:
         return ("GridSpec", self.epsg, self.bounds, self.resolution)
+
+    @classmethod
+    def from_coords(cls, x: np.ndarray, y: np.ndarray, epsg: int) -> GridSpec:
+        """The grid whose pixel centres are ``x`` (west to east) and ``y`` (north to south).
+
+        Raises :class:`GridError` unless the coordinates are evenly spaced, north-up, with square
+        pixels, and at least one axis has two pixels to tell the resolution.
+        """
+        dx, dy = coord_step(np.asarray(x, np.float64), "x"), coord_step(np.asarray(y, np.float64), "y")
+        if dx is None and dy is None:
+            raise GridError("an array needs at least 2 pixels along x or y to define a grid")
+        res = dx if dx is not None else -dy
+        tol = abs(res) * 1e-6
+        if not (res > 0 and (dy is None or abs(-dy - res) <= tol)):
+            raise GridError("the array is not on a regular north-up grid (x ascending, y descending, equal "
+                            "square pixels); resample it onto a GridSpec first")
+        bounds = (float(x[0] - res / 2), float(y[-1] - res / 2), float(x[-1] + res / 2), float(y[0] + res / 2))
+        return cls(int(epsg), bounds, float(res))
+
+
+def coord_step(coords: np.ndarray, name: str) -> float | None:
+    """The spacing of evenly spaced pixel-centre coordinates (None for a single pixel).
+
+    Raises :class:`GridError` when the coordinates are not evenly spaced.
+    """
+    if coords.size < 2:
+        return None
+    step = (coords[-1] - coords[0]) / (coords.size - 1)
+    if step == 0 or np.abs(np.diff(coords) - step).max() > 1e-6 * abs(step):
+        raise GridError(f"the {name} coordinates are not evenly spaced; a raster needs a regular grid")
+    return float(step)
+
+
+def grid_of(array: xr.DataArray) -> GridSpec:
+    """The :class:`GridSpec` of an array with pixel-centre ``x``/``y`` coordinates and an EPSG CRS."""
+    epsg = array.rio.crs.to_epsg() if array.rio.crs is not None else None
+    if epsg is None:
+        raise GridError("the array has no EPSG CRS; write one with array.rio.write_crs('EPSG:...')")
+    return GridSpec.from_coords(array.x.values, array.y.values, epsg)
 
 
 def transform_bounds(bounds: Bounds, src_epsg: int, dst_epsg: int) -> Bounds:

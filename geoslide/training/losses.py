@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from geoslide.data.store import MASK_NODATA
 from geoslide.errors import ConfigError, ModelError
+from geoslide.inventory.codes import MASK_NODATA
 
 ModelOutput = torch.Tensor | tuple[torch.Tensor, Sequence[torch.Tensor]] | list[Any]
 

@@ -5,16 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # no pyplot: a plot must not change a notebook's backend
 
 
 def plot_log(log: Sequence[dict[str, float]], path: str | Path) -> Path:
     """Write a two-panel PNG: train/val loss, and validation P/R/F1, against the epoch."""
     epochs = [r["epoch"] + 1 for r in log]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    fig = Figure(figsize=(10, 3.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
     left.plot(epochs, [r["train_loss"] for r in log], label="train")
     left.plot(epochs, [r["val_loss"] for r in log], label="validation")
     left.set(xlabel="epoch", ylabel="loss", title="loss")
@@ -25,5 +23,4 @@ def plot_log(log: Sequence[dict[str, float]], path: str | Path) -> Path:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return Path(path)

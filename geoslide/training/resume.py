@@ -18,7 +18,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from geoslide.errors import ModelError
-from geoslide.models.card import cpu_state, unwrap, write_atomic
+from geoslide.fileio import write_atomic
+from geoslide.models.card import cpu_state, unwrap
 
 INFO = "state.json"
 

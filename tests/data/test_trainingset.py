@@ -17,9 +17,10 @@ from rasterio.features import rasterize
 from geoslide import grid_of, open_cube, search
 from geoslide.data.patches import PatchSpec, plan_windows, select_windows, window_sums
 from geoslide.data.splits import block_split, events_split, random_split
-from geoslide.data.store import COLUMNS, MASK_NODATA, PatchStore
+from geoslide.data.store import COLUMNS, PatchStore
 from geoslide.data.trainingset import TrainingSetSpec, build_patches
 from geoslide.errors import ConfigError, GeoslideWarning, LabelError, PatchStoreError
+from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import rasterize_inventory
 from geoslide.raster.grid import GridSpec
 

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from geoslide.data.store import COLUMNS, MASK_NODATA, PatchStore
+from geoslide.data.store import COLUMNS, PatchStore
 from geoslide.errors import LabelError, PatchStoreError
+from geoslide.inventory.codes import MASK_NODATA
 
 MAX_BATCH = 64
 BATCH_BYTES = 256 * 2**20
