@@ -38,6 +38,7 @@ from torch import nn
 from geoslide.errors import BandError, ConfigError, GeoslideWarning, GridError, ModelError
 from geoslide.models import build_model, size_multiple
 from geoslide.models.card import CARD, WEIGHTS, ModelCard, load_checkpoint, read_card
+from geoslide.models.outputs import final_logits
 
 BLENDS = ("hann", "flat")
 MAX_TILE = 1536  # px: a 1024 px chunk with its context fits in one forward pass
@@ -307,9 +308,7 @@ def _run(model: nn.Module, tiles: np.ndarray) -> np.ndarray:
     """Sigmoid of the model's logits for a batch ``(n, band, h, w)`` -> ``(n, h, w)``."""
     device = next(model.parameters(), torch.empty(0)).device
     with torch.inference_mode():
-        logits = model(torch.from_numpy(np.ascontiguousarray(tiles)).to(device))
-        if isinstance(logits, tuple | list):
-            logits = logits[0]
+        logits = final_logits(model(torch.from_numpy(np.ascontiguousarray(tiles)).to(device)))
         return torch.sigmoid(logits[:, 0].float()).cpu().numpy()
 
 
