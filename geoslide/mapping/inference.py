@@ -38,6 +38,7 @@ from torch import nn
 from geoslide.errors import BandError, ConfigError, GeoslideWarning, GridError, ModelError
 from geoslide.models import build_model, size_multiple
 from geoslide.models.card import CARD, WEIGHTS, ModelCard, load_checkpoint, read_card
+from geoslide.models.normalise import Normalisation
 from geoslide.models.outputs import final_logits
 
 BLENDS = ("hann", "flat")
@@ -202,7 +203,7 @@ def predict_block(block: np.ndarray, model: nn.Module, card: ModelCard, spec: In
                          "pass (band, height, width) in the card's band order")
     multiple = size_multiple(model)
     spec = spec.resolve(card, multiple)
-    x, nodata = _normalise(block, card)
+    x, nodata = Normalisation(card.mean, card.std).apply_masked(block)
     exact = card.receptive_field is not None and 2 * spec.overlap + 1 >= card.receptive_field
     prob = _tiled(x, model, spec, multiple, exact)
     prob[nodata] = np.nan
@@ -310,16 +311,6 @@ def _run(model: nn.Module, tiles: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         logits = final_logits(model(torch.from_numpy(np.ascontiguousarray(tiles)).to(device)))
         return torch.sigmoid(logits[:, 0].float()).cpu().numpy()
-
-
-def _normalise(block: np.ndarray, card: ModelCard) -> tuple[np.ndarray, np.ndarray]:
-    """``(x - mean) / std`` as float32 with nodata set to 0, and the nodata mask."""
-    nodata = ~np.isfinite(block).all(axis=0)
-    mean = np.asarray(card.mean, np.float32)[:, None, None]
-    std = np.asarray(card.std, np.float32)[:, None, None]
-    x = ((block.astype(np.float32) - mean) / std).astype(np.float32)
-    x[:, nodata] = 0.0
-    return x, nodata
 
 
 def _chunked(image: xr.DataArray, spec: InferenceSpec) -> da.Array:
