@@ -10,7 +10,7 @@ chunk borders. By default a tile holds a whole chunk with its context (one forwa
 
 Nodata (NaN or the image's nodata value in any band) is fed to the model as 0 after
 normalisation and comes out as NaN. The model is loaded once per process and device
-(see :mod:`geoslide.mapping.modelcache`); the task graph carries only the model directory's path.
+(see :mod:`geoslide.mapping.modelcache`); the task graph carries only the model's path and card.
 """
 
 from __future__ import annotations
@@ -21,17 +21,16 @@ from pathlib import Path
 import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
-import torch
 import xarray as xr
 
 from geoslide.errors import BandError, GeoslideWarning, GridError
 from geoslide.mapping.modelcache import load_model
 from geoslide.mapping.tiling import InferenceSpec, predict_block
-from geoslide.models import build_model, size_multiple
-from geoslide.models.card import ModelCard, read_card
+from geoslide.models.card import ModelCard, ResolvedModel, resolve_model
 
 
-def predict_proba(image: xr.DataArray, model_dir: str | Path, spec: InferenceSpec | None = None) -> xr.DataArray:
+def predict_proba(image: xr.DataArray, model: str | Path | ResolvedModel, spec: InferenceSpec | None = None
+                  ) -> xr.DataArray:
     """Lazy landslide probability of every pixel of an image.
 
     Parameters
@@ -39,8 +38,9 @@ def predict_proba(image: xr.DataArray, model_dir: str | Path, spec: InferenceSpe
     image
         ``(band, y, x)`` DataArray with labelled bands (see :func:`geoslide.raster.cube.mosaic` for a cube with time),
         at least ``overlap`` pixels wide and high. Extra bands are ignored.
-    model_dir
-        A model directory (see :mod:`geoslide.models.card`), readable by every worker.
+    model
+        A model directory (see :mod:`geoslide.models.card`), readable by every worker, or the
+        :class:`~geoslide.models.card.ResolvedModel` of one (its card is then not read again).
     spec
         Chunking and tiling; None takes :class:`InferenceSpec` defaults.
 
@@ -51,16 +51,16 @@ def predict_proba(image: xr.DataArray, model_dir: str | Path, spec: InferenceSpe
         with the image's coordinates and CRS; ``attrs["threshold"]`` is the model's threshold.
         Each task holds one chunk plus its overlap, never the whole image.
     """
-    card = read_card(model_dir)
-    multiple = _card_multiple(card)
-    spec = (spec or InferenceSpec()).resolve(card, multiple)
+    model = model if isinstance(model, ResolvedModel) else resolve_model(model)
+    card = model.card
+    spec = (spec or InferenceSpec()).resolve(card, model.multiple)
     _warn_short_overlap(spec, card)
     data = _chunked(model_input(image, card), spec)
     depth = spec.overlap
     out = da.map_overlap(
         _predict_chunk, data, depth={0: 0, 1: depth, 2: depth}, boundary={0: "none", 1: "reflect", 2: "reflect"},
         trim=True, align_arrays=False, allow_rechunk=False, drop_axis=0, dtype=np.float32,
-        meta=np.empty((0, 0), np.float32), model_dir=str(Path(model_dir).resolve()), spec=spec,
+        meta=np.empty((0, 0), np.float32), model=model, spec=spec,
     )
     result = xr.DataArray(out, dims=("y", "x"), coords={"y": image["y"], "x": image["x"]}, name="probability",
                           attrs={"long_name": "landslide probability", "threshold": card.threshold})
@@ -86,9 +86,10 @@ def model_input(image: xr.DataArray, card: ModelCard) -> xr.DataArray:
     return selected.astype(np.float32)
 
 
-def _predict_chunk(block: np.ndarray, model_dir: str, spec: InferenceSpec) -> np.ndarray:
-    model, card = load_model(model_dir, spec.device)
-    return predict_block(block, model, card, spec)
+def _predict_chunk(block: np.ndarray, model: ResolvedModel, spec: InferenceSpec) -> np.ndarray:
+    """One chunk with its context, on this process's cached copy of the model."""
+    net, card = load_model(model, spec.device)
+    return predict_block(block, net, card, spec)
 
 
 def _chunked(image: xr.DataArray, spec: InferenceSpec) -> da.Array:
@@ -108,12 +109,6 @@ def _axis_chunks(length: int, chunk: int, overlap: int) -> tuple[int, ...]:
     if len(sizes) > 1 and sizes[-1] < overlap:
         sizes[-2:] = [sizes[-2] + sizes[-1]]
     return tuple(sizes)
-
-
-def _card_multiple(card: ModelCard) -> int:
-    """The size multiple of the card's architecture, built without weights on the meta device."""
-    with torch.device("meta"):
-        return size_multiple(build_model(card.architecture, len(card.bands), **card.params))
 
 
 def _warn_short_overlap(spec: InferenceSpec, card: ModelCard) -> None:

@@ -1,9 +1,9 @@
 """Models loaded once per process: the cache inference tasks take their model from.
 
-A task graph carries only a model's path (and card); each process that runs a task loads the
-weights the first time and keeps them, keyed by path, device and file versions, so a worker loads
-a model once however many chunks it computes, and a retrained model in the same directory is
-picked up.
+A task graph carries only a :class:`~geoslide.models.card.ResolvedModel` (path and card); each
+process that runs a task loads the weights the first time and keeps them, keyed by path, device
+and file versions, so a worker loads a model once however many chunks it computes, and a
+retrained model in the same directory is picked up.
 """
 
 from __future__ import annotations
@@ -15,24 +15,32 @@ import torch
 from torch import nn
 
 from geoslide.errors import ModelError
-from geoslide.models.card import CARD, WEIGHTS, ModelCard, load_checkpoint
+from geoslide.models.card import CARD, WEIGHTS, ModelCard, ResolvedModel, load_checkpoint, load_weights
 
 
-def load_model(model_dir: str | Path, device: str | None = None) -> tuple[nn.Module, ModelCard]:
+def load_model(model: str | Path | ResolvedModel, device: str | None = None) -> tuple[nn.Module, ModelCard]:
     """The model and card of a directory, loaded once per process, device and file version.
 
     The cache key is the resolved path, the device and the modification times of the weights
     and the card, so a retrained model in the same directory is picked up.
+
+    Parameters
+    ----------
+    model
+        A model directory, or a :class:`~geoslide.models.card.ResolvedModel` whose card was read
+        already (then only the weights are read here).
+    device
+        Torch device; None takes CUDA when available, else the CPU (see :func:`resolve_device`).
     """
     global _LOADS
-    path = Path(model_dir).resolve()
+    path = Path(model.path if isinstance(model, ResolvedModel) else model).resolve()
     dev = resolve_device(device)
     key = (str(path), dev, _mtime(path / WEIGHTS), _mtime(path / CARD))
     with _LOCK:
         if key not in _MODELS:
             for stale in [k for k in _MODELS if k[:2] == key[:2]]:
                 del _MODELS[stale]
-            _MODELS[key] = load_checkpoint(path, dev)
+            _MODELS[key] = _load(path, model, dev)
             _LOADS += 1
         return _MODELS[key]
 
@@ -58,6 +66,13 @@ def resolve_device(device: str | None) -> str:
 _MODELS: dict[tuple[str, str, int, int], tuple[nn.Module, ModelCard]] = {}
 _LOCK = threading.Lock()
 _LOADS = 0
+
+
+def _load(path: Path, model: str | Path | ResolvedModel, device: str) -> tuple[nn.Module, ModelCard]:
+    """Weights (and the card, unless ``model`` carries it) from ``path``."""
+    if isinstance(model, ResolvedModel):
+        return load_weights(path, model.card, device), model.card
+    return load_checkpoint(path, device)
 
 
 def _mtime(path: Path) -> int:
