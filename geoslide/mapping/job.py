@@ -16,8 +16,10 @@ import xarray as xr
 from geoslide.catalog.search import search
 from geoslide.errors import OutputError
 from geoslide.inventory.vectorize import inventory_summary, vectorize, write_vectors
-from geoslide.mapping.export import export_cog, item_path, map_item, quicklook
+from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import InferenceSpec, predict_proba
+from geoslide.mapping.item import item_path, map_item
+from geoslide.mapping.quicklook import quicklook
 from geoslide.mapping.store import open_map, write_map
 from geoslide.models.card import ModelCard, ResolvedModel, bundled_model_path, resolve_model
 from geoslide.raster.cube import mosaic, open_cube

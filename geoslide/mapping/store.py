@@ -19,7 +19,7 @@ is also listed in ``coordinates``, so plain ``open_zarr`` works too). GDAL's Zar
 3.12) takes the CRS from the ``_CRS`` attribute (or the CF ``grid_mapping``), the geotransform from the
 regular ``x``/``y`` arrays named in ``dimension_names`` and nodata from ``fill_value``:
 ``ZARR:"OUT.zarr":/mask``. GDAL 3.10 and older cannot read any Zarr v3 array zarr-python writes (they
-predate the ``bytes`` codec), so use :mod:`geoslide.mapping.export` COGs there. Chunks are gzip-compressed,
+predate the ``bytes`` codec), so use :mod:`geoslide.mapping.cog` COGs there. Chunks are gzip-compressed,
 the one codec every GDAL Zarr build decodes; gzip headers carry a write time, so chunk files of two
 runs differ in those four bytes only.
 """
