@@ -4,18 +4,14 @@ The public verbs follow the data flow: :func:`search` STAC items, :func:`open_cu
 them lazily, and (in ``geoslide.demo``) synthetic events to try it all on.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
+from geoslide._version import version
 from geoslide.catalog.query import StacQuery
 from geoslide.catalog.search import open_source, search
 from geoslide.errors import GeoslideError
 from geoslide.raster.cube import CubeSpec, open_cube
 from geoslide.raster.grid import GridSpec, grid_of
 
-try:
-    __version__ = version("geoslide")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0+unknown"
+__version__ = version()
 
 __all__ = [
     "CubeSpec",

@@ -1,8 +1,9 @@
-"""Files: local paths from hrefs, and writes that never leave a half-written file behind.
+"""Files: local paths from hrefs, what is at a path, writes that never leave a half-written file.
 
 Every module that writes a finished file (checkpoints, vectors, exports, reports) goes through
 :func:`write_atomic`, and every module that turns an href into a local path through
-:func:`local_path`, so both rules live in one place.
+:func:`local_path`, so both rules live in one place. :func:`exists` says whether a store (or
+anything else) is already at a path or URL.
 """
 
 from __future__ import annotations
@@ -53,3 +54,24 @@ def _umask() -> int:
     current = os.umask(0)
     os.umask(current)
     return current
+
+
+def exists(path: str | os.PathLike[str]) -> bool:
+    """Whether something (a store, or any non-empty folder) is at ``path``.
+
+    Parameters
+    ----------
+    path
+        A local path, a ``file://`` URL, or another URL, which counts when a Zarr v3 group opens there.
+    """
+    text = str(path)
+    if "://" in text and not text.startswith("file://"):
+        import zarr
+
+        try:
+            zarr.open_group(text, mode="r", zarr_format=3)
+            return True
+        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+            return False
+    p = Path(text.removeprefix("file://"))
+    return p.exists() and (not p.is_dir() or any(p.iterdir()))

@@ -28,9 +28,10 @@ from geoslide.inventory.rasterize import rasterize_inventory, read_inventory
 from geoslide.inventory.vectorize import vectorize
 from geoslide.mapping.store import open_map
 from geoslide.models.card import load_checkpoint
+from geoslide.models.normalise import Normalisation
+from geoslide.models.outputs import final_logits
 from geoslide.raster.grid import grid_of
-from geoslide.training.batches import Normalisation, PatchReader
-from geoslide.training.losses import final_logits
+from geoslide.training.batches import PatchReader
 
 
 def evaluate_map(pred: str | Path, labels: str | Path | gpd.GeoDataFrame, min_area: float = 0.0) -> dict[str, Any]:

@@ -16,10 +16,12 @@ import xarray as xr
 from geoslide.catalog.search import search
 from geoslide.errors import OutputError
 from geoslide.inventory.vectorize import inventory_summary, vectorize, write_vectors
-from geoslide.mapping.export import export_cog, item_path, map_item, quicklook
+from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import InferenceSpec, predict_proba
+from geoslide.mapping.item import item_path, map_item
+from geoslide.mapping.quicklook import quicklook
 from geoslide.mapping.store import open_map, write_map
-from geoslide.models.card import ModelCard, bundled_model_path, read_card
+from geoslide.models.card import ModelCard, ResolvedModel, bundled_model_path, resolve_model
 from geoslide.raster.cube import mosaic, open_cube
 
 
@@ -78,15 +80,14 @@ def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = 
             progress: bool = False) -> MapResult:
     """Search, load, mosaic and map ``stac_query``'s items with a model; see :class:`MapSpec`."""
     _check_out(spec.out)
-    model_dir = Path(spec.model) if spec.model else bundled_model_path()
-    card = read_card(model_dir)
+    model = resolve_model(Path(spec.model) if spec.model else bundled_model_path())
     items = search(stac_query, catalog)
-    image = load_image(items, card, spec)
-    probability = predict_proba(image, model_dir, spec.inference)
-    attrs = {"model": _model_id(model_dir, card), "inputs": sorted(i.id for i in items),
+    image = load_image(items, model.card, spec)
+    probability = predict_proba(image, model, spec.inference)
+    attrs = {"model": _model_id(model), "inputs": sorted(i.id for i in items),
              "inference": asdict(spec.inference)}
-    write_map(probability, spec.out, card.threshold, attrs, progress=progress, client=client)
-    return _exports(items, image, card, model_dir, spec)
+    write_map(probability, spec.out, model.card.threshold, attrs, progress=progress, client=client)
+    return _exports(items, image, model, spec)
 
 
 def load_image(items: list[pystac.Item], card: ModelCard, spec: MapSpec) -> xr.DataArray:
@@ -99,8 +100,7 @@ def load_image(items: list[pystac.Item], card: ModelCard, spec: MapSpec) -> xr.D
     return mosaic(open_cube(items, list(card.bands), **options))
 
 
-def _exports(items: list[pystac.Item], image: xr.DataArray, card: ModelCard, model_dir: Path, spec: MapSpec
-             ) -> MapResult:
+def _exports(items: list[pystac.Item], image: xr.DataArray, model: ResolvedModel, spec: MapSpec) -> MapResult:
     out = Path(spec.out)
     stored = open_map(out)
     summary = vectors = None
@@ -111,9 +111,9 @@ def _exports(items: list[pystac.Item], image: xr.DataArray, card: ModelCard, mod
         summary = inventory_summary(polygons, event=spec.event or _event(items, out))
     png = quicklook(image, stored["mask"], out.with_suffix(".png")) if spec.quicklook else None
     cogs = {v: export_cog(out, v, out.with_suffix(f".{v}.tif")) for v in ("probability", "mask")} if spec.cog else {}
-    params = {"threshold": card.threshold, "min_area_m2": spec.min_area, "split": spec.split,
+    params = {"threshold": model.card.threshold, "min_area_m2": spec.min_area, "split": spec.split,
               **{f"inference_{k}": v for k, v in asdict(spec.inference).items()}}
-    map_item(out, items, _model_summary(model_dir, card), params, cogs=cogs, vectors=vectors, quicklook_png=png)
+    map_item(out, items, _model_summary(model), params, cogs=cogs, vectors=vectors, quicklook_png=png)
     return MapResult(out, item_path(out), png, vectors, summary)
 
 
@@ -125,13 +125,14 @@ def _check_out(out: str) -> None:
         raise OutputError(f"{out} exists and is a file; pick a new --out")
 
 
-def _model_id(model_dir: Path, card: ModelCard) -> str:
-    return f"{card.architecture}@{model_dir.resolve()}"
+def _model_id(model: ResolvedModel) -> str:
+    return f"{model.card.architecture}@{model.path}"
 
 
-def _model_summary(model_dir: Path, card: ModelCard) -> dict[str, Any]:
+def _model_summary(model: ResolvedModel) -> dict[str, Any]:
+    card = model.card
     return {"architecture": card.architecture, "bands": list(card.bands), "threshold": card.threshold,
-            "patch_size": card.patch_size, "resolution": card.resolution, "path": str(model_dir.resolve())}
+            "patch_size": card.patch_size, "resolution": card.resolution, "path": model.path}
 
 
 def _event(items: list[pystac.Item], out: Path) -> str:

@@ -19,7 +19,7 @@ is also listed in ``coordinates``, so plain ``open_zarr`` works too). GDAL's Zar
 3.12) takes the CRS from the ``_CRS`` attribute (or the CF ``grid_mapping``), the geotransform from the
 regular ``x``/``y`` arrays named in ``dimension_names`` and nodata from ``fill_value``:
 ``ZARR:"OUT.zarr":/mask``. GDAL 3.10 and older cannot read any Zarr v3 array zarr-python writes (they
-predate the ``bytes`` codec), so use :mod:`geoslide.mapping.export` COGs there. Chunks are gzip-compressed,
+predate the ``bytes`` codec), so use :mod:`geoslide.mapping.cog` COGs there. Chunks are gzip-compressed,
 the one codec every GDAL Zarr build decodes; gzip headers carry a write time, so chunk files of two
 runs differ in those four bytes only.
 """
@@ -28,26 +28,24 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 import zarr
-from dask.highlevelgraph import HighLevelGraph
 from pyproj import CRS
 from tqdm.auto import tqdm
 from zarr.codecs import GzipCodec
 
-from geoslide.data.store import exists
 from geoslide.errors import ConfigError, CRSError, GridError, OutputError
+from geoslide.fileio import exists
 from geoslide.inventory.codes import MASK_NODATA
+from geoslide.mapping.blocks import BlockSink, compute_blocks
 from geoslide.raster.grid import GridSpec, grid_of
 
 FORMAT = "geoslide-map-store/1"
@@ -57,8 +55,6 @@ DONE = "progress/done"
 VARIABLES = ("probability", "mask")
 DEFAULT_CHUNK = 1024
 logger = logging.getLogger(__name__)
-
-BlockSink = Callable[[tuple[int, int], np.ndarray], None]
 
 
 @dataclass(frozen=True)
@@ -124,11 +120,7 @@ def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attr
     encoded = encode(probability.data, threshold)
     with tqdm(total=done.size, initial=done.size - len(todo), unit="chunk", desc="map",
               disable=not progress) as bar:
-        sink = _block_writer(group, chunks, bar)
-        if client is None:
-            _run_local(encoded, todo, sink, _in_flight(None))
-        else:
-            _run_distributed(client, encoded, todo, sink, _in_flight(client))
+        compute_blocks(encoded, todo, _block_writer(group, chunks, bar), client)
     return Path(out)
 
 
@@ -333,76 +325,3 @@ def _block_writer(group: zarr.Group, chunks: tuple[int, int], bar: tqdm) -> Bloc
         bar.update(1)
 
     return write
-
-
-# -- running the graph ----------------------------------------------------------------------------
-
-
-def _in_flight(client: Any) -> int:
-    """Blocks to keep in flight: twice the threads that compute them."""
-    if client is None:
-        threads = dask.config.get("num_workers", None) or os.cpu_count() or 1
-    else:
-        threads = sum(client.nthreads().values()) or 1
-    return max(4, 2 * int(threads))
-
-
-def _batches(todo: Sequence[tuple[int, int]], size: int) -> Iterator[list[tuple[int, int]]]:
-    for start in range(0, len(todo), size):
-        yield list(todo[start:start + size])
-
-
-class _Blocks:
-    """Culls the graph of ``encoded`` to a batch of blocks, keeping one graph so culls stay cheap."""
-
-    def __init__(self, encoded: da.Array) -> None:
-        graph = encoded.__dask_graph__()
-        if not isinstance(graph, HighLevelGraph):
-            graph = HighLevelGraph({encoded.name: dict(graph)}, {encoded.name: set()})
-        self.graph, self.name = graph, encoded.name
-
-    def batch(self, indices: Sequence[tuple[int, int]]) -> tuple[HighLevelGraph, list[tuple]]:
-        """The graph computing exactly these blocks, and their keys."""
-        keys = [(self.name, 0, i, j) for i, j in indices]
-        return self.graph.cull(set(keys)), keys
-
-
-def _run_local(encoded: da.Array, todo: Sequence[tuple[int, int]], sink: BlockSink, batch: int) -> None:
-    """Compute row-major batches of blocks with dask's scheduler; write each batch when it is done."""
-    blocks, get = _Blocks(encoded), dask.base.get_scheduler(collections=[encoded])
-    for indices in _batches(todo, batch):
-        graph, keys = blocks.batch(indices)
-        for index, block in zip(indices, get(graph, keys), strict=True):
-            sink(index, block)
-
-
-def _run_distributed(client: Any, encoded: da.Array, todo: Sequence[tuple[int, int]], sink: BlockSink,
-                     limit: int) -> None:
-    """Compute blocks on a cluster, at most ``limit`` in flight, writing each as it arrives."""
-    from distributed import as_completed
-
-    blocks, batches = _Blocks(encoded), _batches(todo, max(1, limit // 2))
-    pending: dict[Any, tuple[tuple[int, int], Any]] = {}
-    arrived = as_completed()
-
-    def submit() -> None:
-        indices = next(batches, None)
-        if indices is None:
-            return
-        graph, keys = blocks.batch(indices)
-        for future, index in zip(client.get(graph, keys, sync=False), indices, strict=True):
-            pending[future.key] = (index, future)
-            arrived.add(future)
-
-    try:
-        submit()
-        submit()
-        for future in arrived:
-            index, _ = pending.pop(future.key)
-            sink(index, future.result())
-            future.release()
-            if len(pending) <= limit // 2:
-                submit()
-    finally:
-        if pending:
-            client.cancel([future for _, future in pending.values()])

@@ -4,6 +4,10 @@ Every model maps ``(N, C, H, W)`` float32 to logits ``(N, 1, H, W)`` for any ban
 ``H`` and ``W`` must be multiples of the model's ``size_multiple`` (callers pad). A model that
 uses deep supervision returns ``(logits, [side_logits, ...])`` in training mode, each side
 output already at input size; in eval mode it returns the logits alone.
+
+Beside the architectures: ``card`` (model directories: card, weights, :class:`~geoslide.models.card.ResolvedModel`),
+``outputs`` (final logits of a model output), ``normalise`` (per-band input normalisation),
+``receptive`` (receptive fields).
 """
 
 from __future__ import annotations

@@ -1,5 +1,8 @@
 """Model checkpoints: weights in safetensors plus a JSON card; loading never unpickles.
 
+A :class:`ResolvedModel` is a model directory whose card has been read once (with the size
+multiple of its architecture), for code that loads the weights elsewhere (inference workers).
+
 Layout of a model directory::
 
     MODEL_DIR/model.safetensors   tensors of ``model.state_dict()``
@@ -19,7 +22,7 @@ from torch import nn
 
 from geoslide.errors import ModelError
 from geoslide.fileio import write_atomic
-from geoslide.models import build_model
+from geoslide.models import build_model, size_multiple
 
 WEIGHTS = "model.safetensors"
 CARD = "model.json"
@@ -117,6 +120,21 @@ def read_card(model_dir: str | Path) -> ModelCard:
 def load_checkpoint(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelCard]:
     """Rebuild the model from its card and load the safetensors weights, in eval mode."""
     card = read_card(model_dir)
+    return load_weights(model_dir, card, device), card
+
+
+def load_weights(model_dir: str | Path, card: ModelCard, device: str | torch.device = "cpu") -> nn.Module:
+    """The model ``card`` describes with the safetensors weights of ``model_dir``, in eval mode.
+
+    Parameters
+    ----------
+    model_dir
+        The model directory holding the weights.
+    card
+        Its card, already read (see :func:`read_card`).
+    device
+        Torch device to load onto.
+    """
     weights = Path(model_dir) / WEIGHTS
     if not weights.is_file():
         raise ModelError(f"{model_dir} has a card but no {WEIGHTS}; the checkpoint is incomplete")
@@ -125,7 +143,41 @@ def load_checkpoint(model_dir: str | Path, device: str | torch.device = "cpu") -
         model.load_state_dict(load_file(str(weights), device=str(device)))
     except RuntimeError as exc:
         raise ModelError(f"weights in {weights} do not fit {card.architecture} {card.params}: {exc}") from exc
-    return model.to(device).eval(), card
+    return model.to(device).eval()
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model directory read once: its absolute path, its card and its size multiple, no weights.
+
+    Made on the client (:func:`resolve_model`) and passed down to inference and into its task
+    graph, so workers only load the weights.
+
+    Parameters
+    ----------
+    path
+        The model directory, resolved to an absolute path.
+    card
+        Its card.
+    multiple
+        The factor input heights and widths must be a multiple of (see :func:`geoslide.models.size_multiple`).
+    """
+
+    path: str
+    card: ModelCard
+    multiple: int
+
+
+def resolve_model(model_dir: str | Path) -> ResolvedModel:
+    """Read a model directory's card and learn its size multiple, without loading weights."""
+    card = read_card(model_dir)
+    return ResolvedModel(str(Path(model_dir).resolve()), card, card_multiple(card))
+
+
+def card_multiple(card: ModelCard) -> int:
+    """The size multiple of the card's architecture, built without weights on the meta device."""
+    with torch.device("meta"):
+        return size_multiple(build_model(card.architecture, len(card.bands), **card.params))
 
 
 def bundled_model_path() -> Path:

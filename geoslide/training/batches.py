@@ -1,4 +1,4 @@
-"""Training batches from a patch store: normalisation, per-epoch order, rank shards, augmentation.
+"""Training batches from a patch store: band statistics, per-epoch order, rank shards, augmentation.
 
 The order of an epoch depends only on ``(seed, epoch)``, and each global batch is cut into equal
 per-rank slices, so one process with batch ``B`` and ``W`` ranks with ``B / W`` each see the same
@@ -8,27 +8,13 @@ patches at every step (what data-parallel training needs to match a single-proce
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from geoslide.data.store import PatchStore, read_rows
 from geoslide.errors import ConfigError, PatchStoreError
-
-
-@dataclass(frozen=True)
-class Normalisation:
-    """Per-band ``(x - mean) / std``; NaN (nodata) becomes 0 after it."""
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def apply(self, images: np.ndarray) -> np.ndarray:
-        """Normalise ``(..., band, y, x)`` float images."""
-        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
-        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
-        return np.nan_to_num((images.astype(np.float32) - mean) / std, nan=0.0)
+from geoslide.models.normalise import Normalisation
 
 
 def band_stats(store: PatchStore, indices: np.ndarray, batch: int = 256) -> Normalisation:

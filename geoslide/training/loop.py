@@ -31,9 +31,9 @@ from geoslide.errors import ConfigError, PatchStoreError
 from geoslide.evaluation.metrics import ThresholdSweep
 from geoslide.models import build_model
 from geoslide.models.card import CARD, ModelCard, read_card, save_checkpoint, unwrap
+from geoslide.models.normalise import Normalisation
 from geoslide.models.receptive import receptive_field
 from geoslide.training.batches import (
-    Normalisation,
     PatchReader,
     augment,
     balance_weights,

@@ -45,8 +45,7 @@ from torch import nn
 
 from geoslide.errors import ConfigError, ModelError
 from geoslide.inventory.codes import MASK_NODATA
-
-ModelOutput = torch.Tensor | tuple[torch.Tensor, Sequence[torch.Tensor]] | list[Any]
+from geoslide.models.outputs import ModelOutput, final_logits, split_output
 
 ADSMS_ALPHA = 0.3  # false positives (Abraham & Khan: 1 - 0.7)
 ADSMS_BETA = 0.7  # false negatives
@@ -54,23 +53,8 @@ ADSMS_GAMMA = 4 / 3  # focal exponent 1/gamma = 0.75
 
 
 # ---------------------------------------------------------------------------------------------
-# model outputs and masks
+# masks (model outputs: geoslide.models.outputs)
 # ---------------------------------------------------------------------------------------------
-
-
-def split_output(output: ModelOutput) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Final logits and side logits of a model output (a tensor, or ``(logits, [sides])``)."""
-    if isinstance(output, torch.Tensor):
-        return output, []
-    if isinstance(output, (tuple, list)) and len(output) == 2 and isinstance(output[0], torch.Tensor):
-        sides = output[1]
-        return output[0], [sides] if isinstance(sides, torch.Tensor) else list(sides)
-    raise ModelError(f"a model output must be logits or (logits, [side_logits]), got {type(output).__name__}")
-
-
-def final_logits(output: ModelOutput) -> torch.Tensor:
-    """The final logits of a model output (the tensor itself, or the first item of a tuple)."""
-    return split_output(output)[0]
 
 
 def _squeeze_channel(x: torch.Tensor, what: str) -> torch.Tensor:

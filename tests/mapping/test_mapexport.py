@@ -17,8 +17,11 @@ from stac_schemas import OfflineValidator, fetch_schemas
 from test_mapstore import THRESHOLD, Blocks, probability
 
 import geoslide
+from geoslide.catalog.extensions import PROCESSING_EXT
 from geoslide.errors import GridError, OutputError
-from geoslide.mapping.export import PROCESSING_EXT, export_cog, item_path, map_item, quicklook
+from geoslide.mapping.cog import export_cog
+from geoslide.mapping.item import item_path, map_item
+from geoslide.mapping.quicklook import quicklook
 from geoslide.mapping.store import map_status, stored_array, write_map
 from geoslide.raster.grid import GridSpec
 

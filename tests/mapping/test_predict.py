@@ -14,10 +14,11 @@ import xarray as xr
 from dask.callbacks import Callback
 
 from geoslide.errors import BandError, ConfigError, GeoslideWarning, GridError
-from geoslide.mapping import inference as predict
-from geoslide.mapping.inference import InferenceSpec, predict_block, predict_proba
+from geoslide.mapping import modelcache
+from geoslide.mapping.inference import predict_proba
+from geoslide.mapping.tiling import InferenceSpec, predict_block
 from geoslide.models import build_model
-from geoslide.models.card import ModelCard, save_checkpoint
+from geoslide.models.card import ModelCard, read_card, save_checkpoint
 from geoslide.raster.cube import mosaic
 
 BANDS = ("red", "green", "blue", "nir")
@@ -95,7 +96,7 @@ def whole_image(values: np.ndarray, pad: int = 0) -> np.ndarray:
 
 
 def test_overlap_is_derived_from_the_card(model_dir):
-    card = predict.read_card(model_dir)
+    card = read_card(model_dir)
     spec = InferenceSpec(chunk=128).resolve(card, 8)
     assert card.receptive_field == 2 * unet_reach(DEPTH) + 1
     assert spec.overlap % 8 == 0 and spec.overlap >= card.receptive_field / 2 > spec.overlap - 8
@@ -110,7 +111,7 @@ def test_chunked_inference_equals_whole_image(model_dir, tile, blend):
     out = predict_proba(raster(values), model_dir, spec)
     assert isinstance(out.data, da.Array) and out.data.chunks == ((128, 172), (128, 128, 164))
     got = out.compute(scheduler="threads").values
-    depth = spec.resolve(predict.read_card(model_dir), 8).overlap
+    depth = spec.resolve(read_card(model_dir), 8).overlap
     ref = whole_image(values)
     inner = (slice(depth, -depth), slice(depth, -depth))
     assert got.dtype == np.float32 and got[inner].std() > 0.01
@@ -129,7 +130,7 @@ def test_too_little_overlap_shows_seams(model_dir):
 
 def test_predict_block_on_numpy(model_dir):
     values = scene(200, 232, seed=3)
-    model, card = predict.load_model(model_dir, "cpu")
+    model, card = modelcache.load_model(model_dir, "cpu")
     got = predict_block(values, model, card, InferenceSpec(tile=176))
     depth = card.receptive_field // 2 + 1
     assert got.shape == (200, 232)
@@ -213,7 +214,7 @@ def test_a_task_holds_one_chunk_and_its_overlap(model_dir):
     ny, nx, chunk = 640, 640, 128
     image = raster(da.random.default_rng(5).random((4, ny, nx), chunks=(1, 160, 160), dtype=np.float32))
     out = predict_proba(image, model_dir, InferenceSpec(chunk=chunk))
-    depth = InferenceSpec(chunk=chunk).resolve(predict.read_card(model_dir), 8).overlap
+    depth = InferenceSpec(chunk=chunk).resolve(read_card(model_dir), 8).overlap
     with PeakResult() as peak:
         got = out.compute(scheduler="threads").values
     assert np.isfinite(got).all()
@@ -223,15 +224,15 @@ def test_a_task_holds_one_chunk_and_its_overlap(model_dir):
 
 
 def test_model_is_cached_per_file_version(model_dir):
-    first = predict.load_model(model_dir, "cpu")
-    loads = predict.model_loads()
-    assert predict.load_model(str(model_dir) + "/", "cpu") is first
-    assert predict.model_loads() == loads
+    first = modelcache.load_model(model_dir, "cpu")
+    loads = modelcache.model_loads()
+    assert modelcache.load_model(str(model_dir) + "/", "cpu") is first
+    assert modelcache.model_loads() == loads
     weights = model_dir / "model.safetensors"
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    again = predict.load_model(model_dir, "cpu")
-    assert again is not first and predict.model_loads() == loads + 1
+    again = modelcache.load_model(model_dir, "cpu")
+    assert again is not first and modelcache.model_loads() == loads + 1
     assert not again[0].training
 
 
@@ -267,14 +268,14 @@ def test_distributed_workers_load_the_model_once(model_dir):
                                       dashboard_address=None) as cluster, distributed.Client(cluster) as client:
             with dask.config.set(scheduler=client):
                 remote = predict_proba(image, model_dir, spec).compute().values
-            loads = client.run(predict.model_loads)
+            loads = client.run(modelcache.model_loads)
     np.testing.assert_allclose(remote, local, atol=1e-6)
     assert len(loads) == 2 and max(loads.values()) == 1, loads
 
 
 def test_exact_tiles_run_each_pixel_about_once(model_dir):
     values = scene(256, 256, seed=4)
-    model, card = predict.load_model(model_dir, "cpu")
+    model, card = modelcache.load_model(model_dir, "cpu")
     seen = []
     hook = model.register_forward_hook(lambda m, i, o: seen.append(i[0].shape[0] * i[0].shape[2] * i[0].shape[3]))
     try:
@@ -286,7 +287,7 @@ def test_exact_tiles_run_each_pixel_about_once(model_dir):
 
 
 def test_blended_half_steps_for_a_card_without_receptive_field(model_dir, tmp_path):
-    card = predict.read_card(model_dir)
+    card = read_card(model_dir)
     blind = save_checkpoint(make_model(), ModelCard(**{**card.__dict__, "receptive_field": None}), tmp_path / "m")
     values = scene()
     spec = InferenceSpec(chunk=128, overlap=56, tile=176)

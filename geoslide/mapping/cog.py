@@ -1,0 +1,77 @@
+"""A finished map store as Cloud-Optimized GeoTIFFs, written chunk by chunk."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.crs import CRS as RasterioCRS
+from rasterio.windows import Window
+
+from geoslide.errors import OutputError
+from geoslide.mapping.store import NODATA, PROBABILITY_SCALE, map_attrs, map_grid, map_status, stored_array
+from geoslide.raster.grid import GridSpec
+
+OVERVIEW_RESAMPLING = {"probability": "AVERAGE", "mask": "MODE"}
+
+
+def export_cog(out_zarr: str | Path, variable: str, path: str | Path, blocksize: int = 512) -> Path:
+    """Write ``probability`` or ``mask`` of a finished map store as a Cloud-Optimized GeoTIFF.
+
+    The stored uint8 values are copied unchanged (nodata 255; probability carries the scale
+    1/250 in its band metadata), chunk by chunk into a tiled GeoTIFF beside ``path`` that GDAL's
+    COG driver then rewrites with overviews, so the map never sits in memory whole.
+
+    Parameters
+    ----------
+    out_zarr
+        The map store.
+    variable
+        ``probability`` or ``mask``.
+    path
+        The ``.tif`` to write (replaced if present).
+    blocksize
+        Tile size of the COG in pixels.
+    """
+    source, grid, path = stored_array(out_zarr, variable), map_grid(out_zarr), Path(path)
+    status = map_status(out_zarr)
+    if not status.complete:
+        raise OutputError(f"{out_zarr} is unfinished ({status.done}/{status.total} chunks); "
+                          "rerun `geoslide map` with the same options to complete it first")
+    staging = path.with_name(path.name + ".partial.tif")
+    try:
+        _write_tiled(source, grid, variable, staging, map_attrs(out_zarr)["threshold"])
+        rasterio.shutil.copy(staging, path, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES",
+                             BLOCKSIZE=blocksize, OVERVIEWS="AUTO", OVERVIEW_RESAMPLING=OVERVIEW_RESAMPLING[variable],
+                             BIGTIFF="IF_SAFER")
+    finally:
+        staging.unlink(missing_ok=True)
+    return path
+
+
+def _write_tiled(source: Any, grid: GridSpec, variable: str, path: Path, threshold: float) -> None:
+    """A tiled GeoTIFF holding the stored values, written one store chunk at a time."""
+    height, width = grid.shape
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": 1, "dtype": "uint8",
+               "crs": RasterioCRS.from_epsg(grid.epsg), "transform": grid.transform, "nodata": NODATA,
+               "tiled": True, "blockxsize": 256, "blockysize": 256, "compress": "deflate", "bigtiff": "IF_SAFER"}
+    with rasterio.open(path, "w", **profile) as dst:
+        for window, rows, cols in _chunk_windows(source.shape, source.chunks):
+            dst.write(np.asarray(source[rows, cols]), 1, window=window)
+        dst.set_band_description(1, variable)
+        if variable == "probability":
+            dst.scales, dst.offsets = (1.0 / PROBABILITY_SCALE,), (0.0,)
+            dst.update_tags(1, units="1", long_name="landslide probability")
+        else:
+            dst.update_tags(1, flag_values="0 1", flag_meanings="background landslide", threshold=str(threshold))
+
+
+def _chunk_windows(shape: tuple[int, int], chunks: tuple[int, int]) -> Iterator[tuple[Window, slice, slice]]:
+    for r0 in range(0, shape[0], chunks[0]):
+        for c0 in range(0, shape[1], chunks[1]):
+            rows, cols = slice(r0, min(r0 + chunks[0], shape[0])), slice(c0, min(c0 + chunks[1], shape[1]))
+            yield Window(c0, r0, cols.stop - c0, rows.stop - r0), rows, cols
