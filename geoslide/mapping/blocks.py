@@ -87,7 +87,7 @@ def _run_distributed(client: Any, encoded: da.Array, todo: Sequence[tuple[int, i
 
     blocks, batches = _Blocks(encoded), _batches(todo, max(1, limit // 2))
     pending: dict[Any, tuple[tuple[int, int], Any]] = {}
-    arrived = as_completed()
+    arrived = as_completed(loop=client.loop)  # never the default client: a CLI makes none
 
     def submit() -> None:
         indices = next(batches, None)
