@@ -19,10 +19,10 @@ from geoslide.data.store import PatchStore
 from geoslide.errors import ConfigError, GeoslideWarning
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import prepare_inventory, rasterize_inventory, read_inventory
-from geoslide.raster.assets import as_dicts
 from geoslide.raster.cube import mosaic, open_cube
 from geoslide.raster.derived import add_derived, difference
 from geoslide.raster.grid import GridSpec, grid_of
+from geoslide.raster.items import as_dicts
 
 
 @dataclass(frozen=True)
