@@ -34,7 +34,7 @@ import pandas as pd
 from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
 from geoslide.inventory.codes import MASK_NODATA
-from geoslide.inventory.rasterize import read_inventory
+from geoslide.inventory.read import read_inventory
 
 BLOCK_BYTES = 64 * 2**20
 _COUNTS = ("landslide_pixels", "valid_pixels")
@@ -153,7 +153,7 @@ def polygon_areas_m2(frame: gpd.GeoDataFrame) -> np.ndarray:
 
 
 def _read_inventory(path: str | Path) -> gpd.GeoDataFrame:
-    """Polygons of an inventory (see :func:`geoslide.inventory.rasterize.read_inventory`) at plausible coordinates."""
+    """Polygons of an inventory (see :func:`geoslide.inventory.read.read_inventory`) at plausible coordinates."""
     frame = read_inventory(path)
     frame = frame[~frame.geometry.is_empty & frame.geometry.notna()]
     frame = frame[frame.geom_type.isin(["Polygon", "MultiPolygon"])]

@@ -24,7 +24,8 @@ from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
 from geoslide.evaluation.metrics import ConfusionMatrix, confusion_counts
 from geoslide.inventory.codes import MASK_NODATA
-from geoslide.inventory.rasterize import rasterize_inventory, read_inventory
+from geoslide.inventory.rasterize import rasterize_inventory
+from geoslide.inventory.read import read_inventory
 from geoslide.inventory.vectorize import vectorize
 from geoslide.mapping.store import open_map
 from geoslide.models.card import load_checkpoint

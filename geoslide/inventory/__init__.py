@@ -1,5 +1,6 @@
 """Stage 3, inventory: landslide polygons to masks and masks back to polygons.
 
-``rasterize`` reads an inventory and burns it onto a grid chunk by chunk; ``vectorize`` turns a
-chunked landslide mask into polygons merged across chunk edges.
+``read`` reads and checks an inventory (``geometry`` repairs invalid polygons), ``rasterize`` burns
+it onto a grid chunk by chunk; ``vectorize`` turns a chunked landslide mask into polygons merged
+across chunk edges.
 """

@@ -67,6 +67,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from geoslide.errors import ConfigError, CRSError, GridError, OutputError
+from geoslide.inventory.geometry import repair_invalid
 from geoslide.raster.grid import coord_step
 
 LANDSLIDE = 1
@@ -250,19 +251,7 @@ def _label_polygons(labels: np.ndarray, n: int, row: int, col: int, connectivity
     for geom, value in traced:
         parts[int(value) - 1].append(shapely.geometry.shape(geom))
     geoms = _object_array([p[0] if len(p) == 1 else shapely.union_all(p) for p in parts])
-    return list(_valid(geoms))
-
-
-def _valid(geoms: np.ndarray) -> np.ndarray:
-    """Repair invalid outlines (8-connected corners) with ``make_valid``, keeping only polygon parts."""
-    bad = ~shapely.is_valid(geoms)
-    if bad.any():
-        geoms = geoms.copy()
-        for i in np.flatnonzero(bad):
-            fixed = shapely.make_valid(geoms[i])
-            polys = [g for g in shapely.get_parts(fixed) if g.geom_type in ("Polygon", "MultiPolygon")]
-            geoms[i] = polys[0] if len(polys) == 1 else shapely.union_all(polys)
-    return geoms
+    return list(repair_invalid(geoms)[0])  # 8-connected corners make invalid outlines
 
 
 def _first_pixels(labels: np.ndarray, n: int, row: int, col: int, width: int) -> np.ndarray:
