@@ -1,4 +1,4 @@
-"""Landslide masks -> polygons at any scale, and inventory summaries of the result.
+"""Landslide masks -> polygons at any scale, written as GeoParquet and GeoJSON.
 
 :func:`vectorize` turns a lazy (y, x) mask (1 = landslide, 0 = background, 255 = nodata) into one
 polygon per landslide without ever holding the raster in memory:
@@ -42,7 +42,6 @@ for their statistics: persist the probability or read it from a store first.
 
 from __future__ import annotations
 
-import math
 import os
 import uuid
 import warnings
@@ -55,7 +54,6 @@ import dask
 import dask.array as da
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 import xarray as xr
 from affine import Affine
@@ -74,7 +72,6 @@ LANDSLIDE = 1
 DEFAULT_CHUNK = 2048
 STRUCTURES = {4: ndimage.generate_binary_structure(2, 1), 8: ndimage.generate_binary_structure(2, 2)}
 MIN_NECK_DEPTH = 2.0  # pixels: shallower passes are pixel-scale outline noise, not necks
-SUMMARY_KEYS = ("event", "count", "min_m2", "max_m2", "mean_m2", "total_m2", "total_km2")
 
 
 @dataclass(frozen=True)
@@ -487,62 +484,6 @@ def _object_array(items: Sequence) -> np.ndarray:
     out = np.empty(len(items), dtype=object)
     out[:] = list(items)
     return out
-
-
-def inventory_summary(polygons: gpd.GeoDataFrame, event: str | None = None) -> dict[str, Any]:
-    """HR-GLDD Table 1 figures of a set of landslide polygons.
-
-    Parameters
-    ----------
-    polygons : geopandas.GeoDataFrame
-        Landslides, e.g. from :func:`vectorize`; areas come from its ``area_m2`` column, else from the
-        geometries in the WGS 84 / UTM zone of each centroid.
-    event : str, optional
-        Name of the event (site), ``"all"`` if not given.
-
-    Returns
-    -------
-    dict
-        ``event``, ``count``, ``min_m2``, ``max_m2``, ``mean_m2`` (None when there is no landslide),
-        ``total_m2`` and ``total_km2``.
-    """
-    if "area_m2" in polygons.columns:
-        areas = polygons["area_m2"].to_numpy(np.float64)
-    elif len(polygons) == 0:
-        areas = np.zeros(0)
-    elif polygons.crs is None:
-        raise CRSError("the polygons have no CRS and no area_m2 column; set their CRS (gdf.set_crs('EPSG:...'))")
-    else:
-        from geoslide.data.stats import polygon_areas_m2  # the patch-store statistics use the same areas
-
-        areas = polygon_areas_m2(polygons)
-    found = areas.size > 0
-    return {"event": "all" if event is None else str(event), "count": int(areas.size),
-            "min_m2": float(areas.min()) if found else None, "max_m2": float(areas.max()) if found else None,
-            "mean_m2": float(areas.mean()) if found else None, "total_m2": float(areas.sum()),
-            "total_km2": float(areas.sum()) / 1e6}
-
-
-def summary_table(summaries: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """The summaries of :func:`inventory_summary` as one table, a row per event."""
-    return pd.DataFrame([{k: s.get(k) for k in SUMMARY_KEYS} for s in summaries], columns=list(SUMMARY_KEYS))
-
-
-def summary_markdown(summaries: Sequence[dict[str, Any]] | pd.DataFrame) -> str:
-    """The summaries as a Markdown table (HR-GLDD Table 1 layout)."""
-    table = summaries if isinstance(summaries, pd.DataFrame) else summary_table(summaries)
-    heads = ["event", "landslides", "min area m2", "max area m2", "mean area m2", "total area m2", "total area km2"]
-    lines = ["| " + " | ".join(heads) + " |", "|---" * len(heads) + "|"]
-    for row in table.itertuples(index=False):
-        cells = [str(row.event), str(row.count), *(_fmt(v) for v in row[2:])]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.2f}"
 
 
 def write_vectors(polygons: gpd.GeoDataFrame, path: str | Path) -> tuple[Path, Path]:
