@@ -16,7 +16,8 @@ import xarray as xr
 from geoslide.catalog.search import search
 from geoslide.errors import OutputError
 from geoslide.inventory.summary import inventory_summary
-from geoslide.inventory.vectorize import vectorize, write_vectors
+from geoslide.inventory.vectorize import vectorize
+from geoslide.inventory.write import write_vectors
 from geoslide.mapping.export import export_cog, item_path, map_item, quicklook
 from geoslide.mapping.inference import InferenceSpec, predict_proba
 from geoslide.mapping.store import open_map, write_map
