@@ -239,7 +239,7 @@ def _map(args: argparse.Namespace) -> int:
     print(f"{result.out}: map store; STAC item {result.item}" + (f"; quicklook {result.quicklook}"
                                                                     if result.quicklook else ""))
     if result.summary is not None:
-        from geoslide.inventory.vectorize import summary_markdown
+        from geoslide.inventory.summary import summary_markdown
 
         print(f"{result.vectors}: landslide polygons")
         print(summary_markdown([result.summary]))

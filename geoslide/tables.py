@@ -24,3 +24,10 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
     lines = ["| " + " | ".join(str(c) for c in frame.columns) + " |", "|---" * len(frame.columns) + "|"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def short_number(value: float | None, scale: float = 1.0) -> str:
+    """``value * scale`` to 4 significant digits, or 2 decimals from 10^4 on; None and NaN as ``n/a``."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "n/a"
+    return f"{value * scale:.4g}" if abs(value * scale) < 1e4 else f"{value * scale:.2f}"

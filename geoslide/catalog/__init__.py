@@ -1,6 +1,8 @@
 """Stage 1, catalog: find the imagery of an event.
 
-``query`` validates a STAC item-search body, ``search`` runs it against a STAC API or a static
-catalog (``filtering`` evaluates what an API cannot), ``bundled`` locates the catalogs shipped
-with geoslide, and ``build`` writes STAC items for rasters geoslide creates.
+- ``query``: a validated STAC item-search body.
+- ``search``: a query run against a STAC API or a static catalog.
+- ``filtering``: item-search semantics evaluated locally, where an API or a static catalog cannot.
+- ``bundled``: where the catalogs shipped with geoslide are.
+- ``build``: STAC items for the rasters geoslide creates, read from their file headers.
 """

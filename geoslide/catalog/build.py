@@ -13,6 +13,7 @@ import shapely.geometry
 from rasterio.warp import transform_geom
 
 from geoslide.errors import CRSError
+from geoslide.fileio import local_path
 
 EXTENSIONS = (
     "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
@@ -97,7 +98,7 @@ def raster_item(item_id: str, when: datetime, assets: Sequence[AssetSpec], *, co
 
 
 def _header(spec: AssetSpec) -> dict[str, Any]:
-    path = spec.href[7:] if spec.href.startswith("file://") else spec.href
+    path = local_path(spec.href) or spec.href
     with rasterio.open(path) as ds:
         if ds.crs is None or ds.crs.to_epsg() is None:
             raise CRSError(f"{path} has no EPSG CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32645) first")

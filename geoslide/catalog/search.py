@@ -21,6 +21,7 @@ from geoslide.catalog.bundled import demo_catalog_path
 from geoslide.catalog.filtering import filter_items
 from geoslide.catalog.query import StacQuery
 from geoslide.errors import CatalogError, EmptySearchError, QueryError
+from geoslide.fileio import local_path
 
 
 class ItemSource(Protocol):
@@ -85,7 +86,7 @@ def open_source(catalog: str | Path | None = None) -> ItemSource:
     text = str(catalog)
     if text.startswith(("http://", "https://")):
         return _open_remote(text)
-    path = Path(text[7:] if text.startswith("file://") else text).expanduser()
+    path = (local_path(text) or Path(text)).expanduser()
     if path.is_dir():
         path = _catalog_file_in(path)
     if not path.is_file():

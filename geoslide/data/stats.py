@@ -21,8 +21,6 @@ area is taken in the WGS 84 / UTM zone of its centroid.
 from __future__ import annotations
 
 import io
-import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,9 @@ import pandas as pd
 from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
 from geoslide.inventory.codes import MASK_NODATA
-from geoslide.inventory.rasterize import read_inventory
+from geoslide.inventory.read import read_inventory
+from geoslide.inventory.summary import areas_by_event
+from geoslide.tables import markdown_table, short_number
 
 BLOCK_BYTES = 64 * 2**20
 _COUNTS = ("landslide_pixels", "valid_pixels")
@@ -126,34 +126,14 @@ def inventory_areas(inventory: str | Path) -> dict[str, Any]:
     Returns
     -------
     dict
-        ``{"by_event": bool, "areas": {name: {"count", "min_m2", "max_m2", "total_m2", "total_km2"}}}``.
+        ``{"by_event": bool, "areas": {name: {"count", "min_m2", "max_m2", "total_m2", "total_km2"}}}``
+        (see :func:`geoslide.inventory.summary.areas_by_event`).
     """
-    frame = _read_inventory(inventory)
-    frame = frame.assign(_area=polygon_areas_m2(frame))
-    by_event = "event" in frame.columns
-    groups = frame.groupby(frame["event"].astype(str), sort=True) if by_event else [("all", frame)]
-    areas = {str(name): {"count": len(g), "min_m2": float(g["_area"].min()), "max_m2": float(g["_area"].max()),
-                         "total_m2": float(g["_area"].sum()), "total_km2": float(g["_area"].sum()) / 1e6}
-             for name, g in groups}
-    return {"by_event": by_event, "areas": areas}
-
-
-def polygon_areas_m2(frame: gpd.GeoDataFrame) -> np.ndarray:
-    """Area of each polygon in square metres, in the WGS 84 / UTM zone of its centroid."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # centroids in degrees are good enough to pick a zone
-        lonlat = frame.geometry.centroid.to_crs("EPSG:4326")
-    zone = np.clip(np.floor((lonlat.x.to_numpy() + 180) / 6).astype(int) + 1, 1, 60)
-    epsg = np.where(lonlat.y.to_numpy() >= 0, 32600, 32700) + zone
-    areas = np.empty(len(frame))
-    for code in np.unique(epsg):
-        chosen = epsg == code
-        areas[chosen] = frame.geometry[chosen].to_crs(epsg=int(code)).area.to_numpy()
-    return areas
+    return areas_by_event(_read_inventory(inventory))
 
 
 def _read_inventory(path: str | Path) -> gpd.GeoDataFrame:
-    """Polygons of an inventory (see :func:`geoslide.inventory.rasterize.read_inventory`) at plausible coordinates."""
+    """Polygons of an inventory (see :func:`geoslide.inventory.read.read_inventory`) at plausible coordinates."""
     frame = read_inventory(path)
     frame = frame[~frame.geometry.is_empty & frame.geometry.notna()]
     frame = frame[frame.geom_type.isin(["Polygon", "MultiPolygon"])]
@@ -168,36 +148,40 @@ def _read_inventory(path: str | Path) -> gpd.GeoDataFrame:
 
 def format_stats(stats: dict[str, Any]) -> str:
     """Markdown tables: patches and landslide pixels per event, band means, inventory areas."""
+    tables = [_scope_table(stats), _band_table(stats)]
+    if stats.get("inventory"):
+        tables.append(_area_table(stats["inventory"]["areas"]))
+    return "\n".join(tables)
+
+
+def _scope_table(stats: dict[str, Any]) -> str:
     scopes = [("all", stats["overall"]), *stats["events"].items()]
     splits = sorted({s for _, st in scopes for s in st["splits"]}, key=lambda s: ({"train": 0, "val": 1,
                                                                                  "test": 2}.get(s, 3), s))
-    lines = ["| event | patches | landslide patches | " + " | ".join(f"split {s or '(none)'}" for s in splits)
-             + " | landslide pixels | valid pixels | landslide % | landslide area km2 (masks) |",
-             "|---" * (7 + len(splits)) + "|"]
-    for name, st in scopes:
-        cells = [name, st["patches"], st["landslide_patches"], *(st["splits"].get(s, 0) for s in splits),
-                 st["landslide_pixels"], st["valid_pixels"], _fmt(st["landslide_ratio"], 100),
-                 _fmt(st["landslide_area_km2"])]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    lines += ["", "| event | band | landslide mean | background mean | difference |", "|---|---|---|---|---|"]
-    for name, st in scopes:
+    header = ["event", "patches", "landslide patches", *(f"split {s or '(none)'}" for s in splits),
+              "landslide pixels", "valid pixels", "landslide %", "landslide area km2 (masks)"]
+    rows = [[name, st["patches"], st["landslide_patches"], *(st["splits"].get(s, 0) for s in splits),
+             st["landslide_pixels"], st["valid_pixels"], short_number(st["landslide_ratio"], 100),
+             short_number(st["landslide_area_km2"])] for name, st in scopes]
+    return markdown_table(pd.DataFrame(rows, columns=header))
+
+
+def _band_table(stats: dict[str, Any]) -> str:
+    rows = []
+    for name, st in [("all", stats["overall"]), *stats["events"].items()]:
         for band in stats["bands"]:
             ls, bg = st["band_means"]["landslide"][band], st["band_means"]["background"][band]
             diff = None if ls is None or bg is None else ls - bg
-            lines.append(f"| {name} | {band} | {_fmt(ls)} | {_fmt(bg)} | {_fmt(diff)} |")
-    if stats.get("inventory"):
-        lines += ["", "| event | landslides | min area m2 | max area m2 | total area m2 | total area km2 |",
-                  "|---|---|---|---|---|---|"]
-        for name, a in stats["inventory"]["areas"].items():
-            lines.append(f"| {name} | {a['count']} | {_fmt(a['min_m2'])} | {_fmt(a['max_m2'])} | "
-                         f"{_fmt(a['total_m2'])} | {_fmt(a['total_km2'])} |")
-    return "\n".join(lines) + "\n"
+            rows.append([name, band, short_number(ls), short_number(bg), short_number(diff)])
+    header = ["event", "band", "landslide mean", "background mean", "difference"]
+    return markdown_table(pd.DataFrame(rows, columns=header))
 
 
-def _fmt(value: float | None, scale: float = 1.0) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value * scale:.4g}" if abs(value * scale) < 1e4 else f"{value * scale:.2f}"
+def _area_table(areas: dict[str, dict[str, Any]]) -> str:
+    rows = [[name, a["count"], *(short_number(a[k]) for k in ("min_m2", "max_m2", "total_m2", "total_km2"))]
+            for name, a in areas.items()]
+    header = ["event", "landslides", "min area m2", "max area m2", "total area m2", "total area km2"]
+    return markdown_table(pd.DataFrame(rows, columns=header))
 
 
 def stats_csv(stats: dict[str, Any]) -> str:

@@ -18,11 +18,12 @@ from geoslide.data.splits import block_split, events_split, random_split
 from geoslide.data.store import PatchStore
 from geoslide.errors import ConfigError, GeoslideWarning
 from geoslide.inventory.codes import MASK_NODATA
-from geoslide.inventory.rasterize import prepare_inventory, rasterize_inventory, read_inventory
-from geoslide.raster.assets import as_dicts
+from geoslide.inventory.rasterize import rasterize_inventory
+from geoslide.inventory.read import prepare_inventory, read_inventory
 from geoslide.raster.cube import mosaic, open_cube
 from geoslide.raster.derived import add_derived, difference
 from geoslide.raster.grid import GridSpec, grid_of
+from geoslide.raster.items import as_dicts
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """Stage 8, evaluation: score maps against inventories and models on patch-store splits.
 
-``metrics`` holds streamed confusion counts and threshold sweeps; ``score`` applies them to maps
-and patch stores.
+- ``metrics``: streamed pixel confusion counts and threshold sweeps.
+- ``objects``: object-level scores (landslides found, false landslides, area error) of polygons and rasters.
+- ``score``: maps and patch stores scored with them.
 """

@@ -1,4 +1,4 @@
-"""Pixel and object metrics of binary landslide maps.
+"""Pixel and threshold metrics of binary landslide maps (object metrics: :mod:`geoslide.evaluation.objects`).
 
 Conventions: a prediction is 0/1 (or bool); a target mask has 1 = landslide, 0 = background and
 255 = nodata. Nodata pixels of the target are left out of every count, whatever the prediction
@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from geoslide.errors import ConfigError, LabelError, OutputError
 from geoslide.inventory.codes import MASK_NODATA
@@ -350,74 +349,3 @@ def threshold_sweep(probs: Any, targets: Any,
         ``.f1``, ``.precision``, ``.recall``, ``.iou`` aligned with ``.thresholds``; ``.best()``.
     """
     return ThresholdSweep(thresholds).update(probs, targets)
-
-
-# ---------------------------------------------------------------------------------------------
-# object metrics
-# ---------------------------------------------------------------------------------------------
-
-
-def _connectivity(ndim: int) -> np.ndarray:
-    """8-connectivity in 2-D; for a stack ``(N, H, W)``, 8-connectivity within each image only."""
-    if ndim == 2:
-        return np.ones((3, 3), dtype=bool)
-    if ndim == 3:
-        structure = np.zeros((3, 3, 3), dtype=bool)
-        structure[1] = True
-        return structure
-    raise LabelError(f"object metrics need a map (H, W) or a stack (N, H, W), got {ndim} dimensions")
-
-
-def object_metrics(pred: np.ndarray, target: np.ndarray, pixel_area: float = 1.0,
-                   min_overlap: float = 0.0) -> dict[str, Any]:
-    """Landslide-by-landslide comparison of a prediction with an inventory mask.
-
-    Objects are 8-connected components (``scipy.ndimage.label``) of the mask's landslide pixels
-    and of the predicted pixels; predicted pixels on nodata (255) are dropped first, so nodata
-    can split an object. Linear in the number of pixels (label + bincount).
-
-    Parameters
-    ----------
-    pred : numpy.ndarray
-        0/1 or bool prediction, ``(H, W)`` or a stack ``(N, H, W)`` (images labelled separately).
-    target : numpy.ndarray
-        Mask of the same shape: 1 landslide, 0 background, 255 nodata.
-    pixel_area : float
-        Area of one pixel (e.g. m2) for the area figures.
-    min_overlap : float
-        An inventory landslide is detected when predicted pixels cover more than this share of it
-        (in [0, 1); default 0: any overlap).
-
-    Returns
-    -------
-    dict
-        ``n_inventory``, ``n_detected``, ``detected_share`` (n_detected / n_inventory),
-        ``n_predicted``, ``n_false`` (predicted objects touching no landslide pixel),
-        ``false_share`` (n_false / n_predicted), ``area_inventory``, ``area_predicted``,
-        ``area_error_rel`` ((predicted - inventory) / inventory). Shares are NaN on 0/0.
-    """
-    if not 0 <= min_overlap < 1:
-        raise ConfigError(f"min_overlap must be in [0, 1), got {min_overlap}")
-    if not pixel_area > 0:
-        raise ConfigError(f"pixel_area must be > 0, got {pixel_area}")
-    pred, target = _align(_to_numpy(pred), _to_numpy(target))
-    valid, truth = target != MASK_NODATA, target == 1
-    n_valid, n_truth = _count(valid), _count(truth)
-    _check_target(target, n_valid, n_truth)
-    predicted = _predicted(pred, valid, n_valid)
-    structure = _connectivity(target.ndim)
-    truth_labels, n_inventory = ndimage.label(truth, structure=structure)
-    pred_labels, n_predicted = ndimage.label(predicted, structure=structure)
-    hit = predicted & truth
-    sizes = np.bincount(truth_labels[truth], minlength=n_inventory + 1)[1:]
-    covered = np.bincount(truth_labels[hit], minlength=n_inventory + 1)[1:]
-    touching = np.bincount(pred_labels[hit], minlength=n_predicted + 1)[1:] > 0
-    n_detected = int(np.count_nonzero(covered > min_overlap * sizes))
-    n_false = int(n_predicted - np.count_nonzero(touching))
-    area_inventory, area_predicted = n_truth * pixel_area, _count(predicted) * pixel_area
-    return {
-        "n_inventory": int(n_inventory), "n_detected": n_detected, "detected_share": _ratio(n_detected, n_inventory),
-        "n_predicted": int(n_predicted), "n_false": n_false, "false_share": _ratio(n_false, n_predicted),
-        "area_inventory": area_inventory, "area_predicted": area_predicted,
-        "area_error_rel": _ratio(area_predicted - area_inventory, area_inventory),
-    }

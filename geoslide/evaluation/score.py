@@ -17,14 +17,15 @@ import dask.array as da
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 import torch
 
 from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
 from geoslide.evaluation.metrics import ConfusionMatrix, confusion_counts
+from geoslide.evaluation.objects import object_scores
 from geoslide.inventory.codes import MASK_NODATA
-from geoslide.inventory.rasterize import rasterize_inventory, read_inventory
+from geoslide.inventory.rasterize import rasterize_inventory
+from geoslide.inventory.read import read_inventory
 from geoslide.inventory.vectorize import vectorize
 from geoslide.mapping.store import open_map
 from geoslide.models.card import load_checkpoint
@@ -58,27 +59,6 @@ def evaluate_map(pred: str | Path, labels: str | Path | gpd.GeoDataFrame, min_ar
 def _block_counts(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     pred = np.where(pred == MASK_NODATA, 0, pred)
     return confusion_counts(pred, target)
-
-
-def object_scores(mapped: gpd.GeoDataFrame, inventory: gpd.GeoDataFrame, valid: shapely.Geometry
-                  ) -> dict[str, Any]:
-    """Share of inventory landslides hit, false landslides, and areas (m2), where the map has data.
-
-    Inventory landslides are clipped to ``valid`` (the map's area with data); those outside it are left out.
-    """
-    clipped = inventory.geometry.intersection(valid)
-    inside = gpd.GeoDataFrame(geometry=clipped[~clipped.is_empty & (clipped.area > 0)], crs=inventory.crs)
-    hit_inv = np.zeros(len(inside), dtype=bool)
-    hit_map = np.zeros(len(mapped), dtype=bool)
-    if len(inside) and len(mapped):
-        left, right = mapped.sindex.query(inside.geometry.values, predicate="intersects")
-        hit_inv[left], hit_map[right] = True, True
-    area_inv, area_map = float(inside.area.sum()), float(mapped.area.sum())
-    return {"n_inventory": int(len(inside)), "n_detected": int(hit_inv.sum()),
-            "detected_share": float(hit_inv.mean()) if len(inside) else float("nan"),
-            "n_mapped": int(len(mapped)), "n_false": int((~hit_map).sum()),
-            "area_inventory_m2": area_inv, "area_mapped_m2": area_map,
-            "area_error_rel": (area_map - area_inv) / area_inv if area_inv else float("nan")}
 
 
 def evaluate_patches(model_dir: str | Path, store: PatchStore, split: str = "test",

@@ -1,5 +1,12 @@
 """Stage 3, inventory: landslide polygons to masks and masks back to polygons.
 
-``rasterize`` reads an inventory and burns it onto a grid chunk by chunk; ``vectorize`` turns a
-chunked landslide mask into polygons merged across chunk edges.
+- ``codes``: the values of a landslide mask (background, landslide, nodata).
+- ``geometry``: repair of invalid polygons, keeping their polygon parts.
+- ``read``: inventories read from files, checked and placed on a grid.
+- ``rasterize``: an inventory burnt onto a grid, chunk by chunk.
+- ``pieces``: polygons and pixel statistics traced from labelled pixels.
+- ``vectorize``: a chunked landslide mask to polygons merged across chunk edges.
+- ``amalgamated``: amalgamated landslides split at narrow necks.
+- ``summary``: polygon areas and the HR-GLDD Table 1 figures of an inventory.
+- ``write``: polygons written as GeoParquet and WGS 84 GeoJSON together.
 """

@@ -15,7 +15,9 @@ import xarray as xr
 
 from geoslide.catalog.search import search
 from geoslide.errors import OutputError
-from geoslide.inventory.vectorize import inventory_summary, vectorize, write_vectors
+from geoslide.inventory.summary import inventory_summary
+from geoslide.inventory.vectorize import vectorize
+from geoslide.inventory.write import write_vectors
 from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import InferenceSpec, predict_proba
 from geoslide.mapping.item import item_path, map_item

@@ -1,6 +1,8 @@
 """Stage 2, raster: items to lazy, chunked pixel cubes.
 
-``grid`` is the target grid (CRS, bounds, resolution), ``assets`` reads band metadata from items,
-``cube`` loads items as ``(time, band, y, x)`` and mosaics them, ``derived`` adds bands computed
-from others (NDVI, slope, post - pre differences).
+- ``grid``: the target grid (CRS, bounds, resolution) and what follows from it.
+- ``items``: STAC items parsed once into records of their bands, CRS and pixel layout.
+- ``assets``: item records rewritten as single-band assets in the form stackstac reads.
+- ``cube``: items loaded as ``(time, band, y, x)`` cubes, and mosaics of them.
+- ``derived``: bands computed from others (NDVI, slope, post - pre differences).
 """

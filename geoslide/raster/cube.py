@@ -15,8 +15,9 @@ import xarray as xr
 from rasterio.enums import Resampling
 
 from geoslide.errors import BandError, EmptySearchError, GridError
-from geoslide.raster.assets import as_dicts, band_refs, band_table, item_epsg, single_band_item
+from geoslide.raster.assets import single_band_item
 from geoslide.raster.grid import Bounds, GridSpec, intersect_bounds, transform_bounds
+from geoslide.raster.items import BandRef, ItemRecord, parse_items
 
 
 @dataclass(frozen=True)
@@ -87,42 +88,40 @@ def open_cube(items: Iterable[pystac.Item | dict], bands: Sequence[str] | None =
         names, CRS and nodata written for rioxarray (``.rio.crs``, ``.rio.nodata``).
     """
     spec = CubeSpec(bands=tuple(bands) if bands else None, **options)
-    dicts = as_dicts(items)
-    if not dicts:
+    records = parse_items(items)
+    if not records:
         raise EmptySearchError("no items to load; search returned nothing (check the query)")
-    names = list(spec.bands or common_bands(dicts))
-    stacked = [single_band_item(d, names) for d in dicts]
-    grid = plan_grid(stacked, spec)
+    names = list(spec.bands or common_bands(records))
+    stacked = [single_band_item(r, names) for r in records]
+    grid = plan_grid(records, names, spec)
     if spec.rescale:
         spec = dataclasses.replace(spec, dtype="float32", nodata=np.nan)
-    dtype, nodata = _dtype_and_nodata(dicts, names, spec)
+    dtype, nodata = _dtype_and_nodata(records, names, spec)
     cube = stackstac.stack(
         stacked, assets=names, epsg=grid.epsg, resolution=grid.resolution, bounds=grid.bounds,
         snap_bounds=False, xy_coords="center", dtype=dtype, fill_value=np.array(nodata, dtype=dtype)[()],
         rescale=False, chunksize=spec.chunksize, resampling=Resampling[spec.resampling], sortby_date="asc",
     )
     if spec.rescale:
-        cube = _rescale(cube, dicts, names)
+        cube = _rescale(cube, records, names)
     return _finish(cube, grid, nodata)
 
 
-def common_bands(items: Sequence[dict[str, Any]]) -> list[str]:
+def common_bands(records: Sequence[ItemRecord]) -> list[str]:
     """Band names (common name where known) offered by every item, in the first item's order."""
-    tables = [band_table(it) for it in items]
-    first = list(dict.fromkeys(ref.name for ref in tables[0].values()))
-    shared = [b for b in first if all(b.lower() in t for t in tables[1:])]
+    shared = [b for b in records[0].band_names() if all(b.lower() in r.bands for r in records[1:])]
     if not shared:
         raise BandError("the items share no band; pass bands= to choose, or search one collection at a time")
     return shared
 
 
-def plan_grid(items: Sequence[dict[str, Any]], spec: CubeSpec) -> GridSpec:
-    """The target grid: CRS, resolution and bounds from the spec, else from the items."""
-    epsgs = sorted({item_epsg(it) for it in items})
+def plan_grid(records: Sequence[ItemRecord], names: Sequence[str], spec: CubeSpec) -> GridSpec:
+    """The target grid of bands ``names``: CRS, resolution and bounds from the spec, else from the items."""
+    epsgs = sorted({r.require_epsg() for r in records})
     if spec.epsg is None and len(epsgs) > 1:
         raise GridError(f"items are in several CRSs (EPSG:{', EPSG:'.join(map(str, epsgs))}); pass epsg= to pick one")
     epsg = spec.epsg or epsgs[0]
-    native = [_native(it, a) for it in items for a in it["assets"].values()]
+    native = [_native(r, ref) for r in records for ref in dict(zip(names, r.select(names), strict=True)).values()]
     same_crs = [(res, origin, b) for e, res, origin, b in native if e == epsg]
     resolution = spec.resolution or _default_resolution(same_crs, epsg)
     data = _union([transform_bounds(b, e, epsg) for e, _, _, b in native])
@@ -137,20 +136,18 @@ def plan_grid(items: Sequence[dict[str, Any]], spec: CubeSpec) -> GridSpec:
     return GridSpec.around(epsg, wanted, resolution, anchor=anchors[0] if anchors else (0.0, 0.0))
 
 
-def _native(item: dict[str, Any], asset: dict[str, Any]) -> tuple[int, float, tuple[float, float], Bounds]:
-    """(epsg, resolution, origin, bounds) of an asset from its projection fields."""
-    epsg = asset["proj:epsg"]
-    transform, shape = asset.get("proj:transform"), asset.get("proj:shape")
-    if transform is None or shape is None:
+def _native(record: ItemRecord, ref: BandRef) -> tuple[int, float, tuple[float, float], Bounds]:
+    """(epsg, resolution, origin, bounds) of a band from its projection fields."""
+    if ref.transform is None or ref.shape is None:
         raise GridError(
-            f"item {item.get('id')!r} lacks proj:transform/proj:shape; add them (projection extension) "
+            f"item {record.id!r} lacks proj:transform/proj:shape; add them (projection extension) "
             "so geoslide can place its pixels"
         )
-    a, _, c, _, e, f = transform[:6]
-    height, width = shape
+    a, _, c, _, e, f = ref.transform[:6]
+    height, width = ref.shape
     bounds = (c, f + e * height, c + a * width, f)
-    return epsg, abs(a), (c, f), (min(bounds[0], bounds[2]), min(bounds[1], bounds[3]),
-                                  max(bounds[0], bounds[2]), max(bounds[1], bounds[3]))
+    return record.require_epsg(), abs(a), (c, f), (min(bounds[0], bounds[2]), min(bounds[1], bounds[3]),
+                                                   max(bounds[0], bounds[2]), max(bounds[1], bounds[3]))
 
 
 def _default_resolution(same_crs: list, epsg: int) -> float:
@@ -164,8 +161,8 @@ def _union(bounds: list[Bounds]) -> Bounds:
     return float(arr[:, 0].min()), float(arr[:, 1].min()), float(arr[:, 2].max()), float(arr[:, 3].max())
 
 
-def _dtype_and_nodata(items: Sequence[dict[str, Any]], names: list[str], spec: CubeSpec) -> tuple[str, Any]:
-    refs = [r for it in items for r in band_refs(it, names)]
+def _dtype_and_nodata(records: Sequence[ItemRecord], names: list[str], spec: CubeSpec) -> tuple[str, Any]:
+    refs = [ref for r in records for ref in r.select(names)]
     declared = {r.dtype for r in refs if r.dtype}
     dtype = np.dtype(spec.dtype or (np.result_type(*declared) if declared else "float32"))
     found = {r.nodata for r in refs if r.nodata is not None}
@@ -177,15 +174,15 @@ def _dtype_and_nodata(items: Sequence[dict[str, Any]], names: list[str], spec: C
     return dtype.name, nodata
 
 
-def _rescale(cube: xr.DataArray, items: Sequence[dict[str, Any]], names: list[str]) -> xr.DataArray:
+def _rescale(cube: xr.DataArray, records: Sequence[ItemRecord], names: list[str]) -> xr.DataArray:
     """Physical values: value * scale + offset per band (from the first item declaring them)."""
-    refs = band_refs(items[0], names)
+    refs = records[0].select(names)
     scale = np.array([r.scale if r.scale is not None else 1.0 for r in refs], dtype="float32")
     offset = np.array([r.offset if r.offset is not None else 0.0 for r in refs], dtype="float32")
-    for it in items[1:]:
-        other = band_refs(it, names)
+    for record in records[1:]:
+        other = record.select(names)
         if [r.scale for r in other] != [r.scale for r in refs] or [r.offset for r in other] != [r.offset for r in refs]:
-            raise GridError(f"items {items[0].get('id')!r} and {it.get('id')!r} scale their bands differently; "
+            raise GridError(f"items {records[0].id!r} and {record.id!r} scale their bands differently; "
                             "load them in separate cubes")
     factors = xr.DataArray(scale, dims="band", coords={"band": cube.band})
     shifts = xr.DataArray(offset, dims="band", coords={"band": cube.band})

@@ -18,9 +18,9 @@ from geoslide.evaluation.metrics import (
     binarize,
     confusion_counts,
     metrics_from_probs,
-    object_metrics,
     threshold_sweep,
 )
+from geoslide.evaluation.objects import object_metrics
 
 NODATA = 255
 

@@ -20,14 +20,9 @@ from pyproj import Transformer
 from scipy import ndimage
 
 from geoslide.errors import ConfigError, CRSError, GridError, OutputError
-from geoslide.inventory.vectorize import (
-    inventory_summary,
-    pixel_transform,
-    summary_markdown,
-    summary_table,
-    vectorize,
-    write_vectors,
-)
+from geoslide.inventory.summary import inventory_summary, summary_markdown, summary_table
+from geoslide.inventory.vectorize import pixel_transform, vectorize
+from geoslide.inventory.write import write_vectors
 
 EPSG = 32645
 RES = 3.0

@@ -14,7 +14,7 @@ from geoslide import grid_of, open_cube, search
 from geoslide.cli import main
 from geoslide.errors import OutputError
 from geoslide.evaluation.score import evaluate_map
-from geoslide.inventory.rasterize import read_inventory
+from geoslide.inventory.read import read_inventory
 from geoslide.mapping.inference import InferenceSpec
 from geoslide.mapping.job import MapSpec, run_map
 from geoslide.mapping.store import map_status, open_map

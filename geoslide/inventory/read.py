@@ -1,0 +1,50 @@
+"""Landslide inventories from files: read, checked, and placed on a grid with invalid polygons repaired."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from geoslide.errors import GeoslideWarning, LabelError
+from geoslide.inventory.geometry import repair_invalid
+from geoslide.raster.grid import GridSpec, intersect_bounds
+
+
+def read_inventory(source: str | Path | gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Read landslide polygons (GeoParquet, GeoJSON, GeoPackage, shapefile, ...) and check them."""
+    if isinstance(source, gpd.GeoDataFrame):
+        frame = source
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise LabelError(f"inventory {path} does not exist; pass a GeoParquet/GeoJSON/GPKG of landslide polygons")
+        try:
+            parquet = path.suffix.lower() in (".parquet", ".geoparquet")
+            frame = gpd.read_parquet(path) if parquet else gpd.read_file(path)
+        except Exception as exc:  # pyogrio/pyarrow raise many types for unreadable files
+            raise LabelError(f"cannot read inventory {path}: {str(exc).splitlines()[0]}") from None
+    if frame.crs is None:
+        raise LabelError("the inventory has no CRS; set it (e.g. gdf.set_crs('EPSG:32645') or "
+                         "ogr2ogr -a_srs EPSG:32645) so it can be placed on the imagery")
+    if len(frame) == 0 or frame.geometry.is_empty.all():
+        raise LabelError("the inventory has no polygons; a training set needs at least one landslide")
+    return frame
+
+
+def prepare_inventory(frame: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:
+    """Polygons in the grid's CRS, invalid ones repaired (with a counted warning), empty ones dropped."""
+    geoms = frame.to_crs(grid.epsg).geometry.to_numpy()
+    geoms, repaired = repair_invalid(geoms)
+    if repaired:
+        warnings.warn(f"repaired {repaired} invalid inventory polygon(s) with shapely.make_valid",
+                      GeoslideWarning, stacklevel=2)
+    geoms = geoms[~shapely.is_empty(geoms) & ~shapely.is_missing(geoms)]
+    if len(geoms) == 0 or intersect_bounds(tuple(shapely.total_bounds(geoms)), grid.bounds) is None:
+        have = tuple(round(v, 1) for v in shapely.total_bounds(geoms)) if len(geoms) else "nothing"
+        raise LabelError(f"the inventory ({have}, EPSG:{grid.epsg}) lies outside the imagery {grid.bounds}; "
+                         "check that labels and imagery are of the same event and area")
+    return geoms
