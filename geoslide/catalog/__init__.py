@@ -5,4 +5,6 @@
 - ``filtering``: item-search semantics evaluated locally, where an API or a static catalog cannot.
 - ``bundled``: where the catalogs shipped with geoslide are.
 - ``build``: STAC items for the rasters geoslide creates, read from their file headers.
+- ``extensions``: the STAC extension schema URLs and media types geoslide writes.
+- ``footprint``: the WGS84 geometry of a box in any CRS, for item geometries.
 """

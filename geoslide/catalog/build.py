@@ -10,17 +10,14 @@ from typing import Any
 import pystac
 import rasterio
 import shapely.geometry
-from rasterio.warp import transform_geom
 
+from geoslide.catalog.extensions import COG_MEDIA, EO_EXT, PROJECTION_EXT, RASTER_EXT
+from geoslide.catalog.footprint import wgs84_footprint
 from geoslide.errors import CRSError
 from geoslide.fileio import local_path
 
-EXTENSIONS = (
-    "https://stac-extensions.github.io/projection/v2.0.0/schema.json",
-    "https://stac-extensions.github.io/eo/v2.0.0/schema.json",
-    "https://stac-extensions.github.io/raster/v2.0.0/schema.json",
-)
-COG = "image/tiff; application=geotiff; profile=cloud-optimized"
+EXTENSIONS = (PROJECTION_EXT, EO_EXT, RASTER_EXT)
+COG = COG_MEDIA
 
 
 @dataclass(frozen=True)
@@ -106,9 +103,7 @@ def _header(spec: AssetSpec) -> dict[str, Any]:
             raise ValueError(f"{path} has {ds.count} bands but {len(spec.bands)} were described")
         epsg = ds.crs.to_epsg()
         b = ds.bounds
-        box = shapely.geometry.box(*b)
-        footprint = shapely.geometry.mapping(shapely.segmentize(box, max_segment_length=box.length / 40))
-        geometry = transform_geom(ds.crs, "EPSG:4326", footprint, antimeridian_cutting=True)
+        geometry = wgs84_footprint(ds.crs, b)
         geom_bounds = shapely.geometry.shape(geometry).bounds
         return {
             "code": f"EPSG:{epsg}", "shape": [ds.height, ds.width], "transform": list(ds.transform)[:6],
