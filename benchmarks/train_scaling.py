@@ -105,7 +105,7 @@ def run_plain(store, spec, threads: int) -> dict:
 
 
 def main() -> None:
-    from geoslide.training.loop import TrainSpec
+    from geoslide.training import TrainSpec
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patches", type=int, default=160, help="patches in the store (90%% train)")

@@ -214,7 +214,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from geoslide.training.loop import TrainSpec, train
+    from geoslide.training import TrainSpec, train
 
     spec = TrainSpec(model=args.model, model_params=_json_option(args.model_params, "--model-params"),
                      loss=args.loss, optimiser=args.optimiser, lr=args.lr, weight_decay=args.weight_decay,

@@ -5,7 +5,7 @@ Steps, each skipped when its output is complete (so a rerun resumes)::
     demo      synthesise events into static catalogs (one per seed)  (optional)
     imports   import published datasets into the patch store    (optional)
     patches   cut STAC imagery + inventories into the store     (optional)
-    models    train each model (geoslide.training.loop)                 (one or more)
+    models    train each model (geoslide.training)                      (one or more)
     evaluate  patch tables (mixed / per event / per sensor / unseen events) and whole scenes
               mapped with `geoslide map` and scored against their inventories
 
@@ -201,7 +201,7 @@ def _evaluate(data: Any) -> EvaluateStep:
 
 
 def _check_train(shared: dict[str, Any], models: tuple[ModelRun, ...]) -> None:
-    from geoslide.training.loop import TrainSpec
+    from geoslide.training.spec import TrainSpec
 
     for run in models:
         TrainSpec.from_dict({**shared, **run.options})

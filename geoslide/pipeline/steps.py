@@ -69,7 +69,7 @@ def labels_path(source: Source | Scene, root: Path) -> str:
 
 def train_all(pipeline: Pipeline, store: PatchStore, root: Path, progress: bool) -> dict[str, Path]:
     """Train every model (resuming unfinished ones); returns model folders by name."""
-    from geoslide.training.loop import TrainSpec, train
+    from geoslide.training import TrainSpec, train
 
     out = {}
     for run in pipeline.models:

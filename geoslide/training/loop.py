@@ -1,4 +1,4 @@
-"""The training loop: one function that runs in-process or as a Dask task (one rank of DDP).
+"""The training loop of one rank: :func:`fit` runs in-process or as a Dask task (one rank of DDP).
 
 :func:`fit` reads its rank's share of every global batch from the patch store, validates on the
 ``val`` split each epoch (every rank the whole split, so all ranks take the same decisions),
@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch import nn
 
 from geoslide.data.store import PatchStore
-from geoslide.errors import ConfigError, PatchStoreError
+from geoslide.errors import PatchStoreError
 from geoslide.evaluation.metrics import ThresholdSweep
 from geoslide.models import build_model
 from geoslide.models.card import CARD, ModelCard, read_card, save_checkpoint, unwrap
@@ -45,83 +45,7 @@ from geoslide.training.batches import (
 from geoslide.training.losses import build_loss, final_logits
 from geoslide.training.plots import plot_log
 from geoslide.training.resume import load_state, save_state
-
-OPTIMISERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine", "onecycle", "poly")
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """How to train: model, loss, optimiser, schedule, sampling and stopping.
-
-    Parameters
-    ----------
-    model, model_params
-        Architecture name (:func:`geoslide.models.model_names`) and its options.
-    loss, loss_params
-        Loss name (:func:`geoslide.training.losses.build_loss`) and its options.
-    optimiser, lr, weight_decay
-        ``adam`` (HR-GLDD, Landslide4Sense), ``adamw`` (GDCLD) or ``sgd``.
-    schedule
-        Learning-rate schedule over all steps: ``constant``, ``cosine``, ``onecycle``, ``poly``.
-    epochs, max_steps
-        Epoch limit; ``max_steps`` (optimiser steps, e.g. Landslide4Sense's 5000 iterations) ends earlier.
-    batch_size
-        Global batch (split evenly over ranks).
-    augment
-        Random flips and 90-degree rotations.
-    balance
-        Class-balanced sampling: patches with landslides drawn half of the time.
-    patience
-        Stop after this many epochs without a better validation F1 (None: never).
-    seed
-        Seeds weights, order and augmentation; equal seeds give equal runs on one device.
-    tune_threshold
-        Pick the probability threshold that maximises validation F1 (else 0.5).
-    train_split, val_split
-        Values of the store's ``split`` column used for training and validation.
-    in_memory
-        Hold the training patches in RAM (None: when they take under 2 GiB).
-    """
-
-    model: str = "unet"
-    model_params: dict[str, Any] = field(default_factory=dict)
-    loss: str = "dice"
-    loss_params: dict[str, Any] = field(default_factory=dict)
-    optimiser: str = "adam"
-    lr: float = 5e-4
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    epochs: int = 50
-    max_steps: int | None = None
-    batch_size: int = 16
-    augment: bool = True
-    balance: bool = False
-    patience: int | None = 10
-    seed: int = 0
-    tune_threshold: bool = True
-    train_split: str = "train"
-    val_split: str = "val"
-    in_memory: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.optimiser not in OPTIMISERS:
-            raise ConfigError(f"optimiser {self.optimiser!r} unknown; use one of {', '.join(OPTIMISERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule {self.schedule!r} unknown; use one of {', '.join(SCHEDULES)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainSpec:
-        """Build from a mapping (YAML), refusing unknown keys."""
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(data) - known):
-            raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+from geoslide.training.spec import TrainSpec
 
 
 @dataclass
@@ -388,20 +312,3 @@ def _summary(run: _Run, out: Path) -> dict[str, Any]:
     return {"epochs": run.epoch, "steps": run.step, "best_epoch": int(best["epoch"]), "model_dir": str(out),
             **{k: float(v) for k, v in best.items() if k.startswith("val_") or k == "threshold"}}
 
-
-def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, scheduler: str | None = None,
-          workers: int | None = None, progress: bool = False) -> dict[str, Any]:
-    """Train in this process, or data-parallel on a Dask cluster when one is named or asked for.
-
-    A cluster is used when ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``) gives an address or
-    ``workers`` asks for a local one; see :func:`geoslide.training.distributed.train_distributed`.
-    """
-    import os
-
-    if scheduler or workers or os.environ.get("DASK_SCHEDULER_ADDRESS"):
-        from geoslide.cluster import cluster_client
-        from geoslide.training.distributed import train_distributed
-
-        with cluster_client(scheduler=scheduler, workers=workers) as client:
-            return train_distributed(store_path, spec, out_dir, client=client, progress=progress)
-    return fit(store_path, spec, out_dir, progress=progress)
