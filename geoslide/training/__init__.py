@@ -8,6 +8,7 @@
 - ``distributed``: ranks of the loop on Dask workers, restarted when a worker dies;
 - ``batches``: reads, orders and augments patch batches;
 - ``losses``: the segmentation losses, by name;
+- ``optim``: optimisers and learning-rate schedules, by name;
 - ``resume``: saves and restores an interrupted run;
 - ``plots``: the training curves.
 """

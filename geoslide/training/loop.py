@@ -43,6 +43,7 @@ from geoslide.training.batches import (
     split_rows,
 )
 from geoslide.training.losses import build_loss, final_logits
+from geoslide.training.optim import build_optimiser, build_schedule
 from geoslide.training.plots import plot_log
 from geoslide.training.resume import load_state, save_state
 from geoslide.training.spec import TrainSpec
@@ -122,10 +123,9 @@ def _setup(store: PatchStore, spec: TrainSpec, rows: np.ndarray, device: torch.d
                      mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(store),
                      receptive_field=receptive_field(model, len(store.bands)),
                      training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows))})
-    optimiser = _optimiser(model, spec)
-    total = _total_steps(spec, len(rows))
-    return _Run(model, optimiser, _scheduler(optimiser, spec, total), build_loss(spec.loss, **spec.loss_params),
-                card, device)
+    optimiser = build_optimiser(spec.optimiser, model.parameters(), spec.lr, spec.weight_decay)
+    schedule = build_schedule(spec.schedule, optimiser, spec.lr, _total_steps(spec, len(rows)))
+    return _Run(model, optimiser, schedule, build_loss(spec.loss, **spec.loss_params), card, device)
 
 
 def _resolution(store: PatchStore) -> float | None:
@@ -133,30 +133,9 @@ def _resolution(store: PatchStore) -> float | None:
     return float(values[0]) if len(values) == 1 and np.isfinite(values[0]) else None
 
 
-def _optimiser(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
-    params = model.parameters()
-    if spec.optimiser == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    if spec.optimiser == "adamw":
-        return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    return torch.optim.SGD(params, lr=spec.lr, momentum=0.9, weight_decay=spec.weight_decay)
-
-
 def _total_steps(spec: TrainSpec, n_rows: int) -> int:
     per_epoch = max(n_rows // spec.batch_size, 1)
     return min(spec.epochs * per_epoch, spec.max_steps or math.inf)
-
-
-def _scheduler(optimiser: torch.optim.Optimizer, spec: TrainSpec, total: int
-               ) -> torch.optim.lr_scheduler.LRScheduler:
-    sched = torch.optim.lr_scheduler
-    if spec.schedule == "cosine":
-        return sched.CosineAnnealingLR(optimiser, T_max=total)
-    if spec.schedule == "onecycle":
-        return sched.OneCycleLR(optimiser, max_lr=spec.lr, total_steps=total + 1)
-    if spec.schedule == "poly":
-        return sched.PolynomialLR(optimiser, total_iters=total, power=0.9)
-    return sched.ConstantLR(optimiser, factor=1.0)
 
 
 def _ddp(model: nn.Module, device: torch.device) -> nn.Module:

@@ -6,9 +6,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from geoslide.errors import ConfigError
-
-OPTIMISERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine", "onecycle", "poly")
+from geoslide.training.optim import check_names
 
 
 @dataclass(frozen=True)
@@ -22,9 +20,11 @@ class TrainSpec:
     loss, loss_params
         Loss name (:func:`geoslide.training.losses.build_loss`) and its options.
     optimiser, lr, weight_decay
-        ``adam`` (HR-GLDD, Landslide4Sense), ``adamw`` (GDCLD) or ``sgd``.
+        :func:`~geoslide.training.optim.optimiser_names`: ``adam`` (HR-GLDD, Landslide4Sense), ``adamw``
+        (GDCLD) or ``sgd``.
     schedule
-        Learning-rate schedule over all steps: ``constant``, ``cosine``, ``onecycle``, ``poly``.
+        Learning-rate schedule over all steps (:func:`~geoslide.training.optim.schedule_names`):
+        ``constant``, ``cosine``, ``onecycle``, ``poly``.
     epochs, max_steps
         Epoch limit; ``max_steps`` (optimiser steps, e.g. Landslide4Sense's 5000 iterations) ends earlier.
     batch_size
@@ -66,10 +66,7 @@ class TrainSpec:
     in_memory: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.optimiser not in OPTIMISERS:
-            raise ConfigError(f"optimiser {self.optimiser!r} unknown; use one of {', '.join(OPTIMISERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule {self.schedule!r} unknown; use one of {', '.join(SCHEDULES)}")
+        check_names(self.optimiser, self.schedule)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
