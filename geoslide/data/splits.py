@@ -61,3 +61,8 @@ def events_split(meta: pd.DataFrame, test_events: Sequence[str], val_share: floa
     val = np.random.default_rng(seed).permutation(rest)[: round(val_share * len(rest))]
     out[val] = "val"
     return out
+
+
+def split_rows(meta: pd.DataFrame, split: str) -> np.ndarray:
+    """Rows of a patch table (:meth:`~geoslide.data.store.PatchStore.meta`) whose ``split`` is ``split``."""
+    return np.flatnonzero(meta["split"].to_numpy() == split)

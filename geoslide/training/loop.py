@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from geoslide.data.splits import split_rows
 from geoslide.data.store import PatchStore
 from geoslide.errors import PatchStoreError
 from geoslide.evaluation.metrics import ThresholdSweep
@@ -40,7 +41,6 @@ from geoslide.training.batches import (
     band_stats,
     epoch_order,
     rank_batches,
-    split_rows,
 )
 from geoslide.training.losses import build_loss, final_logits
 from geoslide.training.optim import build_optimiser, build_schedule
@@ -77,14 +77,15 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
     after it is saved (for progress reporting).
     """
     store = PatchStore.open(store_path)
-    rows, val_rows = _split(store, spec.train_split), _split(store, spec.val_split)
+    meta = store.meta()  # read once: splits, sampling weights and resolution all come from it
+    rows, val_rows = _split(store, meta, spec.train_split), _split(store, meta, spec.val_split)
     torch.manual_seed(spec.seed)
-    run = _setup(store, spec, rows, _device(device, rank))
+    run = _setup(store, meta, spec, rows, _device(device, rank))
     _resume(run, spec, Path(out_dir))
     if world > 1:
         run.model = _ddp(run.model, run.device)
     train, val = _readers(store, spec, rows, val_rows, run.card)
-    weights = balance_weights(store.meta()["landslide_fraction"].to_numpy()[rows]) if spec.balance else None
+    weights = balance_weights(meta["landslide_fraction"].to_numpy()[rows]) if spec.balance else None
     bar = _bar(spec.epochs, run.epoch, progress and rank == 0)
     while run.epoch < spec.epochs and not _done(run, spec):
         started = time.perf_counter()
@@ -100,8 +101,8 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
     return {**_summary(run, Path(out_dir)), "weights_sha256": _digest(run.model)}
 
 
-def _split(store: PatchStore, split: str) -> np.ndarray:
-    rows = split_rows(store, split)
+def _split(store: PatchStore, meta: pd.DataFrame, split: str) -> np.ndarray:
+    rows = split_rows(meta, split)
     if len(rows) == 0:
         raise PatchStoreError(f"{store.path} has no patches with split {split!r}; build it with --split or "
                               "give train_split/val_split that exist")
@@ -116,11 +117,12 @@ def _device(device: str | None, rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def _setup(store: PatchStore, spec: TrainSpec, rows: np.ndarray, device: torch.device) -> _Run:
+def _setup(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.ndarray, device: torch.device
+           ) -> _Run:
     model = build_model(spec.model, len(store.bands), **spec.model_params).to(device)
     norm = band_stats(store, rows)
     card = ModelCard(architecture=spec.model, params=dict(spec.model_params), bands=tuple(store.bands),
-                     mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(store),
+                     mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(meta),
                      receptive_field=receptive_field(model, len(store.bands)),
                      training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows))})
     optimiser = build_optimiser(spec.optimiser, model.parameters(), spec.lr, spec.weight_decay)
@@ -128,8 +130,8 @@ def _setup(store: PatchStore, spec: TrainSpec, rows: np.ndarray, device: torch.d
     return _Run(model, optimiser, schedule, build_loss(spec.loss, **spec.loss_params), card, device)
 
 
-def _resolution(store: PatchStore) -> float | None:
-    values = np.unique(store.meta()["resolution"].to_numpy())
+def _resolution(meta: pd.DataFrame) -> float | None:
+    values = np.unique(meta["resolution"].to_numpy())
     return float(values[0]) if len(values) == 1 and np.isfinite(values[0]) else None
 
 
