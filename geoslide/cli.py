@@ -266,7 +266,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from geoslide.pipeline.config import load_pipeline, run_pipeline
+    from geoslide.pipeline import load_pipeline, run_pipeline
 
     report = run_pipeline(load_pipeline(args.pipeline), work=args.work, progress=True)
     print(report)

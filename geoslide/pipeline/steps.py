@@ -9,8 +9,9 @@ import pandas as pd
 from geoslide.catalog.search import search
 from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
-from geoslide.pipeline.config import DemoStep, Pipeline, Scene, Source, discard_partial, mark_done, marked_done, resolve
+from geoslide.pipeline.config import DemoStep, Pipeline, Scene, Source
 from geoslide.pipeline.report import metric_columns, plot_f1
+from geoslide.pipeline.workdir import discard_partial, mark_done, marked_done, resolve
 from geoslide.tables import markdown_table
 
 
