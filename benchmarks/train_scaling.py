@@ -72,12 +72,14 @@ def run_plain(store, spec, threads: int) -> dict:
     """The same training as a bare loop over in-memory tensors with a DataLoader, on ``threads`` threads."""
     from torch.utils.data import DataLoader, TensorDataset
 
+    from geoslide.data.splits import split_rows
     from geoslide.models import build_model
-    from geoslide.training.batches import band_stats, split_rows
+    from geoslide.training.batches import band_stats
     from geoslide.training.losses import build_loss
 
     torch.set_num_threads(threads)
-    rows, val_rows = split_rows(store, "train"), split_rows(store, "val")
+    meta = store.meta()
+    rows, val_rows = split_rows(meta, "train"), split_rows(meta, "val")
     norm = band_stats(store, rows)
     images, masks = store.images().compute(), store.masks().compute()
     data = TensorDataset(torch.from_numpy(norm.apply(images[rows])), torch.from_numpy(masks[rows].astype(np.int64)))
@@ -105,7 +107,7 @@ def run_plain(store, spec, threads: int) -> dict:
 
 
 def main() -> None:
-    from geoslide.training.loop import TrainSpec
+    from geoslide.training import TrainSpec
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patches", type=int, default=160, help="patches in the store (90%% train)")

@@ -1,19 +1,69 @@
 """The ``geoslide`` command line: parse, call the library, print. No logic of its own.
 
 Errors a user can fix (every :class:`GeoslideError`) print one line and exit with status 2.
+The names an option accepts (datasets, splits, models, losses, ...) come from the library's
+registries, read only when a command needs them, so that no command pays for another's imports.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from geoslide.errors import GeoslideError
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+class _Names(Sequence[str]):
+    """The names a registry function lists, called when argparse first checks a value or prints help."""
+
+    def __init__(self, module: str, function: str) -> None:
+        self._module, self._function = module, function
+
+    @cached_property
+    def _names(self) -> list[str]:
+        return list(getattr(importlib.import_module(self._module), self._function)())
+
+    def __getitem__(self, index: int) -> str:
+        return self._names[index]
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __str__(self) -> str:
+        return ", ".join(self._names)
+
+
+_IMPORTERS = _Names("geoslide.data.importers", "importer_names")
+_SPLITS = _Names("geoslide.data.splits", "split_names")
+_EMPTY_POLICIES = _Names("geoslide.data.patches", "empty_policy_names")
+_MODELS = _Names("geoslide.models", "model_names")
+_LOSSES = _Names("geoslide.training.losses", "loss_names")
+_OPTIMISERS = _Names("geoslide.training.optim", "optimiser_names")
+_SCHEDULES = _Names("geoslide.training.optim", "schedule_names")
+
+
+def _add_named(p: argparse.ArgumentParser, *flags: str, names: _Names, **kwargs: Any) -> None:
+    """``add_argument`` with ``choices=names``, set after argparse's check of the new argument (which reads them)."""
+    p.add_argument(*flags, **kwargs).choices = names
+
+
+class _RegistryHelp(argparse.HelpFormatter):
+    """Fills ``{models}`` and ``{losses}`` in help texts from the registries, when help is printed."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        for key, names in (("{models}", _MODELS), ("{losses}", _LOSSES)):
+            if text and key in text:
+                text = text.replace(key, str(names))
+        return text
 
 
 def _add_search(sub: argparse._SubParsersAction) -> None:
@@ -46,13 +96,13 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stride", type=int, default=None, metavar="N", help="step between patches (default: patch size)")
     p.add_argument("--bands", nargs="+", default=None, help="bands by common name or asset key (default: all shared)")
     p.add_argument("--derived", nargs="+", default=[], choices=["ndvi", "slope"], help="derived bands to append")
-    p.add_argument("--empty", choices=["drop", "keep", "fraction"], default="drop",
+    _add_named(p, "--empty", names=_EMPTY_POLICIES, default="drop",
                    help="patches without landslides: drop (HR-GLDD), keep, or keep a fraction (GDCLD)")
     p.add_argument("--keep-fraction", type=float, default=0.1, metavar="F", help="share of empty patches kept")
     p.add_argument("--negatives", default=None, metavar="PATH",
                    help="polygons of hand-picked negative areas (roads, rivers, ...) whose patches are kept")
     p.add_argument("--max-nodata", type=float, default=0.0, metavar="F", help="drop patches with more nodata")
-    p.add_argument("--split", choices=["random", "blocks", "events", "none"], default="random",
+    _add_named(p, "--split", names=_SPLITS, default="random",
                    help="random: per event 60/20/20 (HR-GLDD); blocks: western quarter trains (Landslide4Sense); "
                         "events: --test-events are held out, the others train/val 3:1 (GDCLD)")
     p.add_argument("--test-events", nargs="+", default=[], metavar="EVENT", help="events held out by --split events")
@@ -65,7 +115,7 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
 
 def _add_import(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import a published landslide dataset into a patch store")
-    p.add_argument("kind", choices=["landslide4sense", "hr-gldd", "gdcld"], help="dataset format")
+    _add_named(p, "kind", names=_IMPORTERS, help="dataset format")
     p.add_argument("src", help="folder of the downloaded dataset")
     p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to")
     p.add_argument("--event", default=None, help="event name stored with the patches")
@@ -82,18 +132,17 @@ def _add_stats(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a segmentation model on a patch store")
+    p = sub.add_parser("train", help="train a segmentation model on a patch store", formatter_class=_RegistryHelp)
     p.add_argument("--patches", required=True, metavar="STORE.zarr", help="patch store with train/val splits")
-    p.add_argument("--model", required=True, metavar="NAME", help="architecture, e.g. unet, resunet, attention-unet, "
-                   "attention-resunet, adsms-unet, segformer-b0 ... segformer-b5")
+    p.add_argument("--model", required=True, metavar="NAME", help="architecture: {models}")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory (resumed if it holds a run)")
     p.add_argument("--model-params", default="{}", metavar="JSON",
                    help='architecture options, e.g. \'{"base_filters": 16}\'')
-    p.add_argument("--loss", default="dice", help="dice, bce, tversky, focal-tversky, focal, bce+dice, adsms")
-    p.add_argument("--optimiser", default="adam", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--loss", default="dice", help="{losses}; plain losses also join with +, e.g. focal+dice")
+    _add_named(p, "--optimiser", names=_OPTIMISERS, default="adam")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
     p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--schedule", default="constant", choices=["constant", "cosine", "onecycle", "poly"])
+    _add_named(p, "--schedule", names=_SCHEDULES, default="constant")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     p.add_argument("--batch-size", type=int, default=16, help="global batch (split over workers)")
@@ -214,7 +263,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from geoslide.training.loop import TrainSpec, train
+    from geoslide.training import TrainSpec, train
 
     spec = TrainSpec(model=args.model, model_params=_json_option(args.model_params, "--model-params"),
                      loss=args.loss, optimiser=args.optimiser, lr=args.lr, weight_decay=args.weight_decay,
@@ -266,7 +315,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from geoslide.pipeline.config import load_pipeline, run_pipeline
+    from geoslide.pipeline import load_pipeline, run_pipeline
 
     report = run_pipeline(load_pipeline(args.pipeline), work=args.work, progress=True)
     print(report)

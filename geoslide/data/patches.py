@@ -3,15 +3,15 @@
 The plan is a table of window origins computed without pixels; statistics (landslide and nodata
 share of every window) come from integral images in one lazy pass, whatever the stride; the
 selection policy covers the seeds: drop empty patches (HR-GLDD), keep a share of them or chosen
-negatives (GDCLD), and a nodata threshold.
+negatives (GDCLD), and a nodata threshold. Empty-patch policies are a registry by name
+(:func:`empty_policy_names`); a new one is one entry in it.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import dask
 import dask.array as da
@@ -21,8 +21,6 @@ import xarray as xr
 
 from geoslide.errors import ConfigError
 from geoslide.raster.grid import GridSpec
-
-EmptyPolicy = Literal["drop", "keep", "fraction"]
 
 
 @dataclass(frozen=True)
@@ -36,8 +34,8 @@ class PatchSpec:
     stride
         Step between patch origins; None means ``size`` (no overlap).
     empty
-        Patches without landslide pixels: ``drop`` them all (HR-GLDD), ``keep`` them all, or keep a
-        random ``fraction`` of them (GDCLD keeps some negatives).
+        Patches without landslide pixels (:func:`empty_policy_names`): ``drop`` them all (HR-GLDD),
+        ``keep`` them all, or keep a random ``fraction`` of them (GDCLD keeps some negatives).
     keep_fraction
         Share of empty patches kept when ``empty="fraction"``.
     max_nodata
@@ -48,7 +46,7 @@ class PatchSpec:
 
     size: int = 128
     stride: int | None = None
-    empty: EmptyPolicy = "drop"
+    empty: str = "drop"
     keep_fraction: float = 0.1
     max_nodata: float = 0.0
     seed: int = 0
@@ -58,8 +56,9 @@ class PatchSpec:
             raise ConfigError(f"patch size {self.size} is out of range; use 8 to 4096 (the seeds use 128 to 1024)")
         if self.stride is not None and not 1 <= self.stride:
             raise ConfigError(f"stride must be at least 1, got {self.stride}")
-        if self.empty not in ("drop", "keep", "fraction"):
-            raise ConfigError(f"empty-patch policy {self.empty!r} unknown; use drop, keep or fraction")
+        if self.empty not in _EMPTY_POLICIES:
+            names = empty_policy_names()
+            raise ConfigError(f"empty-patch policy {self.empty!r} unknown; use {', '.join(names[:-1])} or {names[-1]}")
         if not (0 <= self.keep_fraction <= 1 and 0 <= self.max_nodata <= 1):
             raise ConfigError("keep_fraction and max_nodata are shares between 0 and 1")
 
@@ -117,6 +116,20 @@ def _cell_rows(flags: Sequence[da.Array], height: int, width: int, g: int) -> li
                            for f in flags]) for r0 in range(0, height, band)]
 
 
+EmptyRule = Callable[[int, PatchSpec], np.ndarray]  # (windows, spec) -> which empty windows may stay
+
+_EMPTY_POLICIES: dict[str, EmptyRule] = {
+    "drop": lambda n, spec: np.zeros(n, dtype=bool),  # HR-GLDD
+    "keep": lambda n, spec: np.ones(n, dtype=bool),
+    "fraction": lambda n, spec: np.random.default_rng(spec.seed).random(n) < spec.keep_fraction,  # GDCLD
+}
+
+
+def empty_policy_names() -> list[str]:
+    """Names accepted by :attr:`PatchSpec.empty`, in registry order."""
+    return list(_EMPTY_POLICIES)
+
+
 def select_windows(windows: np.ndarray, landslide: np.ndarray, nodata: np.ndarray, spec: PatchSpec,
                    negatives: np.ndarray | None = None) -> np.ndarray:
     """Boolean choice of windows by the spec's policy.
@@ -126,12 +139,7 @@ def select_windows(windows: np.ndarray, landslide: np.ndarray, nodata: np.ndarra
     """
     ok = nodata <= spec.max_nodata
     empty = landslide == 0
-    if spec.empty == "keep":
-        keep_empty = np.ones(len(windows), dtype=bool)
-    elif spec.empty == "fraction":
-        keep_empty = np.random.default_rng(spec.seed).random(len(windows)) < spec.keep_fraction
-    else:
-        keep_empty = np.zeros(len(windows), dtype=bool)
+    keep_empty = _EMPTY_POLICIES[spec.empty](len(windows), spec)
     if negatives is not None:
         keep_empty |= negatives
     return ok & (~empty | keep_empty)

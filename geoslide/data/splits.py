@@ -1,13 +1,38 @@
-"""Train/val/test splits of a patch table, after the seeds' protocols."""
+"""Train/val/test splits of a patch table, after the seeds' protocols, and a registry of them by name.
+
+:func:`assign_split` applies a split named in :func:`split_names` (``geoslide patches --split``);
+a new split is a rule ``rule(meta, options) -> labels`` and one entry in the registry.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from geoslide.errors import ConfigError
+from geoslide.errors import ConfigError, GeoslideWarning
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """What a split rule may use besides the patch table.
+
+    Parameters
+    ----------
+    seed
+        Seed of random choices.
+    test_events
+        Events held out as the test set (``events``).
+    overlap
+        Pixels neighbouring patches share (patch size minus stride, at least 0).
+    """
+
+    seed: int = 0
+    test_events: tuple[str, ...] = ()
+    overlap: int = 0
 
 
 def random_split(meta: pd.DataFrame, fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
@@ -61,3 +86,49 @@ def events_split(meta: pd.DataFrame, test_events: Sequence[str], val_share: floa
     val = np.random.default_rng(seed).permutation(rest)[: round(val_share * len(rest))]
     out[val] = "val"
     return out
+
+
+def _random(meta: pd.DataFrame, options: SplitOptions) -> np.ndarray:
+    """``random_split``, warning that overlapping patches leak pixels between the parts."""
+    if options.overlap > 0:
+        warnings.warn(f"a random split of patches overlapping by {options.overlap} px puts the same "
+                      "pixels in training and test, so test scores are optimistic; for honest scores use --split "
+                      "blocks or events, a stride >= the patch size, or test on whole unseen scenes",
+                      GeoslideWarning, stacklevel=4)  # the caller of build_patches
+    return random_split(meta, seed=options.seed)
+
+
+SplitRule = Callable[[pd.DataFrame, SplitOptions], np.ndarray]
+
+_RULES: dict[str, SplitRule] = {
+    "random": _random,  # per event 60/20/20 (HR-GLDD)
+    "blocks": lambda meta, options: block_split(meta),  # western quarter trains (Landslide4Sense)
+    "events": lambda meta, options: events_split(meta, options.test_events, seed=options.seed,
+                                                 strict=False),  # leave events out (GDCLD)
+    "none": lambda meta, options: np.full(len(meta), ""),
+}
+
+
+def split_names() -> list[str]:
+    """Names accepted by :func:`assign_split`, in registry order."""
+    return list(_RULES)
+
+
+def check_split(name: str) -> None:
+    """Raise :class:`~geoslide.errors.ConfigError` unless ``name`` is a registered split."""
+    if name not in _RULES:
+        names = split_names()
+        raise ConfigError(f"split {name!r} unknown; use {', '.join(names[:-1])} or {names[-1]}")
+
+
+def assign_split(name: str, meta: pd.DataFrame, options: SplitOptions) -> np.ndarray:
+    """The split label of every row of ``meta`` by the rule ``name`` (empty labels for an empty table)."""
+    check_split(name)
+    if len(meta) == 0:
+        return np.full(0, "")
+    return _RULES[name](meta, options)
+
+
+def split_rows(meta: pd.DataFrame, split: str) -> np.ndarray:
+    """Rows of a patch table (:meth:`~geoslide.data.store.PatchStore.meta`) whose ``split`` is ``split``."""
+    return np.flatnonzero(meta["split"].to_numpy() == split)

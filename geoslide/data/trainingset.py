@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +13,9 @@ import pystac
 import xarray as xr
 
 from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
-from geoslide.data.splits import block_split, events_split, random_split
+from geoslide.data.splits import SplitOptions, assign_split, check_split
 from geoslide.data.store import PatchStore
-from geoslide.errors import ConfigError, GeoslideWarning
+from geoslide.errors import ConfigError
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import rasterize_inventory
 from geoslide.inventory.read import prepare_inventory, read_inventory
@@ -39,8 +38,9 @@ class TrainingSetSpec:
     event, trigger
         Event name and trigger; by default from the items' ``geoslide:event``/``geoslide:trigger``.
     split
-        ``random`` (per event 60/20/20), ``blocks`` (western quarter trains), ``events`` (leave
-        ``test_events`` out, the others train/val 3:1) or ``none``.
+        A name in :func:`~geoslide.data.splits.split_names`: ``random`` (per event 60/20/20),
+        ``blocks`` (western quarter trains), ``events`` (leave ``test_events`` out, the others
+        train/val 3:1) or ``none``.
     test_events
         Events held out as the test set with ``split="events"``.
     chunksize
@@ -66,8 +66,7 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     patch size must match). Each item is one scene; its patches are written as one Dask graph.
     With ``pre_items`` (pre-event scenes), post - pre difference bands ``d_<band>`` are appended.
     """
-    if spec.split not in ("random", "blocks", "events", "none"):
-        raise ConfigError(f"split {spec.split!r} unknown; use random, blocks, events or none")
+    check_split(spec.split)
     inventory = read_inventory(labels)
     store = None
     for item in items:
@@ -75,7 +74,7 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
         bands = [str(b) for b in cube.band.values]
         existing = _existing(out, bands, spec.patch.size)
         images, masks, meta = scene_patches(cube, inventory, item, spec, negatives)
-        meta["split"] = _split(meta, spec)
+        meta["split"] = assign_split(spec.split, meta, _split_options(spec))
         store = existing or PatchStore.create(out, bands, spec.patch.size)  # nothing written before this
         _append(store, images, masks, meta, progress, item.id, _batch(meta, spec))
     return store
@@ -136,19 +135,9 @@ def _meta(item: pystac.Item, grid: GridSpec, windows: np.ndarray, bounds: np.nda
     }, index=pd.RangeIndex(n))
 
 
-def _split(meta: pd.DataFrame, spec: TrainingSetSpec) -> np.ndarray:
-    if spec.split == "none" or len(meta) == 0:
-        return np.full(len(meta), "")
-    if spec.split == "blocks":
-        return block_split(meta)
-    if spec.split == "events":
-        return events_split(meta, spec.test_events, seed=spec.patch.seed, strict=False)
-    if spec.patch.step < spec.patch.size:
-        warnings.warn(f"a random split of patches overlapping by {spec.patch.size - spec.patch.step} px puts the same "
-                      "pixels in training and test, so test scores are optimistic; for honest scores use --split "
-                      "blocks or events, a stride >= the patch size, or test on whole unseen scenes",
-                      GeoslideWarning, stacklevel=3)
-    return random_split(meta, seed=spec.patch.seed)
+def _split_options(spec: TrainingSetSpec) -> SplitOptions:
+    return SplitOptions(seed=spec.patch.seed, test_events=spec.test_events,
+                        overlap=max(spec.patch.size - spec.patch.step, 0))
 
 
 def _existing(out: str | Path, bands: list[str], size: int) -> PatchStore | None:

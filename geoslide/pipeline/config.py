@@ -5,7 +5,7 @@ Steps, each skipped when its output is complete (so a rerun resumes)::
     demo      synthesise events into static catalogs (one per seed)  (optional)
     imports   import published datasets into the patch store    (optional)
     patches   cut STAC imagery + inventories into the store     (optional)
-    models    train each model (geoslide.training.loop)                 (one or more)
+    models    train each model (geoslide.training)                      (one or more)
     evaluate  patch tables (mixed / per event / per sensor / unseen events) and whole scenes
               mapped with `geoslide map` and scored against their inventories
 
@@ -15,7 +15,6 @@ Relative paths in the file are taken from the working folder (``--work``, defaul
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,6 @@ import yaml
 from geoslide.data.patches import PatchSpec
 from geoslide.data.trainingset import TrainingSetSpec
 from geoslide.errors import ConfigError
-
-DONE = ".done"
 
 
 @dataclass(frozen=True)
@@ -201,41 +198,7 @@ def _evaluate(data: Any) -> EvaluateStep:
 
 
 def _check_train(shared: dict[str, Any], models: tuple[ModelRun, ...]) -> None:
-    from geoslide.training.loop import TrainSpec
+    from geoslide.training.spec import TrainSpec  # torch loads when a pipeline is checked, not with this module
 
     for run in models:
         TrainSpec.from_dict({**shared, **run.options})
-
-
-def run_pipeline(pipeline: Pipeline, work: str | Path | None = None, progress: bool = False) -> str:
-    """Run every step (resuming finished ones) and return the Markdown report."""
-    from geoslide.pipeline.steps import build_data, evaluate_all, train_all
-
-    root = Path(work or Path("runs") / pipeline.name)
-    root.mkdir(parents=True, exist_ok=True)
-    store = build_data(pipeline, root, progress)
-    models = train_all(pipeline, store, root, progress)
-    return evaluate_all(pipeline, store, models, root, progress)
-
-
-def resolve(root: Path, path: str | None) -> str | None:
-    """``path`` relative to the working folder (absolute paths and URLs unchanged)."""
-    if path is None or "://" in path or Path(path).is_absolute():
-        return path
-    return str(root / path)
-
-
-def marked_done(path: Path) -> bool:
-    """Whether the step that writes ``path`` finished (its marker file exists)."""
-    return path.with_name(path.name + DONE).exists()
-
-
-def mark_done(path: Path) -> None:
-    """Record that the step writing ``path`` finished."""
-    path.with_name(path.name + DONE).touch()
-
-
-def discard_partial(path: Path, root: Path) -> None:
-    """Remove an unfinished output of a step, only if it lies inside the working folder."""
-    if path.exists() and not marked_done(path) and root.resolve() in path.resolve().parents:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()

@@ -9,8 +9,9 @@ import pandas as pd
 from geoslide.catalog.search import search
 from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
-from geoslide.pipeline.config import DemoStep, Pipeline, Scene, Source, discard_partial, mark_done, marked_done, resolve
+from geoslide.pipeline.config import DemoStep, Pipeline, Scene, Source
 from geoslide.pipeline.report import metric_columns, plot_f1
+from geoslide.pipeline.workdir import discard_partial, mark_done, marked_done, resolve
 from geoslide.tables import markdown_table
 
 
@@ -69,7 +70,7 @@ def labels_path(source: Source | Scene, root: Path) -> str:
 
 def train_all(pipeline: Pipeline, store: PatchStore, root: Path, progress: bool) -> dict[str, Path]:
     """Train every model (resuming unfinished ones); returns model folders by name."""
-    from geoslide.training.loop import TrainSpec, train
+    from geoslide.training import TrainSpec, train
 
     out = {}
     for run in pipeline.models:

@@ -113,8 +113,3 @@ def augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generato
         img, msk = torch.rot90(images[j], k, (1, 2)), torch.rot90(masks[j], k, (0, 1))
         out_i[j], out_m[j] = (img.flip(2), msk.flip(1)) if flip else (img, msk)
     return out_i, out_m
-
-
-def split_rows(store: PatchStore, split: str) -> np.ndarray:
-    """Store rows whose ``split`` metadata is ``split``."""
-    return np.flatnonzero(store.meta()["split"].to_numpy() == split)

@@ -35,7 +35,8 @@ from typing import Any
 
 from geoslide.cluster import ClusterError, ClusterSpec, connect, worker_info
 from geoslide.errors import ConfigError, GeoslideError, GeoslideWarning
-from geoslide.training.loop import TrainSpec, fit
+from geoslide.training.loop import fit
+from geoslide.training.spec import TrainSpec
 
 log = logging.getLogger(__name__)
 

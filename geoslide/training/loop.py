@@ -1,4 +1,4 @@
-"""The training loop: one function that runs in-process or as a Dask task (one rank of DDP).
+"""The training loop of one rank: :func:`fit` runs in-process or as a Dask task (one rank of DDP).
 
 :func:`fit` reads its rank's share of every global batch from the patch store, validates on the
 ``val`` split each epoch (every rank the whole split, so all ranks take the same decisions),
@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from geoslide.data.splits import split_rows
 from geoslide.data.store import PatchStore
-from geoslide.errors import ConfigError, PatchStoreError
+from geoslide.errors import PatchStoreError
 from geoslide.evaluation.metrics import ThresholdSweep
 from geoslide.models import build_model
 from geoslide.models.card import CARD, ModelCard, read_card, save_checkpoint, unwrap
@@ -40,88 +41,12 @@ from geoslide.training.batches import (
     band_stats,
     epoch_order,
     rank_batches,
-    split_rows,
 )
 from geoslide.training.losses import build_loss, final_logits
+from geoslide.training.optim import build_optimiser, build_schedule
 from geoslide.training.plots import plot_log
 from geoslide.training.resume import load_state, save_state
-
-OPTIMISERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("constant", "cosine", "onecycle", "poly")
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """How to train: model, loss, optimiser, schedule, sampling and stopping.
-
-    Parameters
-    ----------
-    model, model_params
-        Architecture name (:func:`geoslide.models.model_names`) and its options.
-    loss, loss_params
-        Loss name (:func:`geoslide.training.losses.build_loss`) and its options.
-    optimiser, lr, weight_decay
-        ``adam`` (HR-GLDD, Landslide4Sense), ``adamw`` (GDCLD) or ``sgd``.
-    schedule
-        Learning-rate schedule over all steps: ``constant``, ``cosine``, ``onecycle``, ``poly``.
-    epochs, max_steps
-        Epoch limit; ``max_steps`` (optimiser steps, e.g. Landslide4Sense's 5000 iterations) ends earlier.
-    batch_size
-        Global batch (split evenly over ranks).
-    augment
-        Random flips and 90-degree rotations.
-    balance
-        Class-balanced sampling: patches with landslides drawn half of the time.
-    patience
-        Stop after this many epochs without a better validation F1 (None: never).
-    seed
-        Seeds weights, order and augmentation; equal seeds give equal runs on one device.
-    tune_threshold
-        Pick the probability threshold that maximises validation F1 (else 0.5).
-    train_split, val_split
-        Values of the store's ``split`` column used for training and validation.
-    in_memory
-        Hold the training patches in RAM (None: when they take under 2 GiB).
-    """
-
-    model: str = "unet"
-    model_params: dict[str, Any] = field(default_factory=dict)
-    loss: str = "dice"
-    loss_params: dict[str, Any] = field(default_factory=dict)
-    optimiser: str = "adam"
-    lr: float = 5e-4
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    epochs: int = 50
-    max_steps: int | None = None
-    batch_size: int = 16
-    augment: bool = True
-    balance: bool = False
-    patience: int | None = 10
-    seed: int = 0
-    tune_threshold: bool = True
-    train_split: str = "train"
-    val_split: str = "val"
-    in_memory: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.optimiser not in OPTIMISERS:
-            raise ConfigError(f"optimiser {self.optimiser!r} unknown; use one of {', '.join(OPTIMISERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"schedule {self.schedule!r} unknown; use one of {', '.join(SCHEDULES)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be positive, got {self.lr}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainSpec:
-        """Build from a mapping (YAML), refusing unknown keys."""
-        known = {f.name for f in fields(cls)}
-        if unknown := sorted(set(data) - known):
-            raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+from geoslide.training.spec import TrainSpec
 
 
 @dataclass
@@ -152,14 +77,15 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
     after it is saved (for progress reporting).
     """
     store = PatchStore.open(store_path)
-    rows, val_rows = _split(store, spec.train_split), _split(store, spec.val_split)
+    meta = store.meta()  # read once: splits, sampling weights and resolution all come from it
+    rows, val_rows = _split(store, meta, spec.train_split), _split(store, meta, spec.val_split)
     torch.manual_seed(spec.seed)
-    run = _setup(store, spec, rows, _device(device, rank))
+    run = _setup(store, meta, spec, rows, _device(device, rank))
     _resume(run, spec, Path(out_dir))
     if world > 1:
         run.model = _ddp(run.model, run.device)
     train, val = _readers(store, spec, rows, val_rows, run.card)
-    weights = balance_weights(store.meta()["landslide_fraction"].to_numpy()[rows]) if spec.balance else None
+    weights = balance_weights(meta["landslide_fraction"].to_numpy()[rows]) if spec.balance else None
     bar = _bar(spec.epochs, run.epoch, progress and rank == 0)
     while run.epoch < spec.epochs and not _done(run, spec):
         started = time.perf_counter()
@@ -175,8 +101,8 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
     return {**_summary(run, Path(out_dir)), "weights_sha256": _digest(run.model)}
 
 
-def _split(store: PatchStore, split: str) -> np.ndarray:
-    rows = split_rows(store, split)
+def _split(store: PatchStore, meta: pd.DataFrame, split: str) -> np.ndarray:
+    rows = split_rows(meta, split)
     if len(rows) == 0:
         raise PatchStoreError(f"{store.path} has no patches with split {split!r}; build it with --split or "
                               "give train_split/val_split that exist")
@@ -191,48 +117,27 @@ def _device(device: str | None, rank: int) -> torch.device:
     return torch.device("cpu")
 
 
-def _setup(store: PatchStore, spec: TrainSpec, rows: np.ndarray, device: torch.device) -> _Run:
+def _setup(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.ndarray, device: torch.device
+           ) -> _Run:
     model = build_model(spec.model, len(store.bands), **spec.model_params).to(device)
     norm = band_stats(store, rows)
     card = ModelCard(architecture=spec.model, params=dict(spec.model_params), bands=tuple(store.bands),
-                     mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(store),
+                     mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(meta),
                      receptive_field=receptive_field(model, len(store.bands)),
                      training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows))})
-    optimiser = _optimiser(model, spec)
-    total = _total_steps(spec, len(rows))
-    return _Run(model, optimiser, _scheduler(optimiser, spec, total), build_loss(spec.loss, **spec.loss_params),
-                card, device)
+    optimiser = build_optimiser(spec.optimiser, model.parameters(), spec.lr, spec.weight_decay)
+    schedule = build_schedule(spec.schedule, optimiser, spec.lr, _total_steps(spec, len(rows)))
+    return _Run(model, optimiser, schedule, build_loss(spec.loss, **spec.loss_params), card, device)
 
 
-def _resolution(store: PatchStore) -> float | None:
-    values = np.unique(store.meta()["resolution"].to_numpy())
+def _resolution(meta: pd.DataFrame) -> float | None:
+    values = np.unique(meta["resolution"].to_numpy())
     return float(values[0]) if len(values) == 1 and np.isfinite(values[0]) else None
-
-
-def _optimiser(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
-    params = model.parameters()
-    if spec.optimiser == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    if spec.optimiser == "adamw":
-        return torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    return torch.optim.SGD(params, lr=spec.lr, momentum=0.9, weight_decay=spec.weight_decay)
 
 
 def _total_steps(spec: TrainSpec, n_rows: int) -> int:
     per_epoch = max(n_rows // spec.batch_size, 1)
     return min(spec.epochs * per_epoch, spec.max_steps or math.inf)
-
-
-def _scheduler(optimiser: torch.optim.Optimizer, spec: TrainSpec, total: int
-               ) -> torch.optim.lr_scheduler.LRScheduler:
-    sched = torch.optim.lr_scheduler
-    if spec.schedule == "cosine":
-        return sched.CosineAnnealingLR(optimiser, T_max=total)
-    if spec.schedule == "onecycle":
-        return sched.OneCycleLR(optimiser, max_lr=spec.lr, total_steps=total + 1)
-    if spec.schedule == "poly":
-        return sched.PolynomialLR(optimiser, total_iters=total, power=0.9)
-    return sched.ConstantLR(optimiser, factor=1.0)
 
 
 def _ddp(model: nn.Module, device: torch.device) -> nn.Module:
@@ -388,20 +293,3 @@ def _summary(run: _Run, out: Path) -> dict[str, Any]:
     return {"epochs": run.epoch, "steps": run.step, "best_epoch": int(best["epoch"]), "model_dir": str(out),
             **{k: float(v) for k, v in best.items() if k.startswith("val_") or k == "threshold"}}
 
-
-def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, scheduler: str | None = None,
-          workers: int | None = None, progress: bool = False) -> dict[str, Any]:
-    """Train in this process, or data-parallel on a Dask cluster when one is named or asked for.
-
-    A cluster is used when ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``) gives an address or
-    ``workers`` asks for a local one; see :func:`geoslide.training.distributed.train_distributed`.
-    """
-    import os
-
-    if scheduler or workers or os.environ.get("DASK_SCHEDULER_ADDRESS"):
-        from geoslide.cluster import cluster_client
-        from geoslide.training.distributed import train_distributed
-
-        with cluster_client(scheduler=scheduler, workers=workers) as client:
-            return train_distributed(store_path, spec, out_dir, client=client, progress=progress)
-    return fit(store_path, spec, out_dir, progress=progress)

@@ -10,7 +10,8 @@ import yaml
 
 from geoslide.cli import main
 from geoslide.errors import ConfigError
-from geoslide.pipeline.config import load_pipeline, parse_pipeline, run_pipeline
+from geoslide.pipeline import load_pipeline, run_pipeline
+from geoslide.pipeline.config import parse_pipeline
 
 PIPELINES = sorted((Path(__file__).parents[2] / "pipelines").glob("*.yaml"))
 POST = {"collections": ["tiny-planetscope"], "query": {"geoslide:phase": {"eq": "post"}}}

@@ -21,8 +21,9 @@ from geoslide.cluster import SCHEDULER_ENV, ClusterError, ClusterSpec, cluster_c
 from geoslide.data.store import COLUMNS, PatchStore
 from geoslide.errors import ConfigError, ModelError, PatchStoreError
 from geoslide.models import build_model
+from geoslide.training import TrainSpec
 from geoslide.training.distributed import eligible_workers, free_port, plan_group, train_distributed
-from geoslide.training.loop import TrainSpec, fit
+from geoslide.training.loop import fit
 
 # No batch norm (per-rank statistics on CPU) and no nodata (per-rank valid-pixel means): with
 # these, 2 ranks of 4 compute the same mean gradient as 1 process with the global batch of 8.

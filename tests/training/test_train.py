@@ -14,7 +14,8 @@ from synthetic import synthetic_store
 from geoslide.data.store import PatchStore
 from geoslide.errors import ConfigError, ModelError, PatchStoreError
 from geoslide.models.card import load_checkpoint, read_card
-from geoslide.training.loop import TrainSpec, fit
+from geoslide.training import TrainSpec
+from geoslide.training.loop import fit
 
 SMALL = {"base_filters": 4, "depth": 2}
 

@@ -1,35 +1,60 @@
 """Import public landslide benchmark datasets into a patch store.
 
-``import_dataset("landslide4sense" | "hr-gldd" | "gdcld", src, out)`` reads the released files
-(see :mod:`~geoslide.data.importers.landslide4sense`, :mod:`~geoslide.data.importers.hrgldd`,
-:mod:`~geoslide.data.importers.gdcld` for the layouts and band names), checks every mask, and appends
-the patches to the store at ``out`` in bounded batches, creating it when missing.
+``import_dataset(kind, src, out)`` reads the released files of a dataset named in
+:func:`importer_names` (see :mod:`~geoslide.data.importers.landslide4sense`,
+:mod:`~geoslide.data.importers.hrgldd`, :mod:`~geoslide.data.importers.gdcld` for the layouts and
+band names), checks every mask, and appends the patches to the store at ``out`` in bounded
+batches, creating it when missing. A new dataset is a module with a ``plan`` function and one
+entry in the registry below.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
 
 from geoslide.data.importers import gdcld, hrgldd, landslide4sense
 from geoslide.data.importers._common import ImportPlan, write_plan
 from geoslide.data.store import PatchStore
 from geoslide.errors import ConfigError
 
-DatasetKind = Literal["landslide4sense", "hr-gldd", "gdcld"]
-KINDS: tuple[str, ...] = ("landslide4sense", "hr-gldd", "gdcld")
+Planner = Callable[..., ImportPlan]  # planner(src, *, event=None, sensor=None) -> ImportPlan
 
-__all__ = ["KINDS", "DatasetKind", "import_dataset", "plan_import"]
+__all__ = ["import_dataset", "importer_names", "plan_import"]
 
 
-def plan_import(kind: DatasetKind, src: str | Path, *, event: str | None = None,
+def _with_sensor(plan: Callable[..., ImportPlan]) -> Planner:
+    """The planner of a one-sensor dataset, taking a ``sensor`` that replaces the dataset's own."""
+
+    def planner(src: str | Path, *, event: str | None = None, sensor: str | None = None) -> ImportPlan:
+        found = plan(src, event=event)
+        if sensor is not None:
+            found.meta["sensor"] = sensor
+        return found
+
+    return planner
+
+
+_PLANNERS: dict[str, Planner] = {
+    "landslide4sense": _with_sensor(landslide4sense.plan),
+    "hr-gldd": _with_sensor(hrgldd.plan),
+    "gdcld": gdcld.plan,  # multi-sensor: takes sensor itself
+}
+
+
+def importer_names() -> list[str]:
+    """Dataset kinds accepted by :func:`import_dataset`, in registry order."""
+    return list(_PLANNERS)
+
+
+def plan_import(kind: str, src: str | Path, *, event: str | None = None,
                 sensor: str | None = None) -> ImportPlan:
     """Scan a downloaded dataset without reading pixels: what would be imported.
 
     Parameters
     ----------
-    kind : {"landslide4sense", "hr-gldd", "gdcld"}
-        The dataset.
+    kind : str
+        The dataset, one of :func:`importer_names`.
     src : str or pathlib.Path
         Folder of the download.
     event : str, optional
@@ -42,28 +67,20 @@ def plan_import(kind: DatasetKind, src: str | Path, *, event: str | None = None,
     ImportPlan
         Bands, patch size and one metadata row per patch.
     """
-    if kind == "landslide4sense":
-        found = landslide4sense.plan(src, event=event)
-    elif kind == "hr-gldd":
-        found = hrgldd.plan(src, event=event)
-    elif kind == "gdcld":
-        return gdcld.plan(src, event=event, sensor=sensor)
-    else:
-        raise ConfigError(f"unknown dataset kind {kind!r}; choose one of {', '.join(KINDS)}")
-    if sensor is not None:
-        found.meta["sensor"] = sensor
-    return found
+    if kind not in _PLANNERS:
+        raise ConfigError(f"unknown dataset kind {kind!r}; choose one of {', '.join(_PLANNERS)}")
+    return _PLANNERS[kind](src, event=event, sensor=sensor)
 
 
-def import_dataset(kind: DatasetKind, src: str | Path, out: str | Path, *, event: str | None = None,
+def import_dataset(kind: str, src: str | Path, out: str | Path, *, event: str | None = None,
                    sensor: str | None = None, progress: bool = False) -> PatchStore:
     """Import a public landslide dataset into a patch store (created if missing, else appended to).
 
     Parameters
     ----------
-    kind : {"landslide4sense", "hr-gldd", "gdcld"}
-        The dataset. Bands in the store: Landslide4Sense ``B01``...``B12``, ``slope``, ``elevation``;
-        HR-GLDD ``red``, ``green``, ``blue``, ``nir``; GDCLD ``red``, ``green``, ``blue``.
+    kind : str
+        The dataset, one of :func:`importer_names`. Bands in the store: Landslide4Sense ``B01``...``B12``,
+        ``slope``, ``elevation``; HR-GLDD ``red``, ``green``, ``blue``, ``nir``; GDCLD ``red``, ``green``, ``blue``.
     src : str or pathlib.Path
         Folder of the download (Landslide4Sense: holding ``TrainData``...; HR-GLDD: the ``.npy``
         arrays; GDCLD: ``images``/``labels`` folders).

@@ -1,0 +1,50 @@
+"""Where a training runs: :func:`train` picks this process or a Dask cluster.
+
+The choice lives here, above both :mod:`~geoslide.training.loop` (one rank) and
+:mod:`~geoslide.training.distributed` (ranks on Dask workers), so neither imports the other's caller.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from geoslide.cluster import SCHEDULER_ENV, cluster_client
+from geoslide.training.distributed import train_distributed
+from geoslide.training.loop import fit
+from geoslide.training.spec import TrainSpec
+
+
+def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, scheduler: str | None = None,
+          workers: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """Train in this process, or data-parallel on a Dask cluster when one is named or asked for.
+
+    A cluster is used when ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``) gives an address or
+    ``workers`` asks for a local one; see :func:`geoslide.training.distributed.train_distributed`.
+
+    Parameters
+    ----------
+    store_path
+        The patch store, with ``train`` and ``val`` splits.
+    spec
+        The training options.
+    out_dir
+        Model folder (an interrupted run in it is resumed).
+    scheduler
+        Dask scheduler address; None reads ``$DASK_SCHEDULER_ADDRESS``.
+    workers
+        Start a local cluster of this many worker processes.
+    progress
+        Show a progress bar of the epochs.
+
+    Returns
+    -------
+    dict
+        The best epoch's metrics (see :func:`geoslide.training.loop.fit`), plus the cluster's
+        details when one was used.
+    """
+    if scheduler or workers or os.environ.get(SCHEDULER_ENV):
+        with cluster_client(scheduler=scheduler, workers=workers) as client:
+            return train_distributed(store_path, spec, out_dir, client=client, progress=progress)
+    return fit(store_path, spec, out_dir, progress=progress)

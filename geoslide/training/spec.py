@@ -1,0 +1,82 @@
+"""How to train: :class:`TrainSpec`, the options of a training run, checked when it is made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from geoslide.errors import ConfigError
+from geoslide.training.optim import check_names
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How to train: model, loss, optimiser, schedule, sampling and stopping.
+
+    Parameters
+    ----------
+    model, model_params
+        Architecture name (:func:`geoslide.models.model_names`) and its options.
+    loss, loss_params
+        Loss name (:func:`geoslide.training.losses.build_loss`) and its options.
+    optimiser, lr, weight_decay
+        :func:`~geoslide.training.optim.optimiser_names`: ``adam`` (HR-GLDD, Landslide4Sense), ``adamw``
+        (GDCLD) or ``sgd``.
+    schedule
+        Learning-rate schedule over all steps (:func:`~geoslide.training.optim.schedule_names`):
+        ``constant``, ``cosine``, ``onecycle``, ``poly``.
+    epochs, max_steps
+        Epoch limit; ``max_steps`` (optimiser steps, e.g. Landslide4Sense's 5000 iterations) ends earlier.
+    batch_size
+        Global batch (split evenly over ranks).
+    augment
+        Random flips and 90-degree rotations.
+    balance
+        Class-balanced sampling: patches with landslides drawn half of the time.
+    patience
+        Stop after this many epochs without a better validation F1 (None: never).
+    seed
+        Seeds weights, order and augmentation; equal seeds give equal runs on one device.
+    tune_threshold
+        Pick the probability threshold that maximises validation F1 (else 0.5).
+    train_split, val_split
+        Values of the store's ``split`` column used for training and validation.
+    in_memory
+        Hold the training patches in RAM (None: when they take under 2 GiB).
+    """
+
+    model: str = "unet"
+    model_params: dict[str, Any] = field(default_factory=dict)
+    loss: str = "dice"
+    loss_params: dict[str, Any] = field(default_factory=dict)
+    optimiser: str = "adam"
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    epochs: int = 50
+    max_steps: int | None = None
+    batch_size: int = 16
+    augment: bool = True
+    balance: bool = False
+    patience: int | None = 10
+    seed: int = 0
+    tune_threshold: bool = True
+    train_split: str = "train"
+    val_split: str = "val"
+    in_memory: bool | None = None
+
+    def __post_init__(self) -> None:
+        check_names(self.optimiser, self.schedule)
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainSpec:
+        """Build from a mapping (YAML), refusing unknown keys."""
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(set(data) - known):
+            raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        return cls(**data)
