@@ -276,8 +276,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _map(args: argparse.Namespace) -> int:
-    from geoslide.mapping.inference import InferenceSpec
     from geoslide.mapping.job import MapSpec, run_map
+    from geoslide.mapping.tiling import InferenceSpec
 
     inference = InferenceSpec(chunk=args.chunk, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
     spec = MapSpec(out=args.out, model=args.model, vectors=args.vectors, inference=inference,

@@ -25,6 +25,7 @@ import pandas as pd
 import zarr
 
 from geoslide.errors import PatchStoreError
+from geoslide.fileio import exists
 from geoslide.inventory.codes import MASK_NODATA
 
 FORMAT = "geoslide-patch-store/1"
@@ -182,16 +183,3 @@ def read_rows(array: zarr.Array, rows: np.ndarray) -> np.ndarray:
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
     return array.oindex[rows[order]][inverse]
-
-
-def exists(path: str | Path) -> bool:
-    """Whether something (a store, or any non-empty folder) is at ``path``."""
-    text = str(path)
-    if "://" in text and not text.startswith("file://"):
-        try:
-            zarr.open_group(text, mode="r", zarr_format=3)
-            return True
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError):
-            return False
-    p = Path(text.removeprefix("file://"))
-    return p.exists() and (not p.is_dir() or any(p.iterdir()))

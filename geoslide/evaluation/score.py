@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from geoslide.data.reader import PatchReader
 from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
 from geoslide.evaluation.metrics import ConfusionMatrix, confusion_counts
@@ -32,7 +33,6 @@ from geoslide.models.card import load_checkpoint
 from geoslide.models.normalise import Normalisation
 from geoslide.models.outputs import final_logits
 from geoslide.raster.grid import grid_of
-from geoslide.training.batches import PatchReader
 
 
 def evaluate_map(pred: str | Path, labels: str | Path | gpd.GeoDataFrame, min_area: float = 0.0) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def evaluate_patches(model_dir: str | Path, store: PatchStore, split: str = "tes
 
 @torch.inference_mode()
 def _patch_counts(model, card, store: PatchStore, rows: np.ndarray, batch: int, device: str) -> np.ndarray:
-    reader = PatchReader(store, rows, Normalisation(card.mean, card.std), in_memory=False)
+    reader = PatchReader(store, rows, Normalisation(card.mean, card.std).apply, in_memory=False)
     counts = np.zeros((len(rows), 4), dtype=np.int64)
     for start in range(0, len(rows), batch):
         positions = np.arange(start, min(start + batch, len(rows)))

@@ -19,10 +19,11 @@ from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
 from geoslide.inventory.write import write_vectors
 from geoslide.mapping.cog import export_cog
-from geoslide.mapping.inference import InferenceSpec, predict_proba
+from geoslide.mapping.inference import predict_proba
 from geoslide.mapping.item import item_path, map_item
 from geoslide.mapping.quicklook import quicklook
 from geoslide.mapping.store import open_map, write_map
+from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import ModelCard, ResolvedModel, bundled_model_path, resolve_model
 from geoslide.raster.cube import mosaic, open_cube
 

@@ -5,67 +5,21 @@ Every model maps ``(N, C, H, W)`` float32 to logits ``(N, 1, H, W)`` for any ban
 uses deep supervision returns ``(logits, [side_logits, ...])`` in training mode, each side
 output already at input size; in eval mode it returns the logits alone.
 
-Beside the architectures: ``card`` (model directories: card, weights, :class:`~geoslide.models.card.ResolvedModel`),
-``outputs`` (final logits of a model output), ``normalise`` (per-band input normalisation),
-``receptive`` (receptive fields).
+Adding an architecture: a module here whose builder is decorated with
+``@register("name")`` (from ``registry``), imported below.
+
+Beside the architectures:
+
+- ``registry``: names -> builders (:func:`build_model`, :func:`model_names`);
+- ``card``: model directories: card, weights, :class:`~geoslide.models.card.ResolvedModel`;
+- ``outputs``: the final logits of a model output;
+- ``normalise``: per-band input normalisation;
+- ``receptive``: receptive fields.
 """
 
-from __future__ import annotations
+from geoslide.models.registry import build_model, model_names, register, size_multiple
 
-from collections.abc import Callable
-from typing import Any
+# every architecture registers itself on import
+from geoslide.models import adsms, attention, resunet, segformer, unet  # noqa: E402, F401  isort: skip
 
-from torch import nn
-
-from geoslide.errors import ModelError
-
-Builder = Callable[..., nn.Module]
-_REGISTRY: dict[str, Builder] = {}
-
-
-def register(name: str) -> Callable[[Builder], Builder]:
-    """Register a model builder ``builder(in_channels, **params) -> nn.Module`` under ``name``."""
-
-    def wrap(builder: Builder) -> Builder:
-        _REGISTRY[name] = builder
-        return builder
-
-    return wrap
-
-
-def model_names() -> list[str]:
-    """Names accepted by :func:`build_model`, sorted."""
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def build_model(name: str, in_channels: int, **params: Any) -> nn.Module:
-    """Build an untrained model.
-
-    Parameters
-    ----------
-    name
-        One of :func:`model_names` (e.g. ``"unet"``, ``"segformer-b0"``).
-    in_channels
-        Number of input bands.
-    **params
-        Architecture options (``base_filters``, ``depth``, ...); unknown ones raise ModelError.
-    """
-    _load_builtins()
-    if name not in _REGISTRY:
-        raise ModelError(f"unknown model {name!r}; choose one of {', '.join(sorted(_REGISTRY))}")
-    if in_channels < 1:
-        raise ModelError(f"a model needs at least one input band, got {in_channels}")
-    try:
-        return _REGISTRY[name](in_channels, **params)
-    except TypeError as exc:
-        raise ModelError(f"bad options for model {name!r}: {exc}") from exc
-
-
-def size_multiple(model: nn.Module) -> int:
-    """The factor input heights and widths must be a multiple of."""
-    return int(getattr(model, "size_multiple", 1))
-
-
-def _load_builtins() -> None:
-    from geoslide.models import adsms, attention, resunet, segformer, unet  # noqa: F401  (register on import)
+__all__ = ["build_model", "model_names", "register", "size_multiple"]

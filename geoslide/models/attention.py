@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
-from geoslide.models import register
+from geoslide.models.registry import register
 from geoslide.models.resunet import ResBlock, UNetSkeleton
 from geoslide.models.unet import conv_block, norm_layer
 

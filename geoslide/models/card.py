@@ -22,7 +22,7 @@ from torch import nn
 
 from geoslide.errors import ModelError
 from geoslide.fileio import write_atomic
-from geoslide.models import build_model, size_multiple
+from geoslide.models.registry import build_model, size_multiple
 
 WEIGHTS = "model.safetensors"
 CARD = "model.json"

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from geoslide.errors import ModelError
-from geoslide.models import register
+from geoslide.models.registry import register
 from geoslide.models.unet import norm_layer
 
 BlockFactory = Callable[[int, int], nn.Module]

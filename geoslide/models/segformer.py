@@ -21,7 +21,7 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from geoslide.errors import ModelError
-from geoslide.models import register
+from geoslide.models.registry import register
 
 
 @dataclass(frozen=True)

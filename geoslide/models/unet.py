@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from geoslide.errors import ModelError
-from geoslide.models import register
+from geoslide.models.registry import register
 
 NORMS = ("batch", "group", "none")
 

@@ -128,8 +128,8 @@ def _unseen_total(model_dir: Path, store: PatchStore, step) -> pd.DataFrame:
 
 def _scene_rows(scene: Scene, name: str, model_dir: Path, root: Path, step, progress: bool) -> pd.DataFrame:
     from geoslide.evaluation.score import evaluate_map
-    from geoslide.mapping.inference import InferenceSpec
     from geoslide.mapping.job import MapSpec, run_map
+    from geoslide.mapping.tiling import InferenceSpec
 
     out = root / "maps" / f"{_slug(scene.name)}--{name}.zarr"
     out.parent.mkdir(parents=True, exist_ok=True)

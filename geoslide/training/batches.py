@@ -7,7 +7,7 @@ patches at every step (what data-parallel training needs to match a single-proce
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -61,45 +61,6 @@ def rank_batches(order: np.ndarray, batch_size: int, rank: int = 0, world: int =
     per_rank = batch_size // world
     for start in range(0, len(order) - batch_size + 1, batch_size):
         yield order[start + rank * per_rank: start + (rank + 1) * per_rank]
-
-
-class PatchReader:
-    """Reads normalised image and mask batches of a store, optionally from a RAM copy.
-
-    Parameters
-    ----------
-    store
-        The patch store.
-    indices
-        Store rows this reader serves (e.g. the training split); batches address positions in it.
-    norm
-        Band normalisation.
-    in_memory
-        Load the rows once (fast for stores that fit in RAM) instead of reading Zarr per batch.
-    """
-
-    def __init__(self, store: PatchStore, indices: np.ndarray, norm: Normalisation, in_memory: bool = True) -> None:
-        self.indices = np.asarray(indices)
-        self.norm = norm
-        self._images, self._masks = store.array("images"), store.array("masks")
-        self._cache = None
-        if in_memory and len(self.indices):
-            self._cache = self._read(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def batch(self, positions: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images ``(b, band, s, s)`` float32 and masks ``(b, s, s)`` int64 (255 = ignore)."""
-        positions = np.asarray(positions)
-        if self._cache is not None:
-            images, masks = self._cache[0][positions], self._cache[1][positions]
-        else:
-            images, masks = self._read(self.indices[positions])
-        return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(masks.astype(np.int64))
-
-    def _read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.norm.apply(read_rows(self._images, rows)), read_rows(self._masks, rows)
 
 
 def augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator

@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from geoslide.data.reader import PatchReader
 from geoslide.data.splits import split_rows
 from geoslide.data.store import PatchStore
 from geoslide.errors import PatchStoreError
@@ -33,16 +34,16 @@ from geoslide.evaluation.metrics import ThresholdSweep
 from geoslide.models import build_model
 from geoslide.models.card import CARD, ModelCard, read_card, save_checkpoint, unwrap
 from geoslide.models.normalise import Normalisation
+from geoslide.models.outputs import final_logits
 from geoslide.models.receptive import receptive_field
 from geoslide.training.batches import (
-    PatchReader,
     augment,
     balance_weights,
     band_stats,
     epoch_order,
     rank_batches,
 )
-from geoslide.training.losses import build_loss, final_logits
+from geoslide.training.losses import build_loss
 from geoslide.training.optim import build_optimiser, build_schedule
 from geoslide.training.plots import plot_log
 from geoslide.training.resume import load_state, save_state
@@ -154,7 +155,7 @@ def _readers(store: PatchStore, spec: TrainSpec, rows: np.ndarray, val_rows: np.
     in_memory = spec.in_memory
     if in_memory is None:
         in_memory = (len(rows) + len(val_rows)) * len(card.bands) * card.patch_size**2 * 4 < 2 * 2**30
-    return PatchReader(store, rows, norm, in_memory), PatchReader(store, val_rows, norm, in_memory)
+    return PatchReader(store, rows, norm.apply, in_memory), PatchReader(store, val_rows, norm.apply, in_memory)
 
 
 def _train_epoch(run: _Run, reader: PatchReader, spec: TrainSpec, order: np.ndarray, rank: int, world: int
