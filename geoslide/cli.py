@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from geoslide._version import version
 from geoslide.errors import GeoslideError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -343,18 +344,12 @@ def _cluster(args: argparse.Namespace):
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="geoslide", description="Map landslides from STAC imagery at any scale.")
-    parser.add_argument("--version", action="version", version=f"geoslide {_version()}")
+    parser.add_argument("--version", action="version", version=f"geoslide {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_search, _add_demo, _add_patches, _add_import, _add_stats, _add_train, _add_map, _add_evaluate,
                 _add_run):
         add(sub)
     return parser
-
-
-def _version() -> str:
-    from geoslide import __version__
-
-    return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
