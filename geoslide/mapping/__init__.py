@@ -1,4 +1,4 @@
-"""Stage 7, mapping: a model applied over a mosaic, written to a resumable map store.
+"""Stage 6, mapping: a model applied over a mosaic, written to a resumable map store.
 
 - ``job``: a whole map run (search, load, infer, write, export).
 - ``inference``: the lazy overlapping-chunk inference graph (:func:`~geoslide.mapping.inference.predict_proba`).

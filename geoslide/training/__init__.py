@@ -1,4 +1,4 @@
-"""Stage 6, training: fit a model on a patch store, in one process or across Dask workers.
+"""Stage 8, training: fit a model on a patch store, in one process or across Dask workers.
 
 ``from geoslide.training import TrainSpec, train`` is all most callers need. Modules:
 
