@@ -117,3 +117,37 @@ def test_map_with_local_worker_processes_equals_the_single_process_map(single, t
 
 def test_the_cli_is_installed_beside_the_interpreter():
     assert shutil.which("geoslide", path=str(Path(sys.executable).parent)) is not None
+
+
+def _worker_processes(address: str) -> list:
+    """The worker processes that `dask worker ADDRESS --nworkers 2` spawned (children of its nannies)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "multiprocessing" in cmd and "spawn" in cmd and any(
+                "worker" in " ".join(p.cmdline()) and address in " ".join(p.cmdline())
+                for p in proc.parents()):
+            found.append(proc)
+    return found
+
+
+def test_a_worker_killed_mid_map_still_gives_the_identical_map(scheduler, single, tmp_path):
+    out = tmp_path / "map.zarr"
+    cmd = [str(Path(sys.executable).with_name("geoslide")), "map", "--stac-query", QUERY, "--out", str(out),
+           "--chunk", "256", "--no-quicklook", "--scheduler", scheduler]
+    mapping = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    chunks = out / "probability" / "c"
+    deadline = time.monotonic() + 300
+    while mapping.poll() is None and time.monotonic() < deadline:
+        if chunks.is_dir() and sum(1 for p in chunks.rglob("*") if p.is_file()) >= 2:
+            break
+        time.sleep(0.05)
+    workers = _worker_processes(scheduler)
+    assert mapping.poll() is None, "the map ended before a worker could be killed"
+    assert len(workers) == 2
+    workers[0].kill()
+    _, stderr = mapping.communicate(timeout=600)
+    assert mapping.returncode == 0, stderr
+    _assert_same_map(out, single)
