@@ -1,7 +1,9 @@
-"""Real object-storage servers on loopback for the tests: an S3 API (moto) and HTTP with ranges (nginx).
+"""Real servers on loopback for the tests: an S3 API (moto), HTTP with ranges (nginx), a Dask cluster.
 
 Both are separate processes started from installed programs, bound to 127.0.0.1 on a free port,
-and stopped when the context ends. :func:`s3_environment` gives the variables with which boto3,
+and stopped when the context ends. The Dask cluster is ``dask scheduler`` + ``dask worker``
+processes, started the way the Helm chart starts them, and this process never holds a client of
+it (a default client would hide code that relies on one). :func:`s3_environment` gives the variables with which boto3,
 s3fs and GDAL (``/vsis3/``) all talk to the loopback S3 server.
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MOTO = Path(sys.executable).with_name("moto_server")
+DASK = Path(sys.executable).with_name("dask")
 
 
 def free_port() -> int:
@@ -118,4 +121,34 @@ def running_nginx(root: str | os.PathLike[str]) -> Iterator[str]:
             wait_for_port(port, process, "nginx")
             yield f"http://127.0.0.1:{port}"
         finally:
+            _stop(process)
+
+
+def _wait_for_workers(address: str, n: int, timeout: float = 90.0) -> None:
+    """Ask the scheduler from a separate process, so that this process never holds a client."""
+    code = ("from distributed import Client; "
+            f"c = Client({address!r}, timeout=30, set_as_default=False); c.wait_for_workers({n}, timeout={timeout}); "
+            "c.close()")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=timeout + 30)
+
+
+@contextlib.contextmanager
+def running_dask(workdir: str | os.PathLike[str], workers: int = 2, threads: int = 1) -> Iterator[str]:
+    """``dask scheduler`` and ``dask worker --nworkers N`` on loopback, working in ``workdir``; yields the address."""
+    port, workdir = free_port(), Path(workdir)
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    procs = [subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--dashboard-address", ":0"], stdout=(workdir / "scheduler.log").open("w"),
+                              stderr=subprocess.STDOUT, env=env)]
+    try:
+        wait_for_port(port, procs[0], "dask scheduler")
+        procs.append(subprocess.Popen([str(DASK), "worker", address, "--nworkers", str(workers), "--nthreads",
+                                       str(threads), "--memory-limit", "0", "--local-directory", str(workdir)],
+                                      stdout=(workdir / "worker.log").open("w"), stderr=subprocess.STDOUT, env=env,
+                                      cwd=workdir))
+        _wait_for_workers(address, workers)
+        yield address
+    finally:
+        for process in reversed(procs):
             _stop(process)

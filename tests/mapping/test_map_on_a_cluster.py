@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,63 +17,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+from servers import running_dask
 
 QUERY = json.dumps({"collections": ["demo-quake-planetscope"], "query": {"geoslide:phase": {"eq": "post"}}})
-DASK = Path(sys.executable).with_name("dask")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"dask scheduler exited with {process.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"no scheduler on port {port} after {timeout} s")
-
-
-def _wait_for_workers(address: str, n: int, timeout: float = 90.0) -> None:
-    """Ask the scheduler from a separate process, so that this process never holds a client."""
-    code = ("import sys; from distributed import Client; "
-            f"c = Client({address!r}, timeout=30, set_as_default=False); c.wait_for_workers({n}, timeout={timeout}); "
-            "c.close()")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=timeout + 30)
 
 
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory):
     """`dask scheduler` and `dask worker` (2 processes, 1 thread each) on loopback, as the Helm chart starts them."""
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    logs = tmp_path_factory.mktemp("dask")
-    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    procs = [subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--dashboard-address", ":0"], stdout=(logs / "s.log").open("w"),
-                              stderr=subprocess.STDOUT, env=env)]
-    try:
-        _wait_for_port(port, procs[0])
-        procs.append(subprocess.Popen([str(DASK), "worker", address, "--nworkers", "2", "--nthreads", "1",
-                                       "--memory-limit", "0", "--local-directory", str(logs)],
-                                      stdout=(logs / "w.log").open("w"), stderr=subprocess.STDOUT, env=env,
-                                      cwd=logs))
-        _wait_for_workers(address, 2)
+    with running_dask(tmp_path_factory.mktemp("dask"), workers=2) as address:
         yield address
-    finally:
-        for p in reversed(procs):
-            p.terminate()
-        for p in reversed(procs):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
 
 
 def _map(out: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

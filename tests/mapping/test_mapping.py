@@ -15,9 +15,9 @@ from geoslide.cli import main
 from geoslide.errors import OutputError
 from geoslide.evaluation.score import evaluate_map
 from geoslide.inventory.read import read_inventory
-from geoslide.mapping.inference import InferenceSpec
 from geoslide.mapping.job import MapSpec, run_map
 from geoslide.mapping.store import map_status, open_map
+from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import bundled_model_path, read_card
 
 QUAKE_POST = {"collections": ["demo-quake-planetscope"], "query": {"geoslide:phase": {"eq": "post"}}}
