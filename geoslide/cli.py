@@ -178,6 +178,8 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pre-stac-query", default=None, metavar="JSON",
                    help="pre-event items (same catalog), for a model of post - pre bands d_<band>")
     _dem_arg(p)
+    p.add_argument("--allow-mixed-dates", action="store_true",
+                   help="mosaic items of different geoslide:phase or dates over 30 days apart (refused otherwise)")
     _cluster_args(p)
     p.set_defaults(handler=_map)
 
@@ -296,7 +298,8 @@ def _map(args: argparse.Namespace) -> int:
     spec = MapSpec(out=args.out, model=args.model, vectors=args.vectors, inference=inference,
                    resolution=args.resolution, epsg=args.epsg, min_area=args.min_area,
                    split=args.split_amalgamated, cog=args.cog, quicklook=args.quicklook,
-                   pre_stac_query=args.pre_stac_query, dem_stac_query=args.dem_stac_query)
+                   pre_stac_query=args.pre_stac_query, dem_stac_query=args.dem_stac_query,
+                   allow_mixed_dates=args.allow_mixed_dates)
     with _cluster(args) as client:
         result = run_map(args.stac_query, spec, args.catalog, client=client, progress=True)
     print(f"{result.out}: map store; STAC item {result.item}" + (f"; quicklook {result.quicklook}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,7 @@ import xarray as xr
 from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
 from geoslide.data.splits import SplitOptions, assign_split, check_split
 from geoslide.data.store import PatchStore
-from geoslide.errors import ConfigError
+from geoslide.errors import ConfigError, GeoslideWarning
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import rasterize_inventory
 from geoslide.inventory.read import prepare_inventory, read_inventory
@@ -24,6 +25,7 @@ from geoslide.raster.derived import DIFFERENCE_PREFIX, is_derived
 from geoslide.raster.grid import GridSpec, grid_of
 from geoslide.raster.inputs import load_inputs
 from geoslide.raster.items import as_dicts, parse_items
+from geoslide.raster.scenes import mixed_scenes
 
 
 @dataclass(frozen=True)
@@ -69,8 +71,10 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     With ``pre_items`` (pre-event scenes), post - pre difference bands ``d_<band>`` are appended;
     ``dem_items`` supply the elevation slope is computed from (else the items' own elevation band).
     Bands are built by :func:`geoslide.raster.inputs.load_inputs`, as ``geoslide map`` builds them.
+    Items of different phases or dates far apart are warned about: the inventory labels every scene.
     """
     check_split(spec.split)
+    _warn_mixed(items, pre_items)
     inventory = read_inventory(labels)
     store = None
     for item in items:
@@ -82,6 +86,13 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
         store = existing or PatchStore.create(out, bands, spec.patch.size)  # nothing written before this
         _append(store, images, masks, meta, progress, item.id, _batch(meta, spec))
     return store
+
+
+def _warn_mixed(items: Sequence[pystac.Item], pre_items: Sequence[pystac.Item] | None) -> None:
+    if mixed := mixed_scenes(items):
+        warnings.warn(f"the items {mixed} (the one inventory labels every scene)", GeoslideWarning, stacklevel=3)
+    if pre_items and (mixed := mixed_scenes(pre_items)):
+        warnings.warn(f"the pre-event items {mixed} (they are mosaicked)", GeoslideWarning, stacklevel=3)
 
 
 def _scene(item: pystac.Item, spec: TrainingSetSpec, pre_items: Sequence[pystac.Item] | None,

@@ -14,7 +14,7 @@ import pystac
 import xarray as xr
 
 from geoslide.catalog.search import search
-from geoslide.errors import BandError, OutputError
+from geoslide.errors import BandError, MixedDatesError, OutputError
 from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
 from geoslide.inventory.write import write_vectors
@@ -26,6 +26,7 @@ from geoslide.mapping.store import open_map, write_map
 from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import ModelCard, ResolvedModel, bundled_model_path, resolve_model
 from geoslide.raster.inputs import load_inputs, missing_inputs, plan_inputs
+from geoslide.raster.scenes import mixed_scenes
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class MapSpec:
     dem_stac_query
         Items with an ``elevation`` band (same catalog, any grid), for a model of ``slope`` when the
         imagery has no elevation band; searched only for a model of slope or elevation.
+    allow_mixed_dates
+        Mosaic items of different ``geoslide:phase`` or dates more than
+        :data:`~geoslide.raster.scenes.MAX_DAYS_APART` days apart, which is refused otherwise.
     """
 
     out: str
@@ -74,6 +78,7 @@ class MapSpec:
     event: str | None = None
     pre_stac_query: str | dict | None = None
     dem_stac_query: str | dict | None = None
+    allow_mixed_dates: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +118,9 @@ def load_image(items: list[pystac.Item], card: ModelCard, spec: MapSpec, pre_ite
     """
     if missing := missing_inputs(card.bands, items, pre=bool(pre_items), dem=bool(dem_items)):
         raise BandError(f"the model needs {missing}")
+    _check_one_scene(items, "the items to mosaic", spec)
+    if plan_inputs(card.bands).differences:
+        _check_one_scene(pre_items, "the pre-event items", spec)
     options: dict[str, Any] = {"chunksize": spec.inference.chunk}
     if spec.resolution is not None:
         options["resolution"] = spec.resolution
@@ -127,6 +135,11 @@ def extra_items(card: ModelCard, spec: MapSpec, catalog: str | None) -> dict[str
     pre = search(spec.pre_stac_query, catalog) if plan.differences and spec.pre_stac_query else None
     dem = search(spec.dem_stac_query, catalog) if plan.elevation and spec.dem_stac_query else None
     return {"pre_items": pre, "dem_items": dem}
+
+
+def _check_one_scene(items: list[pystac.Item], which: str, spec: MapSpec) -> None:
+    if not spec.allow_mixed_dates and (mixed := mixed_scenes(items)):
+        raise MixedDatesError(f"{which} {mixed}; or pass --allow-mixed-dates (allow_mixed_dates=True in Python)")
 
 
 def _exports(items: list[pystac.Item], image: xr.DataArray, model: ResolvedModel, spec: MapSpec) -> MapResult:
