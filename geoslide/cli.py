@@ -45,6 +45,7 @@ class _Names(Sequence[str]):
 _IMPORTERS = _Names("geoslide.data.importers", "importer_names")
 _SPLITS = _Names("geoslide.data.splits", "split_names")
 _EMPTY_POLICIES = _Names("geoslide.data.patches", "empty_policy_names")
+_DERIVED = _Names("geoslide.raster.derived", "derived_names")
 _MODELS = _Names("geoslide.models", "model_names")
 _LOSSES = _Names("geoslide.training.losses", "loss_names")
 _OPTIMISERS = _Names("geoslide.training.optim", "optimiser_names")
@@ -96,7 +97,7 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patch-size", type=int, default=128, metavar="N", help="patch side in pixels (default 128)")
     p.add_argument("--stride", type=int, default=None, metavar="N", help="step between patches (default: patch size)")
     p.add_argument("--bands", nargs="+", default=None, help="bands by common name or asset key (default: all shared)")
-    p.add_argument("--derived", nargs="+", default=[], choices=["ndvi", "slope"], help="derived bands to append")
+    _add_named(p, "--derived", names=_DERIVED, nargs="+", default=[], help="derived bands to append")
     _add_named(p, "--empty", names=_EMPTY_POLICIES, default="drop",
                    help="patches without landslides: drop (HR-GLDD), keep, or keep a fraction (GDCLD)")
     p.add_argument("--keep-fraction", type=float, default=0.1, metavar="F", help="share of empty patches kept")
@@ -109,6 +110,7 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-events", nargs="+", default=[], metavar="EVENT", help="events held out by --split events")
     p.add_argument("--pre-stac-query", default=None, metavar="JSON",
                    help="pre-event items (same catalog): append post - pre difference bands d_<band>")
+    _dem_arg(p)
     p.add_argument("--event", default=None, help="event name (default: the items' geoslide:event)")
     p.add_argument("--seed", type=int, default=0, help="seed for random choices")
     p.set_defaults(handler=_patches)
@@ -173,6 +175,11 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epsg", type=int, default=None, help="target CRS (needed when items differ in CRS)")
     p.add_argument("--cog", action="store_true", help="also export probability and mask as COGs")
     p.add_argument("--no-quicklook", dest="quicklook", action="store_false", help="skip the quicklook PNG")
+    p.add_argument("--pre-stac-query", default=None, metavar="JSON",
+                   help="pre-event items (same catalog), for a model of post - pre bands d_<band>")
+    _dem_arg(p)
+    p.add_argument("--allow-mixed-dates", action="store_true",
+                   help="mosaic items of different geoslide:phase or dates over 30 days apart (refused otherwise)")
     _cluster_args(p)
     p.set_defaults(handler=_map)
 
@@ -194,6 +201,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pipeline", metavar="PIPELINE.yaml", help="pipeline file, e.g. pipelines/demo.yaml")
     p.add_argument("--work", default=None, metavar="DIR", help="working folder (default: runs/<name>)")
     p.set_defaults(handler=_run)
+
+
+def _dem_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dem-stac-query", default=None, metavar="JSON",
+                   help="items with an elevation band (same catalog, any grid) for slope, when the imagery has none")
 
 
 def _cluster_args(p: argparse.ArgumentParser) -> None:
@@ -232,7 +244,9 @@ def _patches(args: argparse.Namespace) -> int:
                            event=args.event, split=args.split, test_events=tuple(args.test_events), patch=patch)
     items = search(args.stac_query, args.catalog)
     pre = search(args.pre_stac_query, args.catalog) if args.pre_stac_query else None
-    store = build_patches(items, args.labels, args.out, spec, negatives=args.negatives, progress=True, pre_items=pre)
+    dem = search(args.dem_stac_query, args.catalog) if args.dem_stac_query else None
+    store = build_patches(items, args.labels, args.out, spec, negatives=args.negatives, progress=True, pre_items=pre,
+                          dem_items=dem)
     print(f"{args.out}: {len(store)} patches of {store.patch_size} px, bands {', '.join(store.bands)}")
     return 0
 
@@ -283,7 +297,9 @@ def _map(args: argparse.Namespace) -> int:
     inference = InferenceSpec(chunk=args.chunk, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
     spec = MapSpec(out=args.out, model=args.model, vectors=args.vectors, inference=inference,
                    resolution=args.resolution, epsg=args.epsg, min_area=args.min_area,
-                   split=args.split_amalgamated, cog=args.cog, quicklook=args.quicklook)
+                   split=args.split_amalgamated, cog=args.cog, quicklook=args.quicklook,
+                   pre_stac_query=args.pre_stac_query, dem_stac_query=args.dem_stac_query,
+                   allow_mixed_dates=args.allow_mixed_dates)
     with _cluster(args) as client:
         result = run_map(args.stac_query, spec, args.catalog, client=client, progress=True)
     print(f"{result.out}: map store; STAC item {result.item}" + (f"; quicklook {result.quicklook}"

@@ -42,6 +42,10 @@ class ConfigError(GeoslideError, ValueError):
     """A configuration file or option is invalid."""
 
 
+class MixedDatesError(GeoslideError, ValueError):
+    """The items to mosaic mix event phases or dates far apart."""
+
+
 class LabelError(GeoslideError, ValueError):
     """A label layer (landslide inventory) is empty, lacks a CRS or misses the imagery."""
 

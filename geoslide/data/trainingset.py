@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,14 +16,16 @@ import xarray as xr
 from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
 from geoslide.data.splits import SplitOptions, assign_split, check_split
 from geoslide.data.store import PatchStore
-from geoslide.errors import ConfigError
+from geoslide.errors import ConfigError, GeoslideWarning
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import rasterize_inventory
 from geoslide.inventory.read import prepare_inventory, read_inventory
-from geoslide.raster.cube import mosaic, open_cube
-from geoslide.raster.derived import add_derived, difference
+from geoslide.raster.cube import common_bands
+from geoslide.raster.derived import DIFFERENCE_PREFIX, is_derived
 from geoslide.raster.grid import GridSpec, grid_of
-from geoslide.raster.items import as_dicts
+from geoslide.raster.inputs import load_inputs
+from geoslide.raster.items import as_dicts, parse_items
+from geoslide.raster.scenes import mixed_scenes
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class TrainingSetSpec:
     bands
         Bands by common name or asset key, in store order; None takes all bands the items share.
     derived
-        Derived bands appended after ``bands`` (``ndvi``, ``slope``).
+        Derived bands appended after ``bands`` (``ndvi``, ``slope``; see :mod:`geoslide.raster.inputs`).
     event, trigger
         Event name and trigger; by default from the items' ``geoslide:event``/``geoslide:trigger``.
     split
@@ -59,18 +62,23 @@ class TrainingSetSpec:
 
 def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | Path, spec: TrainingSetSpec,
                   negatives: str | Path | None = None, progress: bool = False,
-                  pre_items: Sequence[pystac.Item] | None = None) -> PatchStore:
+                  pre_items: Sequence[pystac.Item] | None = None,
+                  dem_items: Sequence[pystac.Item] | None = None) -> PatchStore:
     """Cut every item into patches with their landslide masks and append them to the store at ``out``.
 
     The store is created if missing; otherwise patches are appended after what is there (bands and
     patch size must match). Each item is one scene; its patches are written as one Dask graph.
-    With ``pre_items`` (pre-event scenes), post - pre difference bands ``d_<band>`` are appended.
+    With ``pre_items`` (pre-event scenes), post - pre difference bands ``d_<band>`` are appended;
+    ``dem_items`` supply the elevation slope is computed from (else the items' own elevation band).
+    Bands are built by :func:`geoslide.raster.inputs.load_inputs`, as ``geoslide map`` builds them.
+    Items of different phases or dates far apart are warned about: the inventory labels every scene.
     """
     check_split(spec.split)
+    _warn_mixed(items, pre_items)
     inventory = read_inventory(labels)
     store = None
     for item in items:
-        cube = _scene(item, spec, pre_items)
+        cube = _scene(item, spec, pre_items, dem_items)
         bands = [str(b) for b in cube.band.values]
         existing = _existing(out, bands, spec.patch.size)
         images, masks, meta = scene_patches(cube, inventory, item, spec, negatives)
@@ -80,18 +88,29 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     return store
 
 
-def _scene(item: pystac.Item, spec: TrainingSetSpec, pre_items: Sequence[pystac.Item] | None) -> xr.DataArray:
+def _warn_mixed(items: Sequence[pystac.Item], pre_items: Sequence[pystac.Item] | None) -> None:
+    if mixed := mixed_scenes(items):
+        warnings.warn(f"the items {mixed} (the one inventory labels every scene)", GeoslideWarning, stacklevel=3)
+    if pre_items and (mixed := mixed_scenes(pre_items)):
+        warnings.warn(f"the pre-event items {mixed} (they are mosaicked)", GeoslideWarning, stacklevel=3)
+
+
+def _scene(item: pystac.Item, spec: TrainingSetSpec, pre_items: Sequence[pystac.Item] | None,
+           dem_items: Sequence[pystac.Item] | None) -> xr.DataArray:
     """The post-event scene ``(band, y, x)`` with derived and difference bands."""
-    cube = open_cube([item], spec.bands, rescale=True, chunksize=spec.chunksize)
-    with_derived = add_derived(cube, spec.derived).isel(time=0)
-    if not pre_items:
-        return with_derived
-    grid = grid_of(cube)
-    pre = open_cube(pre_items, [str(b) for b in cube.band.values], rescale=True, chunksize=spec.chunksize,
-                    epsg=grid.epsg, resolution=grid.resolution, bounds=grid.bounds)
-    latest = mosaic(pre)  # the most recent valid pre-event pixel
-    diff = difference(cube.isel(time=0), latest)
-    return xr.concat([with_derived, diff], dim="band", coords="minimal", compat="override", join="override")
+    return load_inputs([item], scene_bands(item, spec, bool(pre_items)), pre_items=pre_items, dem_items=dem_items,
+                       chunksize=spec.chunksize)
+
+
+def scene_bands(item: pystac.Item, spec: TrainingSetSpec, pre: bool) -> tuple[str, ...]:
+    """The store's bands for ``item``: its bands, the derived ones, then ``d_<band>`` with pre-event items.
+
+    The bands are ``spec.bands``, by default those the item offers less any in ``spec.derived``;
+    every one of them that is read, not derived, gets a difference band.
+    """
+    bands = spec.bands or tuple(b for b in common_bands(parse_items([item])) if b not in spec.derived)
+    read = [b for b in bands if not is_derived(b)]
+    return (*bands, *spec.derived, *(f"{DIFFERENCE_PREFIX}{b}" for b in read if pre))
 
 
 def scene_patches(cube: xr.DataArray, inventory, item: pystac.Item, spec: TrainingSetSpec,

@@ -14,7 +14,7 @@ import pystac
 import xarray as xr
 
 from geoslide.catalog.search import search
-from geoslide.errors import OutputError
+from geoslide.errors import BandError, MixedDatesError, OutputError
 from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
 from geoslide.inventory.write import write_vectors
@@ -25,7 +25,8 @@ from geoslide.mapping.quicklook import quicklook
 from geoslide.mapping.store import open_map, write_map
 from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import ModelCard, ResolvedModel, bundled_model_path, resolve_model
-from geoslide.raster.cube import mosaic, open_cube
+from geoslide.raster.inputs import load_inputs, missing_inputs, plan_inputs
+from geoslide.raster.scenes import mixed_scenes
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,15 @@ class MapSpec:
         Also export COGs; write the quicklook PNG.
     event
         Event name for the summary (default: the items' ``geoslide:event`` or the output name).
+    pre_stac_query
+        Pre-event items (same catalog), mosaicked onto the map's grid, for a model of ``d_<band>``
+        (post - pre) bands; searched only for such a model.
+    dem_stac_query
+        Items with an ``elevation`` band (same catalog, any grid), for a model of ``slope`` when the
+        imagery has no elevation band; searched only for a model of slope or elevation.
+    allow_mixed_dates
+        Mosaic items of different ``geoslide:phase`` or dates more than
+        :data:`~geoslide.raster.scenes.MAX_DAYS_APART` days apart, which is refused otherwise.
     """
 
     out: str
@@ -66,6 +76,9 @@ class MapSpec:
     cog: bool = False
     quicklook: bool = True
     event: str | None = None
+    pre_stac_query: str | dict | None = None
+    dem_stac_query: str | dict | None = None
+    allow_mixed_dates: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,22 +98,48 @@ def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = 
     _check_out(spec.out)
     model = resolve_model(Path(spec.model) if spec.model else bundled_model_path())
     items = search(stac_query, catalog)
-    image = load_image(items, model.card, spec)
+    extra = extra_items(model.card, spec, catalog)
+    image = load_image(items, model.card, spec, **extra)
     probability = predict_proba(image, model, spec.inference)
-    attrs = {"model": _model_id(model), "inputs": sorted(i.id for i in items),
+    used = [*items, *(i for found in extra.values() if found for i in found)]
+    attrs = {"model": _model_id(model), "inputs": sorted({i.id for i in used}),
              "inference": asdict(spec.inference)}
     write_map(probability, spec.out, model.card.threshold, attrs, progress=progress, client=client)
     return _exports(items, image, model, spec)
 
 
-def load_image(items: list[pystac.Item], card: ModelCard, spec: MapSpec) -> xr.DataArray:
-    """The model's bands of all items, as physical values on one grid, latest valid pixel on top."""
-    options: dict[str, Any] = {"rescale": True, "chunksize": spec.inference.chunk}
+def load_image(items: list[pystac.Item], card: ModelCard, spec: MapSpec, pre_items: list[pystac.Item] | None = None,
+               dem_items: list[pystac.Item] | None = None) -> xr.DataArray:
+    """The model's bands of all items, as physical values on one grid, latest valid pixel on top.
+
+    Derived bands of the card (``ndvi``, ``slope``, ``d_<band>``) are computed as ``geoslide patches``
+    computed them (:func:`geoslide.raster.inputs.load_inputs`): ``d_`` bands against ``pre_items``,
+    slope from the elevation of ``dem_items`` or else of the items.
+    """
+    if missing := missing_inputs(card.bands, items, pre=bool(pre_items), dem=bool(dem_items)):
+        raise BandError(f"the model needs {missing}")
+    _check_one_scene(items, "the items to mosaic", spec)
+    if plan_inputs(card.bands).differences:
+        _check_one_scene(pre_items, "the pre-event items", spec)
+    options: dict[str, Any] = {"chunksize": spec.inference.chunk}
     if spec.resolution is not None:
         options["resolution"] = spec.resolution
     if spec.epsg is not None:
         options["epsg"] = spec.epsg
-    return mosaic(open_cube(items, list(card.bands), **options))
+    return load_inputs(items, card.bands, pre_items=pre_items, dem_items=dem_items, **options)
+
+
+def extra_items(card: ModelCard, spec: MapSpec, catalog: str | None) -> dict[str, list[pystac.Item] | None]:
+    """The pre-event and DEM items of ``spec``'s queries that the card's bands use (None where unused)."""
+    plan = plan_inputs(card.bands, dem=spec.dem_stac_query is not None)
+    pre = search(spec.pre_stac_query, catalog) if plan.differences and spec.pre_stac_query else None
+    dem = search(spec.dem_stac_query, catalog) if plan.elevation and spec.dem_stac_query else None
+    return {"pre_items": pre, "dem_items": dem}
+
+
+def _check_one_scene(items: list[pystac.Item], which: str, spec: MapSpec) -> None:
+    if not spec.allow_mixed_dates and (mixed := mixed_scenes(items)):
+        raise MixedDatesError(f"{which} {mixed}; or pass --allow-mixed-dates (allow_mixed_dates=True in Python)")
 
 
 def _exports(items: list[pystac.Item], image: xr.DataArray, model: ResolvedModel, spec: MapSpec) -> MapResult:

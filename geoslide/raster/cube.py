@@ -35,6 +35,9 @@ class CubeSpec:
         Target pixel size in CRS units; None takes the finest native resolution.
     bounds, bounds_latlon
         Target extent in the target CRS, or in WGS84 degrees; None covers all items.
+    grid
+        An exact target grid instead of ``epsg``, ``resolution`` and bounds, e.g. another cube's
+        (:func:`~geoslide.raster.grid.grid_of`): the items are resampled onto its pixels.
     chunksize
         Dask chunk size in pixels along y and x.
     nodata
@@ -53,6 +56,7 @@ class CubeSpec:
     resolution: float | None = None
     bounds: Bounds | None = None
     bounds_latlon: Bounds | None = None
+    grid: GridSpec | None = None
     chunksize: int = 1024
     nodata: float | None = None
     dtype: str | None = None
@@ -62,6 +66,8 @@ class CubeSpec:
     def __post_init__(self) -> None:
         if self.bounds is not None and self.bounds_latlon is not None:
             raise GridError("give either bounds (target CRS) or bounds_latlon (degrees), not both")
+        if self.grid is not None and (self.epsg, self.resolution, self.bounds, self.bounds_latlon) != (None,) * 4:
+            raise GridError("give either grid= or epsg/resolution/bounds, not both")
         if self.resampling not in Resampling.__members__:
             raise GridError(f"unknown resampling {self.resampling!r}; use one of {sorted(Resampling.__members__)}")
         if self.chunksize < 16:
@@ -117,6 +123,8 @@ def common_bands(records: Sequence[ItemRecord]) -> list[str]:
 
 def plan_grid(records: Sequence[ItemRecord], names: Sequence[str], spec: CubeSpec) -> GridSpec:
     """The target grid of bands ``names``: CRS, resolution and bounds from the spec, else from the items."""
+    if spec.grid is not None:
+        return _overlapping(records, names, spec.grid)
     epsgs = sorted({r.require_epsg() for r in records})
     if spec.epsg is None and len(epsgs) > 1:
         raise GridError(f"items are in several CRSs (EPSG:{', EPSG:'.join(map(str, epsgs))}); pass epsg= to pick one")
@@ -134,6 +142,19 @@ def plan_grid(records: Sequence[ItemRecord], names: Sequence[str], spec: CubeSpe
         )
     anchors = [origin for res, origin, _ in same_crs if abs(res - resolution) < 1e-9]
     return GridSpec.around(epsg, wanted, resolution, anchor=anchors[0] if anchors else (0.0, 0.0))
+
+
+def _overlapping(records: Sequence[ItemRecord], names: Sequence[str], grid: GridSpec) -> GridSpec:
+    """``grid``, once it is checked to meet the bands' data."""
+    native = [_native(r, ref) for r in records for ref in r.select(names)]
+    data = _union([transform_bounds(b, e, grid.epsg) for e, _, _, b in native])
+    if intersect_bounds(grid.bounds, data) is None:
+        raise GridError(
+            f"items {', '.join(str(r.id) for r in records)} cover {tuple(round(v, 3) for v in data)} "
+            f"(EPSG:{grid.epsg}), outside the target grid {tuple(round(v, 3) for v in grid.bounds)}; "
+            "search items over the same area"
+        )
+    return grid
 
 
 def _native(record: ItemRecord, ref: BandRef) -> tuple[int, float, tuple[float, float], Bounds]:

@@ -7,6 +7,13 @@ import xarray as xr
 
 from geoslide.errors import BandError
 
+#: Bands computed from others; ``d_<band>`` (post - pre) besides. The names are reserved: a band
+#: list holding them gets them computed, never read, in patches and maps alike.
+DERIVED = ("ndvi", "slope")
+DIFFERENCE_PREFIX = "d_"
+#: The band slope is computed from.
+ELEVATION = "elevation"
+
 
 def _band(cube: xr.DataArray, name: str) -> xr.DataArray:
     if name not in cube.band.values:
@@ -22,8 +29,8 @@ def ndvi(cube: xr.DataArray, red: str = "red", nir: str = "nir") -> xr.DataArray
     return ((n - r) / total.where(total != 0)).assign_coords(band="ndvi")
 
 
-def slope(cube: xr.DataArray, dem: str = "elevation") -> xr.DataArray:
-    """Slope in degrees from a DEM band (central differences; edges of the cube one-sided)."""
+def slope(cube: xr.DataArray, dem: str = ELEVATION) -> xr.DataArray:
+    """Slope in degrees from a DEM band: central differences, the DEM extended by its edge values at the edges."""
     z = _band(cube, dem)
     res = float(abs(cube.x.values[1] - cube.x.values[0]))
 
@@ -43,18 +50,14 @@ def difference(post: xr.DataArray, pre: xr.DataArray) -> xr.DataArray:
                         "bounds and epsg")
     after = post.astype("float32")
     return after.copy(data=after.data - pre.astype("float32").data).assign_coords(
-        band=[f"d_{b}" for b in post.band.values])
+        band=[f"{DIFFERENCE_PREFIX}{b}" for b in post.band.values])
 
 
-def add_derived(cube: xr.DataArray, names: tuple[str, ...]) -> xr.DataArray:
-    """The cube (time, band, y, x) with derived bands (``ndvi``, ``slope``) appended along ``band``."""
-    extra = []
-    for name in names:
-        if name == "ndvi":
-            extra.append(ndvi(cube).expand_dims("band", axis=1))
-        elif name == "slope":
-            extra.append(slope(cube).expand_dims("band", axis=1))
-        else:
-            raise BandError(f"unknown derived band {name!r}; choose from ndvi, slope (diff needs two cubes)")
-    return xr.concat([cube.astype("float32"), *extra], dim="band", coords="minimal", compat="override",
-                     join="override") if extra else cube
+def derived_names() -> tuple[str, ...]:
+    """The derived bands ``--derived`` offers."""
+    return DERIVED
+
+
+def is_derived(name: str) -> bool:
+    """Whether a band of this name is computed (``ndvi``, ``slope``, ``d_<band>``) rather than read."""
+    return name in DERIVED or name.startswith(DIFFERENCE_PREFIX)

@@ -280,3 +280,10 @@ def test_random_split_of_overlapping_patches_warns_of_leakage(tmp_path, stride, 
         build_patches(_post("demo-quake"), _inventory_path("demo-quake"), tmp_path / "w.zarr", spec)
     leaks = [w for w in caught if issubclass(w.category, GeoslideWarning) and "optimistic" in str(w.message)]
     assert bool(leaks) == warns
+
+
+def test_patches_of_mixed_phases_warn(tmp_path):
+    both = search({"collections": ["demo-quake-planetscope"]})  # pre and post: the inventory labels both
+    spec = TrainingSetSpec(bands=("red", "nir"), patch=PatchSpec(size=128))
+    with pytest.warns(GeoslideWarning, match=r"mix phases post \(demo-quake-planetscope-post\) and pre"):
+        build_patches(both, _inventory_path("demo-quake"), tmp_path / "m.zarr", spec)

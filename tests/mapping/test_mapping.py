@@ -92,7 +92,7 @@ def test_a_rerun_computes_nothing_and_another_model_is_refused(quake_map, tmp_pa
 def test_several_scenes_are_mosaicked_onto_one_grid(tmp_path):
     both = {"collections": ["demo-quake-planetscope"]}  # pre and post: the pre scene fills the post's nodata corner
     result = run_map(both, MapSpec(out=str(tmp_path / "both.zarr"), inference=InferenceSpec(chunk=384),
-                                   quicklook=False))
+                                   quicklook=False, allow_mixed_dates=True))
     cube = open_cube(search(both), list(read_card(bundled_model_path()).bands), rescale=True)
     mask = open_map(result.out)["mask"]
     assert grid_of(mask) == grid_of(cube)

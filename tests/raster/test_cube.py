@@ -11,7 +11,7 @@ from rasterio.warp import Resampling, reproject
 from rasterio.windows import from_bounds
 from rasters import _assert_grid, _read
 
-from geoslide import grid_of, open_cube, search
+from geoslide import GridSpec, grid_of, open_cube, search
 from geoslide.errors import BandError, CRSError, GridError
 
 
@@ -103,6 +103,25 @@ def test_reprojection_matches_rasterio_warp(items):
     both = ~np.isnan(got) & ~np.isnan(expected)
     assert both.sum() > 0.5 * got.size
     assert np.nanmax(np.abs(got[both] - expected[both])) < 1.0
+
+
+def test_an_exact_grid_off_the_native_one_is_kept_and_matches_rasterio_warp(items):
+    """grid=: pixels a third of a native pixel off, 25 m instead of 10 m, as a DEM is put on another sensor's grid."""
+    _, transform, epsg = _read(S2)
+    grid = GridSpec(epsg, (transform.c + 3.3, transform.f - 1003.3, transform.c + 503.3, transform.f - 3.3), 25.0)
+    cube = open_cube([items["s2-pre"]], ["red"], grid=grid, resampling="bilinear", rescale=True)
+    assert grid_of(cube) == grid
+    src, src_transform, _ = _read(S2, 1)
+    expected = np.full(grid.shape, np.nan, dtype="float32")
+    reproject(src.astype("float32"), expected, src_transform=src_transform, src_crs=f"EPSG:{epsg}", src_nodata=0,
+              dst_transform=grid.transform, dst_crs=f"EPSG:{epsg}", resampling=Resampling.bilinear, dst_nodata=np.nan)
+    # GDAL warps in the asset's data type (uint16 here): the bilinear values come rounded
+    np.testing.assert_allclose(cube.values[0, 0], expected, atol=0.5 + 1e-3)
+    with pytest.raises(GridError, match="either grid= or epsg"):
+        open_cube([items["s2-pre"]], ["red"], grid=grid, epsg=epsg)
+    away = GridSpec(epsg, (grid.bounds[0] + 1e5, grid.bounds[1], grid.bounds[2] + 1e5, grid.bounds[3]), 25.0)
+    with pytest.raises(GridError, match="outside the target grid"):
+        open_cube([items["s2-pre"]], ["red"], grid=away)
 
 
 def test_chunks_follow_chunksize(items):
