@@ -14,6 +14,7 @@ import pystac
 import xarray as xr
 
 from geoslide.catalog.search import search
+from geoslide.cluster import check_visible
 from geoslide.errors import OutputError
 from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
@@ -26,6 +27,7 @@ from geoslide.mapping.store import open_map, write_map
 from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import ModelCard, ResolvedModel, bundled_model_path, resolve_model
 from geoslide.raster.cube import mosaic, open_cube
+from geoslide.raster.items import asset_hrefs
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = 
     _check_out(spec.out)
     model = resolve_model(Path(spec.model) if spec.model else bundled_model_path())
     items = search(stac_query, catalog)
+    if client is not None:  # the workers read the imagery and the model; this process writes the outputs
+        check_visible(client, [model.path, *asset_hrefs(items)])
     image = load_image(items, model.card, spec)
     probability = predict_proba(image, model, spec.inference)
     attrs = {"model": _model_id(model), "inputs": sorted(i.id for i in items),

@@ -1,0 +1,143 @@
+"""Cluster runs as a user starts them: real `dask scheduler` + `dask worker` processes in another cwd.
+
+Relative paths are resolved before they reach the workers, and a path the workers cannot see is
+named in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+from dask_processes import GEOSLIDE, dask_cluster, in_private_folder, private_mounts_work
+from synthetic import synthetic_store
+
+from geoslide.data.store import PatchStore
+
+ROOT = Path(__file__).resolve().parents[1]
+INVENTORY = ROOT / "catalogs" / "demo" / "demo-quake" / "demo-quake-inventory" / "inventory.parquet"
+POST = {"collections": ["demo-quake-planetscope"], "query": {"geoslide:phase": {"eq": "post"}}}
+SMALL = json.dumps({"base_filters": 4, "depth": 2})
+TINY_POST = {"collections": ["tiny-planetscope"], "query": {"geoslide:phase": {"eq": "post"}}}
+TINY = {  # tests/pipeline's tiny protocol: one 1 km event, 64 px patches, 2 epochs, one whole scene mapped
+    "name": "tiny",
+    "demo": [{"out": "events", "seed": 5, "events": ["tiny"], "sensors": ["planetscope"]}],
+    "patches": {"patch_size": 64, "stride": 64, "empty": "keep", "split": "random", "bands": ["red", "green", "nir"],
+                "sources": [{"catalog": "events", "stac_query": TINY_POST,
+                             "labels": {"collections": ["tiny-inventory"]}}]},
+    "train": {"epochs": 2, "batch_size": 4, "lr": 0.01, "loss": "bce+dice", "patience": None},
+    "models": [{"name": "small", "model": "unet", "model_params": {"base_filters": 4, "depth": 2}}],
+    "evaluate": {"split": "test", "by": ["event"], "chunk": 128,
+                 "scenes": [{"name": "tiny", "catalog": "events", "stac_query": TINY_POST,
+                             "labels": {"collections": ["tiny-inventory"]}}]},
+}
+
+
+@pytest.fixture(scope="module")
+def dask(tmp_path_factory):
+    with dask_cluster(tmp_path_factory.mktemp("dask")) as processes:
+        yield processes
+
+
+@pytest.fixture
+def scheduler(dask):
+    """The scheduler's address; afterwards, nothing was written in the workers' own working directory."""
+    yield dask.address
+    assert list(dask.worker_cwd.iterdir()) == []
+
+
+def geoslide(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(GEOSLIDE), *args], cwd=cwd, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def run_private(private: Path, script: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The shell ``script`` in ``cwd`` with ``private`` mounted for it alone."""
+    return subprocess.run(in_private_folder(private, script), capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def one_error_line(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def assert_same_store(got: Path, want: Path) -> None:
+    """Equal patch stores: images (NaN where NaN), masks, every metadata column and the group attributes."""
+    a, b = PatchStore.open(got), PatchStore.open(want)
+    assert len(a) == len(b) > 0
+    np.testing.assert_array_equal(a.images().compute(), b.images().compute())
+    np.testing.assert_array_equal(a.masks().compute(), b.masks().compute())
+    pd.testing.assert_frame_equal(a.meta(), b.meta())
+    assert dict(zarr.open_group(str(got), mode="r").attrs) == dict(zarr.open_group(str(want), mode="r").attrs)
+
+
+# ---------------------------------------------------------------- training
+
+
+def test_train_with_relative_paths_on_scheduler_and_worker_processes(scheduler, tmp_path):
+    synthetic_store(tmp_path / "rel.zarr", n=40, size=32)
+    done = geoslide(tmp_path, "train", "--patches", "rel.zarr", "--out", "rel-model", "--scheduler", scheduler,
+                    "--model", "unet", "--model-params", SMALL, "--epochs", "1", "--batch-size", "8")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["world"] == 2 and summary["steps"] == 3  # 24 training patches, batches of 8
+    assert (tmp_path / "rel-model" / "model.safetensors").is_file()
+    assert (tmp_path / "rel-model" / "last" / "state.json").is_file()
+
+
+def test_a_store_that_cannot_fill_a_batch_is_refused_on_a_cluster_too(scheduler, tmp_path):
+    synthetic_store(tmp_path / "small.zarr", n=10, size=32)
+    line = one_error_line(geoslide(tmp_path, "train", "--patches", "small.zarr", "--out", "m", "--model", "unet",
+                                   "--scheduler", scheduler))
+    assert "6 training patches" in line and "--batch-size" in line
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.fixture
+def private(tmp_path):
+    """A folder only the command under test sees (a private tmpfs), like the Helm Job's own /tmp."""
+    folder = tmp_path / "job-tmp"
+    if not private_mounts_work(folder):
+        pytest.skip("unshare --mount is not permitted here (needs root or user namespaces)")
+    return folder
+
+
+def test_a_store_the_workers_cannot_see_is_named(scheduler, tmp_path, private):
+    store = synthetic_store(tmp_path / "s.zarr", n=40, size=32)
+    train = shlex.join([str(GEOSLIDE), "train", "--patches", f"{private}/s.zarr", "--out", f"{private}/m",
+                        "--model", "unet", "--scheduler", scheduler, "--batch-size", "8"])
+    copy = f'cp -r {shlex.quote(store.path)} "{private}/s.zarr"'
+    script = f'{copy} && {train}; rc=$?; test ! -e "{private}/m" && exit $rc'
+    line = one_error_line(run_private(private, script, tmp_path))
+    assert f"a worker cannot see {private}/s.zarr: use a shared volume or object storage" in line
+
+
+def test_a_model_dir_the_workers_cannot_see_is_named_and_not_left_behind(scheduler, tmp_path, private):
+    synthetic_store(tmp_path / "s.zarr", n=40, size=32)
+    train = shlex.join([str(GEOSLIDE), "train", "--patches", "s.zarr", "--out", f"{private}/run/m", "--model", "unet",
+                        "--scheduler", scheduler, "--batch-size", "8"])
+    script = f'{train}; rc=$?; test -z "$(ls -A {private})" && exit $rc'
+    line = one_error_line(run_private(private, script, tmp_path))
+    assert f"a worker cannot see {private}/run/m: use a shared volume or object storage" in line
+
+
+# ---------------------------------------------------------------- map
+
+
+def test_a_model_the_workers_cannot_see_is_named(scheduler, tmp_path, private):
+    model = ROOT / "geoslide" / "_models" / "demo"
+    run = shlex.join([str(GEOSLIDE), "map", "--stac-query", json.dumps(POST), "--model", f"{private}/model",
+                      "--out", "map.zarr", "--scheduler", scheduler])
+    script = f'cp -r {shlex.quote(str(model))} "{private}/model" && {run}'
+    line = one_error_line(run_private(private, script, tmp_path))
+    assert f"a worker cannot see {private}/model: use a shared volume or object storage" in line
