@@ -1,7 +1,8 @@
 """Cluster runs as a user starts them: real `dask scheduler` + `dask worker` processes in another cwd.
 
-Relative paths are resolved before they reach the workers, and a path the workers cannot see is
-named in one line.
+Relative paths are resolved before they reach the workers, a path the workers cannot see is named
+in one line, and `geoslide patches` and `geoslide run` on the cluster (`--scheduler`,
+`$DASK_SCHEDULER_ADDRESS`, `--workers`) write what the single-process commands write.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 import zarr
-from dask_processes import GEOSLIDE, dask_cluster, in_private_folder, private_mounts_work
+from dask_processes import GEOSLIDE, dask_cluster, in_private_folder, private_mounts_work, transitions
 from synthetic import synthetic_store
 
 from geoslide.data.store import PatchStore
@@ -131,6 +133,41 @@ def test_a_model_dir_the_workers_cannot_see_is_named_and_not_left_behind(schedul
     assert f"a worker cannot see {private}/run/m: use a shared volume or object storage" in line
 
 
+# ---------------------------------------------------------------- patches
+
+
+@pytest.fixture(scope="module")
+def single_patches(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("single")
+    done = geoslide(cwd, *_patches_args("quake.zarr"))
+    assert done.returncode == 0, done.stderr
+    return cwd / "quake.zarr"
+
+
+def _patches_args(out: str) -> list[str]:
+    return ["patches", "--stac-query", json.dumps(POST), "--labels", str(INVENTORY), "--out", out,
+            "--patch-size", "128", "--derived", "ndvi", "--empty", "fraction", "--keep-fraction", "0.5"]
+
+
+@pytest.mark.parametrize("how", ["--scheduler", "DASK_SCHEDULER_ADDRESS", "--workers"])
+def test_patches_on_a_cluster_equal_the_single_process_store(scheduler, single_patches, tmp_path, how):
+    options = {"--scheduler": (["--scheduler", scheduler], None), "--workers": (["--workers", "2"], None),
+               "DASK_SCHEDULER_ADDRESS": ([], {"DASK_SCHEDULER_ADDRESS": scheduler})}
+    extra, env = options[how]
+    before = transitions(scheduler)
+    done = geoslide(tmp_path, *_patches_args("quake.zarr"), *extra, env=env)
+    assert done.returncode == 0, done.stderr
+    assert (transitions(scheduler) > before) == (how != "--workers")  # ran on the scheduler's workers
+    assert_same_store(tmp_path / "quake.zarr", single_patches)
+
+
+def test_patches_into_a_folder_the_workers_cannot_see_are_refused(scheduler, tmp_path, private):
+    patches = shlex.join([str(GEOSLIDE), *_patches_args(f"{private}/out/quake.zarr"), "--scheduler", scheduler])
+    script = f'{patches}; rc=$?; test -z "$(ls -A {private})" && exit $rc'
+    line = one_error_line(run_private(private, script, tmp_path))
+    assert f"a worker cannot see {private}/out: use a shared volume or object storage" in line
+
+
 # ---------------------------------------------------------------- map
 
 
@@ -141,3 +178,35 @@ def test_a_model_the_workers_cannot_see_is_named(scheduler, tmp_path, private):
     script = f'cp -r {shlex.quote(str(model))} "{private}/model" && {run}'
     line = one_error_line(run_private(private, script, tmp_path))
     assert f"a worker cannot see {private}/model: use a shared volume or object storage" in line
+
+
+# ---------------------------------------------------------------- pipelines
+
+
+@pytest.fixture(scope="module")
+def tiny_yaml(tmp_path_factory):
+    path = tmp_path_factory.mktemp("pipeline") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    return path
+
+
+@pytest.fixture(scope="module")
+def single_run(tiny_yaml, tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("single-run")
+    done = geoslide(cwd, "run", str(tiny_yaml), "--work", "work")
+    assert done.returncode == 0, done.stderr
+    return cwd / "work"
+
+
+def test_run_on_a_cluster_writes_what_the_single_process_run_writes(scheduler, tiny_yaml, single_run, tmp_path):
+    """Same patch store; a trained model and a report with the same tables (2 ranks train other weights)."""
+    before = transitions(scheduler)
+    done = geoslide(tmp_path, "run", str(tiny_yaml), "--work", "work", "--scheduler", scheduler)
+    assert done.returncode == 0, done.stderr
+    assert transitions(scheduler) > before + 100  # patches, ranks and map chunks ran there
+    work = tmp_path / "work"
+    assert_same_store(work / "patches.zarr", single_run / "patches.zarr")
+    assert (work / "models" / "small" / "model.safetensors").is_file()
+    got, want = (pd.read_csv(w / "report.csv") for w in (work, single_run))
+    assert list(got["table"]) == list(want["table"]) and list(got["value"]) == list(want["value"])
+    assert (work / "maps" / "tiny--small.zarr").is_dir()

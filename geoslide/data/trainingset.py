@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
 import pystac
 import xarray as xr
 
+from geoslide.cluster import check_visible, shared_parent, task_path
 from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
 from geoslide.data.splits import SplitOptions, assign_split, check_split
 from geoslide.data.store import PatchStore
@@ -22,7 +26,7 @@ from geoslide.inventory.read import prepare_inventory, read_inventory
 from geoslide.raster.cube import mosaic, open_cube
 from geoslide.raster.derived import add_derived, difference
 from geoslide.raster.grid import GridSpec, grid_of
-from geoslide.raster.items import as_dicts
+from geoslide.raster.items import as_dicts, asset_hrefs
 
 
 @dataclass(frozen=True)
@@ -59,15 +63,27 @@ class TrainingSetSpec:
 
 def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | Path, spec: TrainingSetSpec,
                   negatives: str | Path | None = None, progress: bool = False,
-                  pre_items: Sequence[pystac.Item] | None = None) -> PatchStore:
+                  pre_items: Sequence[pystac.Item] | None = None, client: Any = None) -> PatchStore:
     """Cut every item into patches with their landslide masks and append them to the store at ``out``.
 
     The store is created if missing; otherwise patches are appended after what is there (bands and
     patch size must match). Each item is one scene; its patches are written as one Dask graph.
     With ``pre_items`` (pre-event scenes), post - pre difference bands ``d_<band>`` are appended.
+    With a ``distributed.Client`` the graphs run on its workers, which must see the imagery and the
+    store's folder (checked first; a local ``out`` is made absolute, since workers have another cwd).
     """
     check_split(spec.split)
     inventory = read_inventory(labels)
+    if client is not None:
+        out = task_path(out)
+        check_visible(client, asset_hrefs([*items, *(pre_items or [])]))
+        shared_parent(client, out)
+    with dask.config.set(scheduler=client) if client is not None else nullcontext():
+        return _build(items, inventory, out, spec, negatives, progress, pre_items)
+
+
+def _build(items: Sequence[pystac.Item], inventory, out: str | Path, spec: TrainingSetSpec,
+           negatives: str | Path | None, progress: bool, pre_items: Sequence[pystac.Item] | None) -> PatchStore:
     store = None
     for item in items:
         cube = _scene(item, spec, pre_items)
