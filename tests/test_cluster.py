@@ -60,9 +60,11 @@ def geoslide(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subpro
                           env={**os.environ, **(env or {})})
 
 
-def run_private(private: Path, script: str, cwd: Path) -> subprocess.CompletedProcess:
+def run_private(private: Path, script: str, cwd: Path, env: dict[str, str] | None = None
+                ) -> subprocess.CompletedProcess:
     """The shell ``script`` in ``cwd`` with ``private`` mounted for it alone."""
-    return subprocess.run(in_private_folder(private, script), capture_output=True, text=True, timeout=300, cwd=cwd)
+    return subprocess.run(in_private_folder(private, script), capture_output=True, text=True, timeout=300, cwd=cwd,
+                          env={**os.environ, **(env or {})})
 
 
 def one_error_line(done: subprocess.CompletedProcess) -> str:
@@ -210,3 +212,11 @@ def test_run_on_a_cluster_writes_what_the_single_process_run_writes(scheduler, t
     got, want = (pd.read_csv(w / "report.csv") for w in (work, single_run))
     assert list(got["table"]) == list(want["table"]) and list(got["value"]) == list(want["value"])
     assert (work / "maps" / "tiny--small.zarr").is_dir()
+
+
+def test_run_with_a_work_folder_the_workers_cannot_see_is_refused_first(scheduler, tiny_yaml, tmp_path, private):
+    """The chart's old training Job: `geoslide run --work` on the Job's own /tmp."""
+    run = shlex.join([str(GEOSLIDE), "run", str(tiny_yaml), "--work", f"{private}/geoslide/run"])
+    script = f'{run}; rc=$?; test -z "$(ls -A {private})" && exit $rc'
+    line = one_error_line(run_private(private, script, tmp_path, env={"DASK_SCHEDULER_ADDRESS": scheduler}))
+    assert f"a worker cannot see {private}/geoslide/run: use a shared volume or object storage" in line
