@@ -113,6 +113,7 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
     _dem_arg(p)
     p.add_argument("--event", default=None, help="event name (default: the items' geoslide:event)")
     p.add_argument("--seed", type=int, default=0, help="seed for random choices")
+    _cluster_args(p)
     p.set_defaults(handler=_patches)
 
 
@@ -199,7 +200,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a pipeline (pipelines/NAME.yaml): data, patches, training, evaluation")
     p.add_argument("pipeline", metavar="PIPELINE.yaml", help="pipeline file, e.g. pipelines/demo.yaml")
-    p.add_argument("--work", default=None, metavar="DIR", help="working folder (default: runs/<name>)")
+    p.add_argument("--work", default=None, metavar="DIR", help="working folder (default: runs/<name>); on a "
+                   "cluster, a folder the workers see at the same path")
+    _cluster_args(p)
     p.set_defaults(handler=_run)
 
 
@@ -245,8 +248,9 @@ def _patches(args: argparse.Namespace) -> int:
     items = search(args.stac_query, args.catalog)
     pre = search(args.pre_stac_query, args.catalog) if args.pre_stac_query else None
     dem = search(args.dem_stac_query, args.catalog) if args.dem_stac_query else None
-    store = build_patches(items, args.labels, args.out, spec, negatives=args.negatives, progress=True, pre_items=pre,
-                          dem_items=dem)
+    with _cluster(args) as client:
+        store = build_patches(items, args.labels, args.out, spec, negatives=args.negatives, progress=True,
+                              pre_items=pre, dem_items=dem, client=client)
     print(f"{args.out}: {len(store)} patches of {store.patch_size} px, bands {', '.join(store.bands)}")
     return 0
 
@@ -334,7 +338,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from geoslide.pipeline import load_pipeline, run_pipeline
 
-    report = run_pipeline(load_pipeline(args.pipeline), work=args.work, progress=True)
+    pipeline = load_pipeline(args.pipeline)
+    with _cluster(args) as client:
+        report = run_pipeline(pipeline, work=args.work, progress=True, client=client)
     print(report)
     return 0
 

@@ -4,17 +4,24 @@ The address comes from, in order: the argument, ``$DASK_SCHEDULER_ADDRESS``. Wit
 :class:`distributed.LocalCluster` of worker *processes* is started (torch and GDAL release the
 GIL only in parts, and DDP needs one process per rank), and closed again when the caller is done.
 On a machine with CUDA devices the local workers offer a ``GPU`` resource, one device each.
+
+Workers open paths in their own process, often on another machine and always in their own working
+directory, so paths bound for tasks are made absolute here first (:func:`task_path`), and
+:func:`check_visible` / :func:`shared_folder` make sure the workers see them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
-from geoslide.errors import ClusterError
+from geoslide.errors import ClusterError, OutputError
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 
@@ -153,3 +160,85 @@ def cluster_client(scheduler: str | None = None, workers: int | None = None,
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def task_path(path: str | os.PathLike[str]) -> str:
+    """``path`` as a task should get it: a local path made absolute here, a URL (``s3://``...) unchanged."""
+    local = _local_absolute(path)
+    return os.fspath(path) if local is None else str(local)
+
+
+def check_visible(client: Any, paths: Iterable[str | os.PathLike[str]]) -> None:
+    """Refuse to go on when a worker cannot see a local path that this process sees (URLs are not checked).
+
+    Raises
+    ------
+    ClusterError
+        ``a worker cannot see PATH``: the workers run on other machines or containers without the
+        file system that holds it.
+    """
+    unseen = _unseen(client, [p for p in map(_local_absolute, paths) if p is not None and p.exists()])
+    if unseen:
+        _not_seen(*unseen)
+
+
+def shared_folder(client: Any, folder: str | os.PathLike[str]) -> None:
+    """Make ``folder`` here and check that every worker sees this very folder (by a probe file in it).
+
+    A worker may have a folder of the same name of its own (``/tmp``), so a new, uniquely named file
+    is looked for, then removed. On failure the folders made here are removed again.
+    """
+    path = _local_absolute(folder)
+    if path is None:
+        return
+    made = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    probe = path / f".geoslide-probe-{uuid.uuid4().hex}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.touch()
+        unseen = _unseen(client, [probe])
+    except OSError as exc:
+        raise OutputError(f"cannot write to {path}: {exc.strerror or exc}; choose a writable folder") from exc
+    finally:
+        probe.unlink(missing_ok=True)
+    if unseen:
+        for p in made:
+            p.rmdir()
+        _not_seen(unseen[0], path)
+
+
+def shared_parent(client: Any, path: str | os.PathLike[str]) -> None:
+    """:func:`shared_folder` for the folder that ``path`` (a store, a file) will be written into; URLs pass."""
+    local = _local_absolute(path)
+    if local is not None:
+        shared_folder(client, local.parent)
+
+
+def missing_paths(paths: list[str]) -> list[str]:
+    """The paths this process cannot see (run on each worker by :func:`check_visible`)."""
+    return [p for p in paths if not os.path.exists(p)]
+
+
+def _unseen(client: Any, paths: list[Path]) -> tuple[str, str] | None:
+    """A worker and a path of ``paths`` it cannot see, or None when every worker sees them all."""
+    if not paths:
+        return None
+    for worker, missing in sorted(client.run(missing_paths, sorted({str(p) for p in paths})).items()):
+        if missing:
+            return worker, missing[0]
+    return None
+
+
+def _not_seen(worker: str, path: str | Path) -> None:
+    raise ClusterError(f"a worker cannot see {path}: use a shared volume or object storage (the worker {worker} "
+                       "looked for it at the same path)")
+
+
+def _local_absolute(path: str | os.PathLike[str]) -> Path | None:
+    """A plain path or ``file://`` URL as an absolute path; None for other URLs (as ``fileio.local_path``)."""
+    text = os.fspath(path)
+    if text.startswith("file://"):
+        text = unquote(urlparse(text).path)
+    elif "://" in text:
+        return None
+    return Path(text).expanduser().absolute()

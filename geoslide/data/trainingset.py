@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
 import pystac
 import xarray as xr
 
+from geoslide.cluster import check_visible, shared_parent, task_path
 from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
 from geoslide.data.splits import SplitOptions, assign_split, check_split
 from geoslide.data.store import PatchStore
@@ -24,7 +28,7 @@ from geoslide.raster.cube import common_bands
 from geoslide.raster.derived import DIFFERENCE_PREFIX, is_derived
 from geoslide.raster.grid import GridSpec, grid_of
 from geoslide.raster.inputs import load_inputs
-from geoslide.raster.items import as_dicts, parse_items
+from geoslide.raster.items import as_dicts, asset_hrefs, parse_items
 from geoslide.raster.scenes import mixed_scenes
 
 
@@ -63,7 +67,7 @@ class TrainingSetSpec:
 def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | Path, spec: TrainingSetSpec,
                   negatives: str | Path | None = None, progress: bool = False,
                   pre_items: Sequence[pystac.Item] | None = None,
-                  dem_items: Sequence[pystac.Item] | None = None) -> PatchStore:
+                  dem_items: Sequence[pystac.Item] | None = None, client: Any = None) -> PatchStore:
     """Cut every item into patches with their landslide masks and append them to the store at ``out``.
 
     The store is created if missing; otherwise patches are appended after what is there (bands and
@@ -72,10 +76,23 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     ``dem_items`` supply the elevation slope is computed from (else the items' own elevation band).
     Bands are built by :func:`geoslide.raster.inputs.load_inputs`, as ``geoslide map`` builds them.
     Items of different phases or dates far apart are warned about: the inventory labels every scene.
+    With a ``distributed.Client`` the graphs run on its workers, which must see the imagery and the
+    store's folder (checked first; a local ``out`` is made absolute, since workers have another cwd).
     """
     check_split(spec.split)
     _warn_mixed(items, pre_items)
     inventory = read_inventory(labels)
+    if client is not None:
+        out = task_path(out)
+        check_visible(client, asset_hrefs([*items, *(pre_items or []), *(dem_items or [])]))
+        shared_parent(client, out)
+    with dask.config.set(scheduler=client) if client is not None else nullcontext():
+        return _build(items, inventory, out, spec, negatives, progress, pre_items, dem_items)
+
+
+def _build(items: Sequence[pystac.Item], inventory, out: str | Path, spec: TrainingSetSpec,
+           negatives: str | Path | None, progress: bool, pre_items: Sequence[pystac.Item] | None,
+           dem_items: Sequence[pystac.Item] | None) -> PatchStore:
     store = None
     for item in items:
         cube = _scene(item, spec, pre_items, dem_items)

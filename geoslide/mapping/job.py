@@ -14,6 +14,7 @@ import pystac
 import xarray as xr
 
 from geoslide.catalog.search import search
+from geoslide.cluster import check_visible
 from geoslide.errors import BandError, MixedDatesError, OutputError
 from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
@@ -26,6 +27,7 @@ from geoslide.mapping.store import open_map, write_map
 from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import ModelCard, ResolvedModel, bundled_model_path, resolve_model
 from geoslide.raster.inputs import load_inputs, missing_inputs, plan_inputs
+from geoslide.raster.items import asset_hrefs
 from geoslide.raster.scenes import mixed_scenes
 
 
@@ -99,9 +101,11 @@ def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = 
     model = resolve_model(Path(spec.model) if spec.model else bundled_model_path())
     items = search(stac_query, catalog)
     extra = extra_items(model.card, spec, catalog)
+    used = [*items, *(i for found in extra.values() if found for i in found)]
+    if client is not None:  # the workers read the imagery and the model; this process writes the outputs
+        check_visible(client, [model.path, *asset_hrefs(used)])
     image = load_image(items, model.card, spec, **extra)
     probability = predict_proba(image, model, spec.inference)
-    used = [*items, *(i for found in extra.values() if found for i in found)]
     attrs = {"model": _model_id(model), "inputs": sorted({i.id for i in used}),
              "inference": asdict(spec.inference)}
     write_map(probability, spec.out, model.card.threshold, attrs, progress=progress, client=client)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -15,7 +16,7 @@ from geoslide.pipeline.workdir import discard_partial, mark_done, marked_done, r
 from geoslide.tables import markdown_table
 
 
-def build_data(pipeline: Pipeline, root: Path, progress: bool) -> PatchStore:
+def build_data(pipeline: Pipeline, root: Path, progress: bool, client: Any = None) -> PatchStore:
     """Demo events, imports and patches into the pipeline's store (skipped when already complete)."""
     store = Path(resolve(root, pipeline.store))
     if marked_done(store):
@@ -29,7 +30,7 @@ def build_data(pipeline: Pipeline, root: Path, progress: bool) -> PatchStore:
         import_dataset(step.kind, resolve(root, step.src), store, event=step.event, sensor=step.sensor,
                        progress=progress)
     if pipeline.patches:
-        _patches(pipeline, root, store, progress)
+        _patches(pipeline, root, store, progress, client)
     mark_done(store)
     return PatchStore.open(store)
 
@@ -46,7 +47,7 @@ def _demo(step: DemoStep, root: Path, progress: bool) -> None:
     mark_done(out)
 
 
-def _patches(pipeline: Pipeline, root: Path, store: Path, progress: bool) -> None:
+def _patches(pipeline: Pipeline, root: Path, store: Path, progress: bool, client: Any) -> None:
     from geoslide.data.trainingset import build_patches
 
     for source in pipeline.patches.sources:
@@ -54,7 +55,7 @@ def _patches(pipeline: Pipeline, root: Path, store: Path, progress: bool) -> Non
         items = search(source.stac_query, catalog)
         pre = search(source.pre_stac_query, catalog) if source.pre_stac_query else None
         build_patches(items, labels_path(source, root), store, pipeline.patches.training_set, progress=progress,
-                      pre_items=pre)
+                      pre_items=pre, client=client)
 
 
 def labels_path(source: Source | Scene, root: Path) -> str:
@@ -68,8 +69,9 @@ def labels_path(source: Source | Scene, root: Path) -> str:
     raise LabelError(f"item {items[0].id} has no label asset (role 'labels', GeoParquet/GeoJSON/GPKG)")
 
 
-def train_all(pipeline: Pipeline, store: PatchStore, root: Path, progress: bool) -> dict[str, Path]:
-    """Train every model (resuming unfinished ones); returns model folders by name."""
+def train_all(pipeline: Pipeline, store: PatchStore, root: Path, progress: bool, client: Any = None
+              ) -> dict[str, Path]:
+    """Train every model (resuming unfinished ones), on ``client``'s workers if given; returns model folders."""
     from geoslide.training import TrainSpec, train
 
     out = {}
@@ -77,18 +79,18 @@ def train_all(pipeline: Pipeline, store: PatchStore, root: Path, progress: bool)
         model_dir = root / "models" / run.name
         if not marked_done(model_dir):
             spec = TrainSpec.from_dict({**pipeline.train, **run.options})
-            train(store.path, spec, model_dir, progress=progress)
+            train(store.path, spec, model_dir, progress=progress, client=client)
             mark_done(model_dir)
         out[run.name] = model_dir
     return out
 
 
-def evaluate_all(pipeline: Pipeline, store: PatchStore, models: dict[str, Path], root: Path, progress: bool
-                 ) -> str:
-    """Patch tables and scene scores for every model; writes report.md, report.csv and report.png."""
+def evaluate_all(pipeline: Pipeline, store: PatchStore, models: dict[str, Path], root: Path, progress: bool,
+                 client: Any = None) -> str:
+    """Patch tables and scene scores (maps on ``client``'s workers if given); writes report.md, .csv, .png."""
     step = pipeline.evaluate
     tables = [_patch_rows(step, store, name, path) for name, path in models.items()]
-    tables += [_scene_rows(scene, name, path, root, step, progress) for scene in step.scenes
+    tables += [_scene_rows(scene, name, path, root, step, progress, client) for scene in step.scenes
                for name, path in models.items()]
     rows = pd.concat(tables, ignore_index=True)
     rows.to_csv(root / "report.csv", index=False)
@@ -126,7 +128,8 @@ def _unseen_total(model_dir: Path, store: PatchStore, step) -> pd.DataFrame:
     return frame
 
 
-def _scene_rows(scene: Scene, name: str, model_dir: Path, root: Path, step, progress: bool) -> pd.DataFrame:
+def _scene_rows(scene: Scene, name: str, model_dir: Path, root: Path, step, progress: bool, client: Any
+                ) -> pd.DataFrame:
     from geoslide.evaluation.score import evaluate_map
     from geoslide.mapping.job import MapSpec, run_map
     from geoslide.mapping.tiling import InferenceSpec
@@ -135,7 +138,7 @@ def _scene_rows(scene: Scene, name: str, model_dir: Path, root: Path, step, prog
     out.parent.mkdir(parents=True, exist_ok=True)
     spec = MapSpec(out=str(out), model=str(model_dir), vectors=str(out.with_suffix(".parquet")),
                    inference=InferenceSpec(chunk=step.chunk), min_area=step.min_area, event=scene.name)
-    run_map(scene.stac_query, spec, resolve(root, scene.catalog), progress=progress)
+    run_map(scene.stac_query, spec, resolve(root, scene.catalog), client=client, progress=progress)
     scores = evaluate_map(out, labels_path(scene, root), min_area=step.min_area)
     return pd.DataFrame([{"table": "whole scene", "group": "scene", "value": scene.name, "model": name, **scores}])
 

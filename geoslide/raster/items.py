@@ -132,6 +132,11 @@ def as_dicts(items: Iterable[pystac.Item | dict]) -> list[dict[str, Any]]:
     return out
 
 
+def asset_hrefs(items: Iterable[pystac.Item | dict]) -> list[str]:
+    """The absolute hrefs of every asset of ``items`` (what Dask workers will be asked to read)."""
+    return sorted({asset["href"] for item in as_dicts(items) for asset in item.get("assets", {}).values()})
+
+
 def parse_items(items: Iterable[pystac.Item | dict]) -> list[ItemRecord]:
     """One :class:`ItemRecord` per item, in order."""
     return [ItemRecord.parse(d) for d in as_dicts(items)]

@@ -17,7 +17,7 @@ from geoslide.training.spec import TrainSpec
 
 
 def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, scheduler: str | None = None,
-          workers: int | None = None, progress: bool = False) -> dict[str, Any]:
+          workers: int | None = None, progress: bool = False, client: Any = None) -> dict[str, Any]:
     """Train in this process, or data-parallel on a Dask cluster when one is named or asked for.
 
     A cluster is used when ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``) gives an address or
@@ -37,6 +37,8 @@ def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, schedule
         Start a local cluster of this many worker processes.
     progress
         Show a progress bar of the epochs.
+    client
+        A ``distributed.Client`` to train on (then ``scheduler`` and ``workers`` are not used).
 
     Returns
     -------
@@ -44,6 +46,8 @@ def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, schedule
         The best epoch's metrics (see :func:`geoslide.training.loop.fit`), plus the cluster's
         details when one was used.
     """
+    if client is not None:
+        return train_distributed(store_path, spec, out_dir, client=client, progress=progress)
     if scheduler or workers or os.environ.get(SCHEDULER_ENV):
         with cluster_client(scheduler=scheduler, workers=workers) as client:
             return train_distributed(store_path, spec, out_dir, client=client, progress=progress)

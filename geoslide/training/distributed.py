@@ -11,8 +11,11 @@
   on the workers alive (after waiting for the cluster to replace the lost one, or with fewer ranks
   when the global batch still divides), and :func:`~geoslide.training.loop.fit` resumes from ``OUT/last``.
 
-``OUT`` must be a path every worker can read and rank 0's worker can write (one machine, or a
-shared file system), since ranks may move between workers on a restart.
+Local paths are made absolute here before they go into the tasks (the workers run in another
+working directory), and the store and ``OUT`` are checked to be seen by every worker: ``OUT``
+must be a path every worker can read and write (one machine, or a shared file system), since
+ranks may move between workers on a restart. The store is checked to fill a global batch before
+``OUT`` is made.
 """
 
 from __future__ import annotations
@@ -33,9 +36,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from geoslide.cluster import ClusterError, ClusterSpec, connect, worker_info
+from geoslide.cluster import ClusterError, ClusterSpec, check_visible, connect, shared_folder, task_path, worker_info
 from geoslide.errors import ConfigError, GeoslideError, GeoslideWarning
-from geoslide.training.loop import fit
+from geoslide.training.loop import check_store, fit
 from geoslide.training.spec import TrainSpec
 
 log = logging.getLogger(__name__)
@@ -128,21 +131,24 @@ def train_distributed(store_path: str | Path, spec: TrainSpec, out_dir: str | Pa
         ``rank_weights_sha256`` (each rank's final weights digest; all equal).
     """
     launch = LaunchSpec(n_workers, resources, max_restarts, timeout, replace_timeout)
+    store_path, out = task_path(store_path), Path(task_path(out_dir))
+    check_store(store_path, spec)
     if client is not None:
-        return _train_on(client, store_path, spec, Path(out_dir), launch, progress)
+        return _train_on(client, store_path, spec, out, launch, progress)
     client, cluster = connect(ClusterSpec(address=scheduler, n_workers=n_workers))
     try:
-        return _train_on(client, store_path, spec, Path(out_dir), launch, progress)
+        return _train_on(client, store_path, spec, out, launch, progress)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _train_on(client: Any, store_path: str | Path, spec: TrainSpec, out: Path, launch: LaunchSpec,
+def _train_on(client: Any, store_path: str, spec: TrainSpec, out: Path, launch: LaunchSpec,
               progress: bool) -> dict[str, Any]:
-    """Launch the group, and launch it again after each restartable failure."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Launch the group, and launch it again after each restartable failure (paths absolute or URLs)."""
+    check_visible(client, [store_path])
+    shared_folder(client, out)
     topic = f"geoslide-train-{uuid.uuid4().hex}"
     bar = _progress(client, topic, spec.epochs, progress)
     try:

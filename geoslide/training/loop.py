@@ -79,7 +79,7 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
     """
     store = PatchStore.open(store_path)
     meta = store.meta()  # read once: splits, sampling weights and resolution all come from it
-    rows, val_rows = _split(store, meta, spec.train_split), _split(store, meta, spec.val_split)
+    rows, val_rows = training_rows(store, meta, spec)
     torch.manual_seed(spec.seed)
     run = _setup(store, meta, spec, rows, _device(device, rank))
     _resume(run, spec, Path(out_dir))
@@ -91,6 +91,9 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
     while run.epoch < spec.epochs and not _done(run, spec):
         started = time.perf_counter()
         loss = _train_epoch(run, train, spec, epoch_order(len(train), run.epoch, spec.seed, weights), rank, world)
+        if run.step == 0:  # training_rows guarantees a full batch; never save a model that was not trained
+            raise PatchStoreError(f"no optimiser step was taken in epoch {run.epoch} of {len(train)} training "
+                                  f"patches with batch {spec.batch_size}; nothing was saved")
         record = {"epoch": run.epoch, "train_loss": loss, **_validate(run, val, spec.tune_threshold), "lr": _lr(run),
                   "seconds": time.perf_counter() - started}
         _finish_epoch(run, record, spec, Path(out_dir), rank)
@@ -102,12 +105,37 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
     return {**_summary(run, Path(out_dir)), "weights_sha256": _digest(run.model)}
 
 
-def _split(store: PatchStore, meta: pd.DataFrame, split: str) -> np.ndarray:
-    rows = split_rows(meta, split)
+def check_store(store_path: str | Path, spec: TrainSpec) -> None:
+    """Refuse a store that cannot train with ``spec`` (see :func:`training_rows`), before anything is written."""
+    store = PatchStore.open(store_path)
+    training_rows(store, store.meta(), spec)
+
+
+def training_rows(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec) -> tuple[np.ndarray, np.ndarray]:
+    """The training and validation rows; refused when there is no validation patch or no full global batch.
+
+    Only full global batches are trained (:func:`~geoslide.training.batches.rank_batches`), so a
+    training split smaller than the batch would take no optimiser step at all.
+    """
+    rows, val_rows = split_rows(meta, spec.train_split), split_rows(meta, spec.val_split)
+    counts = _split_counts(meta)
     if len(rows) == 0:
-        raise PatchStoreError(f"{store.path} has no patches with split {split!r}; build it with --split or "
-                              "give train_split/val_split that exist")
-    return rows
+        raise PatchStoreError(f"{store.path} has no patches with split {spec.train_split!r} ({counts}); build it "
+                              "with --split random, blocks or events, or give train_split/val_split that exist")
+    if len(val_rows) == 0:
+        raise PatchStoreError(f"{store.path} has no validation patches (split {spec.val_split!r}; it has {counts}); "
+                              "build it with --split random or events, or give a val_split that exists")
+    if len(rows) < spec.batch_size:
+        raise PatchStoreError(f"{store.path} has {len(rows)} training patches, fewer than one global batch of "
+                              f"{spec.batch_size}, so nothing would be trained: use --batch-size {len(rows)} or less, "
+                              "add patches (more scenes or events, --empty keep), or cut more with a smaller --stride")
+    return rows, val_rows
+
+
+def _split_counts(meta: pd.DataFrame) -> str:
+    counts = meta["split"].replace("", "none").value_counts()
+    order = sorted(counts.index, key=lambda name: (["train", "val", "test"] + [name]).index(name))
+    return ", ".join(f"{name} {counts[name]}" for name in order) or "no patches"
 
 
 def _device(device: str | None, rank: int) -> torch.device:

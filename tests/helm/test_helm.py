@@ -36,6 +36,7 @@ _EVERYTHING_SETTINGS = [
     "workers.cpu.shmSizeLimit=1Gi,workers.gpu.runtimeClassName=nvidia,serviceAccount.create=false",
     "objectStore.existingSecret=s3-creds,objectStore.secretKeys.sessionToken=token",
     "objectStore.secretKeys.endpointUrl=endpoint,objectStore.region=eu-west-1",
+    "sharedVolume.existingClaim=shared,sharedVolume.subPath=geoslide",
 ]
 EVERYTHING = (
     *(arg for setting in _EVERYTHING_SETTINGS for arg in ("--set", setting)),
@@ -515,11 +516,83 @@ def test_fetch_script_is_idempotent():
 def test_rendered_pipeline_is_a_valid_geoslide_pipeline(helm, values):
     from geoslide.pipeline.config import parse_pipeline
 
-    extra = ["-f", str(values)] if values else []
+    extra = ["-f", str(values)] if values else ["--set", "sharedVolume.existingClaim=shared"]
     docs = render(helm, *extra, "--set", "trainJob.enabled=true")
     (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("pipeline")]
     pipeline = parse_pipeline(yaml.safe_load(cm["data"]["pipeline.yaml"]))
     assert pipeline.models
     (job,) = [d for d in docs if d["kind"] == "Job" and "train" in d["metadata"]["name"]]
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[:2] == ["run", "/etc/geoslide/pipeline.yaml"] and args[args.index("--work") + 1].startswith("/tmp/")
+    assert args[:2] == ["run", "/etc/geoslide/pipeline.yaml"]
+    assert flag_value(args, "--work") == (f"/shared/runs/{pipeline.name}" if values is None
+                                          else values_for(EXAMPLE)["trainJob"]["work"])
+
+
+# ---------------------------------------------------------------- the shared volume
+
+
+def _mounts(container: dict) -> dict[str, dict]:
+    return {m["mountPath"]: m for m in container.get("volumeMounts", [])}
+
+
+def test_the_shared_volume_is_mounted_at_one_path_in_the_jobs_and_every_worker(helm):
+    shared = values_for(EXAMPLE)["sharedVolume"]
+    docs = render(helm, *VALUE_SETS["example"])
+    specs = dict(pod_specs(docs))
+    expected = {"slides-worker-cpu", "slides-worker-gpu", "slides-map-r1", "slides-train-r1"}
+    assert expected <= specs.keys()
+    for name in expected:
+        (volume,) = [v for v in specs[name]["volumes"] if "persistentVolumeClaim" in v]
+        assert volume["persistentVolumeClaim"] == {"claimName": shared["existingClaim"]}, name
+        (c,) = specs[name]["containers"]
+        assert _mounts(c)[shared["mountPath"]]["name"] == volume["name"], name
+    assert "persistentVolumeClaim" not in json.dumps(one(component(docs, "Deployment", "scheduler")))
+    train_args = specs["slides-train-r1"]["containers"][0]["args"]
+    assert flag_value(train_args, "--work").startswith(shared["mountPath"] + "/")
+
+
+def test_no_shared_volume_without_a_claim(helm):
+    jobs = ("--set", "mapJob.enabled=true,mapJob.out=s3://b/m.zarr,trainJob.enabled=true,trainJob.mode=train",
+            "--set", "trainJob.patches=s3://b/p.zarr,trainJob.out=s3://b/model")
+    assert "persistentVolumeClaim" not in _render_text(helm, jobs)
+
+
+def test_the_shared_volume_sub_path(helm):
+    settings = "sharedVolume.existingClaim=c,sharedVolume.subPath=geoslide,sharedVolume.mountPath=/data"
+    docs = render(helm, "--set", settings)
+    (c,) = one(component(docs, "Deployment", "worker-cpu"))["spec"]["template"]["spec"]["containers"]
+    assert _mounts(c)["/data"]["subPath"] == "geoslide"
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ("trainJob.enabled=true", "trainJob.mode pipeline needs sharedVolume.existingClaim"),
+    ("sharedVolume.existingClaim=c,trainJob.enabled=true,trainJob.work=/tmp/geoslide/run",
+     'trainJob.work is "/tmp/geoslide/run", outside the shared volume: put it under /shared/'),
+    ("mapJob.enabled=true,mapJob.out=/tmp/map.zarr", 'mapJob.out is the local path "/tmp/map.zarr", which the workers '
+                                                     "cannot see: set sharedVolume.existingClaim"),
+    ("sharedVolume.existingClaim=c,mapJob.enabled=true,mapJob.out=s3://b/m.zarr,mapJob.vectors=v.parquet",
+     'mapJob.vectors is "v.parquet", outside the shared volume'),
+    ("trainJob.enabled=true,trainJob.mode=train,trainJob.patches=/data/p.zarr,trainJob.out=s3://b/m",
+     'trainJob.patches is the local path "/data/p.zarr"'),
+])
+def test_job_paths_the_workers_cannot_see_are_refused(helm, settings, message):
+    proc = _run_helm(helm, "template", RELEASE, str(CHART), "--set", settings)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+
+
+@pytest.mark.parametrize("settings", [
+    "sharedVolume.mountPath=/tmp", "sharedVolume.mountPath=/tmp/shared", "sharedVolume.mountPath=shared",
+    "sharedVolume.claimName=c", "trainJob.work=s3://bucket/run",
+])
+def test_schema_refuses_shared_volume_values_that_cannot_work(helm, settings):
+    proc = _run_helm(helm, "template", RELEASE, str(CHART), "--set", settings)
+    assert proc.returncode != 0
+    assert settings.split("=")[0].split(".")[-1] in proc.stderr
+
+
+def test_job_paths_on_the_shared_volume_or_object_storage_render(helm):
+    docs = render(helm, "--set", "sharedVolume.existingClaim=c,trainJob.enabled=true,mapJob.enabled=true",
+                  "--set", "mapJob.out=/shared/maps/a.zarr,mapJob.vectors=s3://b/a.parquet")
+    (c,) = one(component(docs, "Job", "map"))["spec"]["template"]["spec"]["containers"]
+    assert flag_value(c["args"], "--out") == "/shared/maps/a.zarr"

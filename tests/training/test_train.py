@@ -125,3 +125,49 @@ def test_state_files_are_replaced_consistently(store, tmp_path):
 def _state_file(out):
     """The tensors file that ``OUT/last/state.json`` names."""
     return out / "last" / json.loads((out / "last" / "state.json").read_text())["tensors"]
+
+
+def _cli_train(store_path, out, *extra):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "geoslide.cli", "train", "--patches", str(store_path), "--model", "unet",
+           "--model-params", json.dumps(SMALL), "--epochs", "1", "--out", str(out), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def _one_error_line(done) -> str:
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_training_that_cannot_fill_one_batch_is_refused_before_model_dir_is_made(tmp_path):
+    """6 training patches (of 10) and the default global batch of 16: no optimiser step could be taken."""
+    small = synthetic_store(tmp_path / "small.zarr", n=10, size=32)
+    out = tmp_path / "models" / "m"
+    line = _one_error_line(_cli_train(small.path, out))
+    assert "6 training patches" in line and "16" in line
+    assert "--batch-size" in line and "--stride" in line
+    assert not out.exists() and not out.parent.exists()
+    with pytest.raises(PatchStoreError, match="6 training patches"):
+        fit(small.path, _spec(batch_size=7), out)
+    assert not out.exists()
+    summary = json.loads(_cli_train(small.path, out, "--batch-size", "6").stdout)
+    assert summary["steps"] == 1 and (out / "model.safetensors").is_file()
+
+
+def test_an_empty_validation_split_is_refused_before_model_dir_is_made(tmp_path):
+    store = synthetic_store(tmp_path / "s.zarr", n=20, size=32)
+    store.set_column("split", np.where(np.arange(20) < 15, "train", "test"))
+    out = tmp_path / "m"
+    line = _one_error_line(_cli_train(store.path, out, "--batch-size", "4"))
+    assert "no validation patches" in line and "train 15, test 5" in line
+    assert not out.exists()
+
+
+def test_max_steps_must_allow_one_step():
+    with pytest.raises(ConfigError, match="max_steps"):
+        _spec(max_steps=0)

@@ -191,6 +191,61 @@ The /tmp emptyDir volume and its mount.
 {{- end }}
 
 {{/*
+The shared volume (sharedVolume.existingClaim) and its mount, at the same path in the Jobs and the
+workers; both empty without a claim. The mount path must not hide the chart's own mounts.
+*/}}
+{{- define "geoslide.sharedVolume" -}}
+{{- with .Values.sharedVolume.existingClaim }}
+- name: shared
+  persistentVolumeClaim:
+    claimName: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "geoslide.sharedMount" -}}
+{{- $sv := .Values.sharedVolume }}
+{{- if $sv.existingClaim }}
+- name: shared
+  mountPath: {{ include "geoslide.sharedPath" . | quote }}
+  {{- with $sv.subPath }}
+  subPath: {{ . | quote }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "geoslide.sharedPath" -}}
+{{- $mount := trimSuffix "/" .Values.sharedVolume.mountPath }}
+{{- range list "/tmp" "/scratch" "/dev/shm" "/etc/geoslide" }}
+{{- if or (eq $mount .) (hasPrefix (printf "%s/" .) $mount) (hasPrefix (printf "%s/" $mount) .) }}
+{{- fail (printf "sharedVolume.mountPath %q would hide or sit in the chart's own mount %s; use e.g. /shared" $mount .) }}
+{{- end }}
+{{- end }}
+{{- $mount }}
+{{- end }}
+
+{{/*
+Fail unless a Job's path is one the workers can reach: a URL (s3://..., unless the 4th item is
+false), or a path under sharedVolume.mountPath with sharedVolume.existingClaim set. Each Job's
+/tmp is its own, and the workers run in other pods.
+Usage: include "geoslide.checkShared" (list . "mapJob.out" $m.out true)
+*/}}
+{{- define "geoslide.checkShared" -}}
+{{- $root := index . 0 }}
+{{- $key := index . 1 }}
+{{- $path := toString (index . 2) }}
+{{- $urls := index . 3 }}
+{{- $mount := include "geoslide.sharedPath" $root }}
+{{- $or := ternary ", or use an object-store URL (s3://...)" "" $urls }}
+{{- if and $path (not (and $urls (contains "://" $path))) }}
+{{- if not $root.Values.sharedVolume.existingClaim }}
+{{- fail (printf "%s is the local path %q, which the workers cannot see: set sharedVolume.existingClaim (a ReadWriteMany PVC mounted at %s in the Jobs and the workers) and put it under %s/%s" $key $path $mount $mount $or) }}
+{{- else if not (hasPrefix (printf "%s/" $mount) $path) }}
+{{- fail (printf "%s is %q, outside the shared volume: put it under %s/ (sharedVolume.mountPath)%s" $key $path $mount $or) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 Init container that waits for the scheduler's TCP port (uses the geoslide image's Python).
 */}}
 {{- define "geoslide.waitForScheduler" -}}

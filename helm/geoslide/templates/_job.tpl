@@ -1,6 +1,7 @@
 {{/*
 Job skeleton shared by the map and training Jobs. Jobs are immutable, so their names carry the
-release revision: every `helm upgrade` replaces the previous run with a fresh Job.
+release revision: every `helm upgrade` replaces the previous run with a fresh Job. The shared
+volume is mounted as in the workers.
 Usage: include "geoslide.job" (dict "root" . "component" "map" "job" .Values.mapJob "args" $args
        "volumes" "<yaml list or empty>" "mounts" "<yaml list or empty>")
 */}}
@@ -61,11 +62,17 @@ spec:
             {{- toYaml $job.resources | nindent 12 }}
           volumeMounts:
             {{- include "geoslide.tmpMount" $root | nindent 12 }}
+            {{- with include "geoslide.sharedMount" $root | trim }}
+            {{- . | nindent 12 }}
+            {{- end }}
             {{- with .mounts }}
             {{- . | nindent 12 }}
             {{- end }}
       volumes:
         {{- include "geoslide.tmpVolume" $root | nindent 8 }}
+        {{- with include "geoslide.sharedVolume" $root | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- with .volumes }}
         {{- . | nindent 8 }}
         {{- end }}

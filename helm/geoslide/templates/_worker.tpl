@@ -97,6 +97,9 @@ spec:
             {{- include "geoslide.tmpMount" $root | nindent 12 }}
             - name: dask-local
               mountPath: /scratch
+            {{- with include "geoslide.sharedMount" $root | trim }}
+            {{- . | nindent 12 }}
+            {{- end }}
             {{- if $w.shmSizeLimit }}
             - name: dshm
               mountPath: /dev/shm
@@ -106,6 +109,9 @@ spec:
         - name: dask-local
           emptyDir:
             sizeLimit: {{ $w.localDirSizeLimit }}
+        {{- with include "geoslide.sharedVolume" $root | trim }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- if $w.shmSizeLimit }}
         - name: dshm
           emptyDir:
