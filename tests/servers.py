@@ -134,8 +134,14 @@ def _wait_for_workers(address: str, n: int, timeout: float = 90.0) -> None:
 
 @contextlib.contextmanager
 def running_dask(workdir: str | os.PathLike[str], workers: int = 2, threads: int = 1) -> Iterator[str]:
-    """``dask scheduler`` and ``dask worker --nworkers N`` on loopback, working in ``workdir``; yields the address."""
+    """``dask scheduler`` and ``dask worker --nworkers N`` on loopback; yields the scheduler's address.
+
+    Logs and spill go to ``workdir``; the workers' working directory is ``workdir/worker-cwd``, so a
+    relative path that reaches them unresolved names a file that is not there.
+    """
     port, workdir = free_port(), Path(workdir)
+    cwd = workdir / "worker-cwd"
+    cwd.mkdir(parents=True, exist_ok=True)
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
     procs = [subprocess.Popen([str(DASK), "scheduler", "--host", "127.0.0.1", "--port", str(port),
@@ -144,9 +150,10 @@ def running_dask(workdir: str | os.PathLike[str], workers: int = 2, threads: int
     try:
         wait_for_port(port, procs[0], "dask scheduler")
         procs.append(subprocess.Popen([str(DASK), "worker", address, "--nworkers", str(workers), "--nthreads",
-                                       str(threads), "--memory-limit", "0", "--local-directory", str(workdir)],
+                                       str(threads), "--memory-limit", "0", "--local-directory",
+                                       str(workdir / "scratch")],
                                       stdout=(workdir / "worker.log").open("w"), stderr=subprocess.STDOUT, env=env,
-                                      cwd=workdir))
+                                      cwd=cwd))
         _wait_for_workers(address, workers)
         yield address
     finally:

@@ -49,9 +49,10 @@ def blocks(path: Path) -> list[Block]:
         directive = (m.group("directive") or "").strip()
         skip = directive.removeprefix("skip").strip() if directive.startswith("skip") else None
         if directive and skip is None:
-            raise AssertionError(f"{path.name}: unknown readme-test directive {directive!r}")
+            raise AssertionError(f"{path}: unknown readme-test directive {directive!r}")
         code = textwrap.dedent(m.group("code"))
-        found.append(Block(path.name, text.count("\n", 0, m.start("code")) + 1, m.group("lang"), code, skip))
+        line = text.count("\n", 0, m.start("code")) + 1
+        found.append(Block(str(path.relative_to(ROOT)), line, m.group("lang"), code, skip))
     return found
 
 
