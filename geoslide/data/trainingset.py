@@ -16,6 +16,7 @@ from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, selec
 from geoslide.data.splits import SplitOptions, assign_split, check_split
 from geoslide.data.store import PatchStore
 from geoslide.errors import ConfigError
+from geoslide.fileio import check_writable
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import rasterize_inventory
 from geoslide.inventory.read import prepare_inventory, read_inventory
@@ -67,6 +68,7 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     With ``pre_items`` (pre-event scenes), post - pre difference bands ``d_<band>`` are appended.
     """
     check_split(spec.split)
+    check_writable(out)
     inventory = read_inventory(labels)
     store = None
     for item in items:
