@@ -35,6 +35,7 @@ from typing import Any
 
 from geoslide.cluster import ClusterError, ClusterSpec, connect, worker_info
 from geoslide.errors import ConfigError, GeoslideError, GeoslideWarning
+from geoslide.fileio import Location, join, location, makedirs
 from geoslide.training.loop import fit
 from geoslide.training.spec import TrainSpec
 
@@ -129,20 +130,20 @@ def train_distributed(store_path: str | Path, spec: TrainSpec, out_dir: str | Pa
     """
     launch = LaunchSpec(n_workers, resources, max_restarts, timeout, replace_timeout)
     if client is not None:
-        return _train_on(client, store_path, spec, Path(out_dir), launch, progress)
+        return _train_on(client, store_path, spec, location(out_dir), launch, progress)
     client, cluster = connect(ClusterSpec(address=scheduler, n_workers=n_workers))
     try:
-        return _train_on(client, store_path, spec, Path(out_dir), launch, progress)
+        return _train_on(client, store_path, spec, location(out_dir), launch, progress)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
 
 
-def _train_on(client: Any, store_path: str | Path, spec: TrainSpec, out: Path, launch: LaunchSpec,
+def _train_on(client: Any, store_path: str | Path, spec: TrainSpec, out: Location, launch: LaunchSpec,
               progress: bool) -> dict[str, Any]:
     """Launch the group, and launch it again after each restartable failure."""
-    out.mkdir(parents=True, exist_ok=True)
+    makedirs(out)
     topic = f"geoslide-train-{uuid.uuid4().hex}"
     bar = _progress(client, topic, spec.epochs, progress)
     try:
@@ -166,7 +167,7 @@ def _train_on(client: Any, store_path: str | Path, spec: TrainSpec, out: Path, l
                                    "logs, then run again to resume from OUT/last")
             restarts, wanted = restarts + 1, group.world
             log.warning("%s; restarting the group (restart %d of %d), resuming from %s", reason, restarts,
-                        launch.max_restarts, out / "last")
+                        launch.max_restarts, join(out, "last"))
     finally:
         client.unsubscribe_topic(topic)
         bar.close()
