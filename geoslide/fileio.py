@@ -182,11 +182,13 @@ def check_writable(href: str | os.PathLike[str]) -> Location:
     fs, _ = filesystem(loc, write=True)
     bucket = urlparse(loc).netloc
     with translated(loc):
-        found = fs.exists(bucket)
-    if not found:
-        raise StorageError(f"{loc}: bucket {bucket!r} does not exist or is not visible with these credentials; "
-                           "create it first")
-    return loc
+        try:
+            fs.info(bucket)  # unlike exists(), raises when there are no credentials
+            return loc
+        except FileNotFoundError:
+            pass
+    raise StorageError(f"{loc}: bucket {bucket!r} does not exist or is not visible with these credentials; "
+                       "create it first")
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -216,7 +218,10 @@ def is_file(href: str | os.PathLike[str]) -> bool:
         return loc.is_file()
     fs, where = filesystem(loc)
     with translated(loc):
-        return bool(fs.isfile(where))
+        try:  # not fs.isfile(), which s3fs answers False for every error, missing credentials included
+            return fs.info(where)["type"] == "file"
+        except (FileNotFoundError, NotADirectoryError):
+            return False
 
 
 def read_bytes(href: str | os.PathLike[str]) -> bytes:
