@@ -346,6 +346,48 @@ def remove(href: str | os.PathLike[str]) -> None:
         fs.rm_file(where)
 
 
+# -- folders mirrored to object stores --------------------------------------------------------------
+
+#: What :func:`upload_tree` has uploaded: relative path -> (size, mtime in ns) of the local file then.
+Manifest = dict[str, tuple[int, int]]
+
+
+def _local_files(root: Path) -> Manifest:
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def download_tree(url: str, root: Path) -> Manifest:
+    """Copy every object under the prefix ``url`` into the folder ``root``; returns what is now mirrored."""
+    fs, where = filesystem(url)
+    with translated(url):
+        remote = [p for p in fs.find(where) if p != where]
+        locals_ = [root / p[len(where) + 1:] for p in remote]
+        for path in locals_:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        if remote:
+            fs.get(remote, [str(p) for p in locals_])
+    return _local_files(root)
+
+
+def upload_tree(root: Path, url: str, uploaded: Manifest) -> Manifest:
+    """Bring the prefix ``url`` up to date with the folder ``root``; returns the new manifest.
+
+    Files new or changed (size or mtime) since ``uploaded`` are uploaded, objects of files removed
+    since are deleted, and nothing else is touched.
+    """
+    fs, where = filesystem(url, write=True)
+    now = _local_files(root)
+    changed = [rel for rel, stamp in now.items() if uploaded.get(rel) != stamp]
+    gone = [f"{where}/{rel}" for rel in uploaded if rel not in now]
+    with translated(url):
+        if changed:
+            fs.put([str(root / rel) for rel in changed], [f"{where}/{rel}" for rel in changed])
+        if gone:
+            fs.rm(gone)
+    return now
+
+
 # -- other libraries -------------------------------------------------------------------------------
 
 

@@ -6,12 +6,18 @@ from pathlib import Path
 
 from geoslide.pipeline.config import Pipeline
 from geoslide.pipeline.steps import build_data, evaluate_all, train_all
+from geoslide.pipeline.workdir import staged
 
 
 def run_pipeline(pipeline: Pipeline, work: str | Path | None = None, progress: bool = False) -> str:
-    """Run every step (resuming finished ones) and return the Markdown report."""
-    root = Path(work or Path("runs") / pipeline.name)
-    root.mkdir(parents=True, exist_ok=True)
-    store = build_data(pipeline, root, progress)
-    models = train_all(pipeline, store, root, progress)
-    return evaluate_all(pipeline, store, models, root, progress)
+    """Run every step (resuming finished ones) and return the Markdown report.
+
+    ``work`` is a folder or an ``s3://`` prefix (staged locally, see :func:`~geoslide.pipeline.workdir.staged`);
+    None takes ``runs/<name>``.
+    """
+    with staged(work or Path("runs") / pipeline.name) as (root, save):
+        store = build_data(pipeline, root, progress)
+        save()
+        models = train_all(pipeline, store, root, progress)
+        save()
+        return evaluate_all(pipeline, store, models, root, progress)
