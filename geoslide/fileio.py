@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
@@ -34,6 +35,7 @@ Location = Path | str
 #: URL schemes geoslide reads; the read-only ones cannot be written to.
 SCHEMES = ("s3", "http", "https")
 READ_ONLY = ("http", "https")
+_MANGLED_URL = re.compile(r"^(s3|gs|https?|file):/[^/]")  # Path("s3://b/k") is s3:/b/k
 
 
 def local_path(href: str | os.PathLike[str]) -> Path | None:
@@ -75,6 +77,9 @@ def location(href: str | os.PathLike[str], *, write: bool = False) -> Location:
     """A local Path for a path or ``file://`` URL; the checked URL (no trailing slash) otherwise."""
     path = local_path(href)
     if path is not None:
+        if _MANGLED_URL.match(os.fspath(href)):
+            raise StorageError(f"{os.fspath(href)} looks like a URL that lost a slash (pathlib.Path() of a URL "
+                               "does that); pass it as a string, e.g. s3://BUCKET/KEY")
         return path
     return check_url(os.fspath(href), write=write).rstrip("/")
 

@@ -58,6 +58,7 @@ def test_gdal_paths(href, expected):
     ("s3:///a.zarr", False, "names no bucket"),
     ("s3://", False, "names no bucket"),
     ("https://host/out.zarr", True, "read-only"),
+    (str(Path("s3://bkt/a.zarr")), False, "lost a slash"),
 ])
 def test_bad_urls_are_one_line_storage_errors(href, write, message):
     with pytest.raises(StorageError, match=message) as caught:
