@@ -36,12 +36,12 @@ class MapSpec:
     Parameters
     ----------
     out
-        Map store path or ``s3://`` URL (``OUT.zarr``); the quicklook (``OUT.png``), STAC item (``OUT.json``) and COGs
+        Map store path (``OUT.zarr``); the quicklook (``OUT.png``), STAC item (``OUT.json``) and COGs
         (``OUT.probability.tif``, ``OUT.mask.tif``) are written beside it.
     model
-        Model directory (a path or an ``s3://`` / ``http(s)://`` URL); None takes the bundled demo model.
+        Model directory; None takes the bundled demo model.
     vectors
-        GeoParquet path or ``s3://`` URL for landslide polygons (a GeoJSON in WGS84 is written beside it); None skips.
+        GeoParquet path for landslide polygons (a GeoJSON in WGS84 is written beside it); None skips.
     inference
         Chunk, overlap, tile and batch sizes, device.
     resolution, epsg
@@ -71,7 +71,7 @@ class MapSpec:
 
 @dataclass(frozen=True)
 class MapResult:
-    """Paths (or URLs) written and the event summary (HR-GLDD Table 1 columns) when vectors were made."""
+    """Paths written and the event summary (HR-GLDD Table 1 columns) when vectors were made."""
 
     out: Location
     item: Location
