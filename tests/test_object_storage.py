@@ -55,14 +55,11 @@ def _geoslide(*args: str, env: dict[str, str] | None = None, cwd: Path | None = 
 def _new_bucket(env: dict[str, str]) -> str:
     """A new bucket on the S3 API that ``env`` names."""
     name = f"t-{uuid.uuid4().hex[:12]}"
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
         fs, _ = filesystem(f"s3://{name}")
         fs.mkdir(name)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
     return f"s3://{name}"
 
 
@@ -91,12 +88,10 @@ def s3_map(s3_endpoint, tmp_path_factory) -> SimpleNamespace:
     env = {**os.environ, **s3_environment(s3_endpoint)}
     bucket = _new_bucket(env)
     cwd = tmp_path_factory.mktemp("cwd")
-    os.environ.update(s3_environment(s3_endpoint))  # for the upload only; the tests set it with monkeypatch
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # module scope: no monkeypatch fixture
+        for key, value in s3_environment(s3_endpoint).items():
+            patch.setenv(key, value)
         _upload(bundled_model_path(), f"{bucket}/models/demo")
-    finally:
-        for key in s3_environment(s3_endpoint):
-            os.environ.pop(key, None)
     done = _geoslide(*MAP, "--out", f"{bucket}/maps/quake.zarr", "--vectors", f"{bucket}/maps/quake.parquet",
                      "--model", f"{bucket}/models/demo", env=env, cwd=cwd)
     assert done.returncode == 0, done.stderr
