@@ -13,7 +13,6 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 from geoslide._version import version
@@ -77,7 +76,7 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="write a synthetic landslide event catalog (COGs + STAC + inventory)")
-    p.add_argument("--out", required=True, type=Path, help="output folder (created; must be empty if it exists)")
+    p.add_argument("--out", required=True, help="output folder or s3:// prefix (created; must be empty if it exists)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
     p.add_argument("--events", nargs="+", default=["demo-quake", "demo-storm"], metavar="EVENT",
                    help="events to generate: demo-quake, demo-storm, tiny (default: demo-quake demo-storm)")
@@ -92,8 +91,10 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _add_patches(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("patches", help="cut imagery + inventory into a Zarr patch store (appends to an existing one)")
     _stac_args(p)
-    p.add_argument("--labels", required=True, metavar="PATH", help="landslide polygons (GeoParquet/GeoJSON/GPKG)")
-    p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to")
+    p.add_argument("--labels", required=True, metavar="PATH", help="landslide polygons (GeoParquet/GeoJSON/GPKG; "
+                   "a path or an s3:// or http(s):// URL)")
+    p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to (a path "
+                   "or s3:// URL)")
     p.add_argument("--patch-size", type=int, default=128, metavar="N", help="patch side in pixels (default 128)")
     p.add_argument("--stride", type=int, default=None, metavar="N", help="step between patches (default: patch size)")
     p.add_argument("--bands", nargs="+", default=None, help="bands by common name or asset key (default: all shared)")
@@ -137,9 +138,11 @@ def _add_stats(sub: argparse._SubParsersAction) -> None:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a segmentation model on a patch store", formatter_class=_RegistryHelp)
-    p.add_argument("--patches", required=True, metavar="STORE.zarr", help="patch store with train/val splits")
+    p.add_argument("--patches", required=True, metavar="STORE.zarr", help="patch store with train/val splits (a path "
+                   "or s3:// URL)")
     p.add_argument("--model", required=True, metavar="NAME", help="architecture: {models}")
-    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory (resumed if it holds a run)")
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory or s3:// prefix (resumed if "
+                   "it holds a run)")
     p.add_argument("--model-params", default="{}", metavar="JSON",
                    help='architecture options, e.g. \'{"base_filters": 16}\'')
     p.add_argument("--loss", default="dice", help="{losses}; plain losses also join with +, e.g. focal+dice")
@@ -162,10 +165,11 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("map", help="map landslides in STAC imagery with a model (tiled inference to Zarr)")
     _stac_args(p)
     p.add_argument("--model", default=None, metavar="MODEL_DIR",
-                   help="model directory (default: the bundled demo model)")
-    p.add_argument("--out", required=True, metavar="OUT.zarr", help="map store (an unfinished one is resumed)")
+                   help="model directory, a path or an s3:// or http(s):// URL (default: the bundled demo model)")
+    p.add_argument("--out", required=True, metavar="OUT.zarr", help="map store, a path or s3:// URL; the item, "
+                   "quicklook and COGs go beside it (an unfinished one is resumed)")
     p.add_argument("--vectors", default=None, metavar="OUT.parquet", help="also write landslide polygons "
-                   "(GeoParquet + GeoJSON in WGS84) and print the event summary")
+                   "(GeoParquet + GeoJSON in WGS84; a path or s3:// URL) and print the event summary")
     p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="minimum mapping unit for --vectors")
     p.add_argument("--split-amalgamated", action="store_true", help="split merged landslides in --vectors")
     p.add_argument("--chunk", type=int, default=1024, metavar="PX", help="chunk side for inference (default 1024)")
@@ -200,8 +204,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a pipeline (pipelines/NAME.yaml): data, patches, training, evaluation")
     p.add_argument("pipeline", metavar="PIPELINE.yaml", help="pipeline file, e.g. pipelines/demo.yaml")
-    p.add_argument("--work", default=None, metavar="DIR", help="working folder (default: runs/<name>); on a "
-                   "cluster, a folder the workers see at the same path")
+    p.add_argument("--work", default=None, metavar="DIR", help="working folder, or an s3:// prefix staged in a "
+                   "local copy (default: runs/<name>); on a cluster, a folder the workers see at the same path")
     _cluster_args(p)
     p.set_defaults(handler=_run)
 
@@ -221,7 +225,8 @@ def _stac_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stac-query", default="{}", metavar="JSON",
                    help='STAC item-search body, e.g. \'{"collections": ["demo-quake"], "datetime": "2025-06-01/.."}\'')
     p.add_argument("--catalog", default=None, metavar="URL|PATH",
-                   help="STAC API URL or static catalog path (default: the bundled demo catalog)")
+                   help="STAC API URL, or static catalog path or s3:// / http(s):// URL (default: the bundled demo "
+                        "catalog)")
 
 
 def _search(args: argparse.Namespace) -> int:

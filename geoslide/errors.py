@@ -68,3 +68,7 @@ class OutputError(GeoslideError):
 
 class ClusterError(GeoslideError):
     """A Dask scheduler cannot be reached, or the cluster lacks the workers a job needs."""
+
+
+class StorageError(GeoslideError):
+    """A path or URL cannot be used: unknown scheme, no bucket, missing credentials, refused or read-only."""

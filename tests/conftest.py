@@ -136,3 +136,36 @@ def stac_api(real_catalog):
     yield url
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 API (moto_server) on loopback for the whole session; yields its endpoint URL."""
+    from servers import running_s3
+
+    with running_s3() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture
+def s3_env(s3_endpoint, monkeypatch) -> dict[str, str]:
+    """This process (and subprocesses given ``os.environ``) pointed at the loopback S3 API."""
+    from servers import s3_environment
+
+    env = s3_environment(s3_endpoint)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env
+
+
+@pytest.fixture
+def s3_bucket(s3_env) -> str:
+    """A new, empty bucket on the loopback S3 API; yields ``s3://NAME``."""
+    import uuid
+
+    from geoslide.fileio import filesystem
+
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    fs, _ = filesystem(f"s3://{name}")
+    fs.mkdir(name)
+    return f"s3://{name}"

@@ -1,14 +1,17 @@
 """STAC search over a STAC API (pystac-client) or a static catalog on disk.
 
 ``search(query, catalog)`` is the one entry point. ``catalog`` is an ``http(s)://`` URL of a
-STAC API (or of a static catalog served over HTTP), or a path to a static catalog, collection or
-item collection on disk. Without a catalog the bundled demo catalog is searched.
+STAC API (or of a static catalog served over HTTP), an ``s3://`` URL of a static catalog, or a
+path to a static catalog, collection or item collection on disk. Without a catalog the bundled
+demo catalog is searched. Static catalogs are read through :mod:`geoslide.fileio` (see
+:mod:`geoslide.catalog.stacio`), so their relative asset hrefs resolve to URLs of the same store.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -16,12 +19,14 @@ from typing import Protocol
 import pystac
 from pystac_client import Client
 from pystac_client.exceptions import APIError
+from pystac_client.warnings import NoConformsTo
 
 from geoslide.catalog.bundled import demo_catalog_path
 from geoslide.catalog.filtering import filter_items
 from geoslide.catalog.query import StacQuery
+from geoslide.catalog.stacio import stac_io
 from geoslide.errors import CatalogError, EmptySearchError, QueryError
-from geoslide.fileio import local_path
+from geoslide.fileio import is_file, is_url, join, local_path
 
 
 class ItemSource(Protocol):
@@ -45,7 +50,7 @@ class InMemorySource:
 
 @dataclass(frozen=True)
 class StaticSource:
-    """A static catalog, collection or item collection (JSON on disk or over HTTP)."""
+    """A static catalog, collection or item collection (JSON on disk, on S3 or over HTTP)."""
 
     href: str
 
@@ -79,13 +84,16 @@ def open_source(catalog: str | Path | None = None) -> ItemSource:
     Parameters
     ----------
     catalog
-        URL of a STAC API, URL or path of a static catalog, or None for the bundled demo catalog.
+        URL of a STAC API, URL (``http(s)://``, ``s3://``) or path of a static catalog, or None for
+        the bundled demo catalog.
     """
     if catalog is None:
         return StaticSource(str(demo_catalog_path()))
     text = str(catalog)
     if text.startswith(("http://", "https://")):
         return _open_remote(text)
+    if is_url(text):
+        return StaticSource(_catalog_object(text))
     path = (local_path(text) or Path(text)).expanduser()
     if path.is_dir():
         path = _catalog_file_in(path)
@@ -140,7 +148,9 @@ def list_collections(catalog: str | Path | None = None) -> list[str]:
 
 def _open_remote(url: str) -> ItemSource:
     try:
-        client = Client.open(url)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NoConformsTo)  # a static catalog over HTTP advertises none
+            client = Client.open(url)
     except (APIError, OSError, ValueError) as exc:
         reason = _connection_reason(exc)
         if reason is None and isinstance(exc, APIError):
@@ -154,8 +164,20 @@ def _open_remote(url: str) -> ItemSource:
     return StaticSource(url)
 
 
+def _catalog_object(url: str) -> str:
+    """The catalog JSON an object-store URL names: the object itself, or a catalog file under the prefix."""
+    candidates = [url] if url.endswith(".json") else [str(join(url, n)) for n in CATALOG_FILES]
+    for candidate in candidates:
+        if is_file(candidate):
+            return candidate
+    raise CatalogError(f"no STAC catalog at {url}; pass the URL of a catalog.json/collection.json/items.json")
+
+
+CATALOG_FILES = ("catalog.json", "collection.json", "items.json")
+
+
 def _catalog_file_in(folder: Path) -> Path:
-    for name in ("catalog.json", "collection.json", "items.json"):
+    for name in CATALOG_FILES:
         if (folder / name).is_file():
             return folder / name
     return folder / "catalog.json"
@@ -163,7 +185,7 @@ def _catalog_file_in(folder: Path) -> Path:
 
 def _read_static_items(href: str) -> list[pystac.Item]:
     try:
-        data = json.loads(pystac.StacIO.default().read_text(href))
+        data = json.loads(stac_io().read_text(href))
     except (OSError, json.JSONDecodeError) as exc:
         raise CatalogError(f"cannot read STAC catalog {href}: {_first_line(exc)}") from None
     if data.get("type") == "FeatureCollection":
@@ -171,7 +193,7 @@ def _read_static_items(href: str) -> list[pystac.Item]:
     if data.get("type") == "Feature":
         return [pystac.Item.from_dict(data, href=href)]
     try:
-        root = pystac.read_file(href)
+        root = pystac.read_file(href, stac_io=stac_io())
     except pystac.STACError as exc:
         raise CatalogError(f"{href} is not a STAC catalog or collection: {_first_line(exc)}") from None
     if not isinstance(root, pystac.Catalog):

@@ -25,7 +25,7 @@ import pandas as pd
 import zarr
 
 from geoslide.errors import PatchStoreError
-from geoslide.fileio import exists
+from geoslide.fileio import check_writable, exists, zarr_store
 from geoslide.inventory.codes import MASK_NODATA
 
 FORMAT = "geoslide-patch-store/1"
@@ -38,16 +38,16 @@ COLUMNS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class PatchStore:
-    """A patch store on disk (or any Zarr v3 store URL)."""
+    """A patch store on disk or on an object store (``s3://``; ``http(s)://`` to read)."""
 
     path: str
 
     @classmethod
     def create(cls, path: str | Path, bands: Sequence[str], patch_size: int) -> PatchStore:
         """Create an empty store; refuses to touch an existing one."""
-        if exists(path):
+        if exists(check_writable(path)):
             raise PatchStoreError(f"{path} already exists; append to it with PatchStore.open(path) or pick a new path")
-        group = zarr.open_group(str(path), mode="w-", zarr_format=3)
+        group = zarr.open_group(zarr_store(path, read_only=False), mode="w-", zarr_format=3)
         n_bands = len(bands)
         group.create_array("images", shape=(0, n_bands, patch_size, patch_size), dtype="float32",
                            chunks=(1, n_bands, patch_size, patch_size), fill_value=np.nan)
@@ -81,7 +81,7 @@ class PatchStore:
         return cls.open(path) if exists(path) else None
 
     def _group(self, mode: str = "r") -> zarr.Group:
-        return zarr.open_group(self.path, mode=mode, zarr_format=3)
+        return zarr.open_group(zarr_store(self.path, read_only=mode == "r"), mode=mode, zarr_format=3)
 
     @property
     def bands(self) -> list[str]:

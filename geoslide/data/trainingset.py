@@ -21,6 +21,7 @@ from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, selec
 from geoslide.data.splits import SplitOptions, assign_split, check_split
 from geoslide.data.store import PatchStore
 from geoslide.errors import ConfigError, GeoslideWarning
+from geoslide.fileio import check_writable
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import rasterize_inventory
 from geoslide.inventory.read import prepare_inventory, read_inventory
@@ -81,6 +82,7 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     """
     check_split(spec.split)
     _warn_mixed(items, pre_items)
+    check_writable(out)
     inventory = read_inventory(labels)
     if client is not None:
         out = task_path(out)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import tempfile
 import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from geoslide.demo.render import render_scene
 from geoslide.demo.sensors import REFLECTANCE_SCALE, SENSORS, Sensor
 from geoslide.demo.world import World, build_world, sample_dem, slope_degrees
 from geoslide.errors import ConfigError, GeoslideError
+from geoslide.fileio import Location, check_writable, exists, is_url, join, upload_tree
 from geoslide.raster.grid import GridSpec
 
 DEFAULT_EVENTS = ("demo-quake", "demo-storm")
@@ -40,13 +42,15 @@ PHASE_DAYS = {"uav": 2, "planetscope": 1, "sentinel2": 4}  # days after the even
 
 
 def write_demo(out: str | Path, seed: int = 0, events: Sequence[str] = DEFAULT_EVENTS,
-               sensors: Sequence[str] | None = None, size_m: float | None = None, progress: bool = False) -> Path:
+               sensors: Sequence[str] | None = None, size_m: float | None = None, progress: bool = False
+               ) -> Location:
     """Generate demo events and write them as a static STAC catalog.
 
     Parameters
     ----------
     out
-        Folder to create. It must not exist or be empty: nothing already there is overwritten.
+        Folder to create, or an ``s3://`` prefix (the catalog is written locally, then uploaded). It
+        must not exist or be empty: nothing already there is overwritten.
     seed
         Random seed; the same seed, events and sensors give the same rasters and inventories.
     events
@@ -61,9 +65,12 @@ def write_demo(out: str | Path, seed: int = 0, events: Sequence[str] = DEFAULT_E
 
     Returns
     -------
-    Path
-        The root ``catalog.json``.
+    Path or str
+        The root ``catalog.json`` (its URL for an ``s3://`` prefix).
     """
+    if is_url(out):
+        return _write_demo_to_store(str(out), seed=seed, events=events, sensors=sensors, size_m=size_m,
+                                    progress=progress)
     out = Path(out).absolute()  # pystac resolves relative hrefs against the wrong folder otherwise
     chosen = _sensors(sensors)
     specs = [_sized(event_spec(name), size_m) for name in events]
@@ -87,6 +94,16 @@ def write_demo(out: str | Path, seed: int = 0, events: Sequence[str] = DEFAULT_E
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out / "catalog.json"
+
+
+def _write_demo_to_store(url: str, **options) -> Location:
+    """The demo catalog written to a local temporary folder and uploaded under ``url`` (relative hrefs)."""
+    if exists(check_writable(url)):
+        raise GeoslideError(f"{url} already exists and is not empty; choose a new prefix (nothing was written)")
+    with tempfile.TemporaryDirectory(prefix="geoslide-demo-") as tmp:
+        catalog = write_demo(Path(tmp) / "demo", **options)
+        upload_tree(catalog.parent, url, {})
+    return join(url, "catalog.json")
 
 
 def _sensors(names: Sequence[str] | None) -> list[Sensor]:

@@ -10,29 +10,34 @@ import numpy as np
 import shapely
 
 from geoslide.errors import GeoslideWarning, LabelError
+from geoslide.fileio import exists, fetched
 from geoslide.inventory.geometry import repair_invalid
 from geoslide.raster.grid import GridSpec, intersect_bounds
 
 
 def read_inventory(source: str | Path | gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Read landslide polygons (GeoParquet, GeoJSON, GeoPackage, shapefile, ...) and check them."""
-    if isinstance(source, gpd.GeoDataFrame):
-        frame = source
-    else:
-        path = Path(source)
-        if not path.exists():
-            raise LabelError(f"inventory {path} does not exist; pass a GeoParquet/GeoJSON/GPKG of landslide polygons")
-        try:
-            parquet = path.suffix.lower() in (".parquet", ".geoparquet")
-            frame = gpd.read_parquet(path) if parquet else gpd.read_file(path)
-        except Exception as exc:  # pyogrio/pyarrow raise many types for unreadable files
-            raise LabelError(f"cannot read inventory {path}: {str(exc).splitlines()[0]}") from None
+    """Read landslide polygons (GeoParquet, GeoJSON, GeoPackage, shapefile, ...) and check them.
+
+    ``source`` is a frame, a path, or a URL (``s3://``, ``http(s)://``) of a single-file format.
+    """
+    frame = source if isinstance(source, gpd.GeoDataFrame) else _read_file(source)
     if frame.crs is None:
         raise LabelError("the inventory has no CRS; set it (e.g. gdf.set_crs('EPSG:32645') or "
                          "ogr2ogr -a_srs EPSG:32645) so it can be placed on the imagery")
     if len(frame) == 0 or frame.geometry.is_empty.all():
         raise LabelError("the inventory has no polygons; a training set needs at least one landslide")
     return frame
+
+
+def _read_file(source: str | Path) -> gpd.GeoDataFrame:
+    if not exists(source):
+        raise LabelError(f"inventory {source} does not exist; pass a GeoParquet/GeoJSON/GPKG of landslide polygons")
+    with fetched(source) as path:
+        try:
+            parquet = path.suffix.lower() in (".parquet", ".geoparquet")
+            return gpd.read_parquet(path) if parquet else gpd.read_file(path)
+        except Exception as exc:  # pyogrio/pyarrow raise many types for unreadable files
+            raise LabelError(f"cannot read inventory {source}: {str(exc).splitlines()[0]}") from None
 
 
 def prepare_inventory(frame: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:

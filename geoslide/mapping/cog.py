@@ -13,18 +13,21 @@ from rasterio.crs import CRS as RasterioCRS
 from rasterio.windows import Window
 
 from geoslide.errors import OutputError
+from geoslide.fileio import Location, location, write_atomic
 from geoslide.mapping.store import NODATA, PROBABILITY_SCALE, map_attrs, map_grid, map_status, stored_array
 from geoslide.raster.grid import GridSpec
 
 OVERVIEW_RESAMPLING = {"probability": "AVERAGE", "mask": "MODE"}
 
 
-def export_cog(out_zarr: str | Path, variable: str, path: str | Path, blocksize: int = 512) -> Path:
+def export_cog(out_zarr: str | Path, variable: str, path: str | Path, blocksize: int = 512) -> Location:
     """Write ``probability`` or ``mask`` of a finished map store as a Cloud-Optimized GeoTIFF.
 
     The stored uint8 values are copied unchanged (nodata 255; probability carries the scale
-    1/250 in its band metadata), chunk by chunk into a tiled GeoTIFF beside ``path`` that GDAL's
-    COG driver then rewrites with overviews, so the map never sits in memory whole.
+    1/250 in its band metadata), chunk by chunk into a tiled GeoTIFF that GDAL's COG driver then
+    rewrites with overviews, so the map never sits in memory whole. Both are local files (beside
+    ``path``, or in a temporary folder when ``path`` is an ``s3://`` URL); the COG is renamed into
+    place or uploaded only when it is complete.
 
     Parameters
     ----------
@@ -33,23 +36,28 @@ def export_cog(out_zarr: str | Path, variable: str, path: str | Path, blocksize:
     variable
         ``probability`` or ``mask``.
     path
-        The ``.tif`` to write (replaced if present).
+        The ``.tif`` to write (replaced if present): a path or an ``s3://`` URL.
     blocksize
         Tile size of the COG in pixels.
     """
-    source, grid, path = stored_array(out_zarr, variable), map_grid(out_zarr), Path(path)
+    source, grid, path = stored_array(out_zarr, variable), map_grid(out_zarr), location(path, write=True)
     status = map_status(out_zarr)
     if not status.complete:
         raise OutputError(f"{out_zarr} is unfinished ({status.done}/{status.total} chunks); "
                           "rerun `geoslide map` with the same options to complete it first")
-    staging = path.with_name(path.name + ".partial.tif")
-    try:
-        _write_tiled(source, grid, variable, staging, map_attrs(out_zarr)["threshold"])
-        rasterio.shutil.copy(staging, path, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES",
-                             BLOCKSIZE=blocksize, OVERVIEWS="AUTO", OVERVIEW_RESAMPLING=OVERVIEW_RESAMPLING[variable],
-                             BIGTIFF="IF_SAFER")
-    finally:
-        staging.unlink(missing_ok=True)
+    threshold = map_attrs(out_zarr)["threshold"]
+
+    def write(tmp: str) -> None:
+        staging = Path(tmp + ".partial.tif")
+        try:
+            _write_tiled(source, grid, variable, staging, threshold)
+            rasterio.shutil.copy(staging, tmp, driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES", BLOCKSIZE=blocksize,
+                                 OVERVIEWS="AUTO", OVERVIEW_RESAMPLING=OVERVIEW_RESAMPLING[variable],
+                                 BIGTIFF="IF_SAFER")
+        finally:
+            staging.unlink(missing_ok=True)
+
+    write_atomic(path, write)
     return path
 
 

@@ -20,14 +20,16 @@ from geoslide.catalog.extensions import (
     ZARR_MEDIA,
 )
 from geoslide.catalog.footprint import wgs84_footprint
+from geoslide.catalog.stacio import stac_io
 from geoslide.errors import OutputError
+from geoslide.fileio import Location, absolute, name, with_suffix
 from geoslide.mapping.store import NODATA, PROBABILITY_SCALE, map_attrs, map_grid
 from geoslide.raster.grid import GridSpec
 
 
-def item_path(out_zarr: str | Path) -> Path:
-    """Where :func:`map_item` saves the item of a store: ``OUT.zarr`` -> ``OUT.json``."""
-    return Path(out_zarr).with_suffix(".json")
+def item_path(out_zarr: str | Path) -> Location:
+    """Where :func:`map_item` saves the item of a store: ``OUT.zarr`` -> ``OUT.json`` (a path or a URL)."""
+    return with_suffix(out_zarr, ".json")
 
 
 def map_item(out_zarr: str | Path, inputs: Sequence[str | pystac.Item], model: Mapping[str, Any],
@@ -39,7 +41,7 @@ def map_item(out_zarr: str | Path, inputs: Sequence[str | pystac.Item], model: M
     Parameters
     ----------
     out_zarr
-        The map store.
+        The map store (a path or an ``s3://`` URL).
     inputs
         Input items (``pystac.Item``) or their ids / hrefs. Items and hrefs become ``derived_from``
         links; all are listed in ``geoslide:inputs``; items' datetimes set the item's time range.
@@ -58,19 +60,20 @@ def map_item(out_zarr: str | Path, inputs: Sequence[str | pystac.Item], model: M
     grid, fingerprint = map_grid(out_zarr), map_attrs(out_zarr)
     geometry = wgs84_footprint(f"EPSG:{grid.epsg}", grid.bounds)
     start, end = _time_range(inputs, params)
-    item = pystac.Item(id=Path(out_zarr).stem, geometry=geometry, bbox=list(shapely.geometry.shape(geometry).bounds),
+    bbox = list(shapely.geometry.shape(geometry).bounds)
+    item = pystac.Item(id=Path(name(out_zarr)).stem, geometry=geometry, bbox=bbox,
                        datetime=end, properties=_properties(grid, fingerprint, inputs, model, params),
                        stac_extensions=[PROJECTION_EXT, RASTER_EXT, PROCESSING_EXT])
     if start != end:
         item.common_metadata.start_datetime, item.common_metadata.end_datetime = start, end
-    _add_assets(item, Path(out_zarr), cogs or {}, vectors, quicklook_png)
+    _add_assets(item, out_zarr, cogs or {}, vectors, quicklook_png)
     for href in _input_hrefs(inputs):
         item.add_link(pystac.Link("derived_from", href, media_type=pystac.MediaType.GEOJSON))
     if save:
-        target = item_path(out_zarr).resolve()
-        item.set_self_href(str(target))
+        target = absolute(item_path(out_zarr))
+        item.set_self_href(target)
         item.make_asset_hrefs_relative()
-        item.save_object(include_self_link=False, dest_href=str(target))
+        item.save_object(include_self_link=False, dest_href=target, stac_io=stac_io())
     return item
 
 
@@ -109,23 +112,23 @@ def _band(variable: str, grid: GridSpec) -> dict[str, Any]:
     return band
 
 
-def _add_assets(item: pystac.Item, out_zarr: Path, cogs: Mapping[str, str | Path], vectors: str | Path | None,
+def _add_assets(item: pystac.Item, out_zarr: str | Path, cogs: Mapping[str, str | Path], vectors: str | Path | None,
                 quicklook_png: str | Path | None) -> None:
     grid = map_grid(out_zarr)
-    item.add_asset("zarr", pystac.Asset(str(out_zarr.resolve()), title="probability and mask (Zarr v3)",
+    item.add_asset("zarr", pystac.Asset(absolute(out_zarr), title="probability and mask (Zarr v3)",
                                         media_type=ZARR_MEDIA, roles=["data"],
                                         extra_fields={"bands": [_band(v, grid) for v in ("probability", "mask")]}))
     for variable, path in cogs.items():
         if variable not in ("probability", "mask"):
             raise OutputError(f"COG assets are 'probability' and 'mask', not {variable!r}")
-        item.add_asset(variable, pystac.Asset(str(Path(path).resolve()), title=f"landslide {variable} (COG)",
+        item.add_asset(variable, pystac.Asset(absolute(path), title=f"landslide {variable} (COG)",
                                               media_type=COG_MEDIA, roles=["data"],
                                               extra_fields={"bands": [_band(variable, grid)]}))
     if vectors is not None:
-        item.add_asset("vectors", pystac.Asset(str(Path(vectors).resolve()), title="landslide polygons",
+        item.add_asset("vectors", pystac.Asset(absolute(vectors), title="landslide polygons",
                                                media_type=PARQUET_MEDIA, roles=["data"]))
     if quicklook_png is not None:
-        item.add_asset("quicklook", pystac.Asset(str(Path(quicklook_png).resolve()), title="quicklook",
+        item.add_asset("quicklook", pystac.Asset(absolute(quicklook_png), title="quicklook",
                                                  media_type=pystac.MediaType.PNG, roles=["overview", "visual"]))
 
 

@@ -16,6 +16,7 @@ import xarray as xr
 from geoslide.catalog.search import search
 from geoslide.cluster import check_visible
 from geoslide.errors import BandError, MixedDatesError, OutputError
+from geoslide.fileio import Location, check_writable, location, name, with_suffix
 from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
 from geoslide.inventory.write import write_vectors
@@ -87,18 +88,18 @@ class MapSpec:
 class MapResult:
     """Paths written and the event summary (HR-GLDD Table 1 columns) when vectors were made."""
 
-    out: Path
-    item: Path
-    quicklook: Path | None
-    vectors: Path | None
+    out: Location
+    item: Location
+    quicklook: Location | None
+    vectors: Location | None
     summary: dict[str, Any] | None
 
 
 def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = None, client: Any = None,
             progress: bool = False) -> MapResult:
     """Search, load, mosaic and map ``stac_query``'s items with a model; see :class:`MapSpec`."""
-    _check_out(spec.out)
-    model = resolve_model(Path(spec.model) if spec.model else bundled_model_path())
+    _check_out(spec.out, spec.vectors)
+    model = resolve_model(spec.model or bundled_model_path())
     items = search(stac_query, catalog)
     extra = extra_items(model.card, spec, catalog)
     used = [*items, *(i for found in extra.values() if found for i in found)]
@@ -147,7 +148,7 @@ def _check_one_scene(items: list[pystac.Item], which: str, spec: MapSpec) -> Non
 
 
 def _exports(items: list[pystac.Item], image: xr.DataArray, model: ResolvedModel, spec: MapSpec) -> MapResult:
-    out = Path(spec.out)
+    out = location(spec.out)
     stored = open_map(out)
     summary = vectors = None
     if spec.vectors:
@@ -155,20 +156,23 @@ def _exports(items: list[pystac.Item], image: xr.DataArray, model: ResolvedModel
                              probability=stored["probability"])
         vectors, _ = write_vectors(polygons, spec.vectors)
         summary = inventory_summary(polygons, event=spec.event or _event(items, out))
-    png = quicklook(image, stored["mask"], out.with_suffix(".png")) if spec.quicklook else None
-    cogs = {v: export_cog(out, v, out.with_suffix(f".{v}.tif")) for v in ("probability", "mask")} if spec.cog else {}
+    png = quicklook(image, stored["mask"], with_suffix(out, ".png")) if spec.quicklook else None
+    cogs = {v: export_cog(out, v, with_suffix(out, f".{v}.tif")) for v in ("probability", "mask")} if spec.cog else {}
     params = {"threshold": model.card.threshold, "min_area_m2": spec.min_area, "split": spec.split,
               **{f"inference_{k}": v for k, v in asdict(spec.inference).items()}}
     map_item(out, items, _model_summary(model), params, cogs=cogs, vectors=vectors, quicklook_png=png)
     return MapResult(out, item_path(out), png, vectors, summary)
 
 
-def _check_out(out: str) -> None:
-    path = Path(out)
-    if path.suffix != ".zarr":
-        raise OutputError(f"--out {out} should end in .zarr (the map store); e.g. --out {path.stem}.zarr")
-    if path.exists() and not path.is_dir():
+def _check_out(out: str, vectors: str | None) -> None:
+    """Outputs checked before any work: names, writable schemes, buckets, credentials."""
+    path = check_writable(out)
+    if Path(name(path)).suffix != ".zarr":
+        raise OutputError(f"--out {out} should end in .zarr (the map store); e.g. --out {Path(name(path)).stem}.zarr")
+    if isinstance(path, Path) and path.exists() and not path.is_dir():
         raise OutputError(f"{out} exists and is a file; pick a new --out")
+    if vectors:
+        check_writable(vectors)
 
 
 def _model_id(model: ResolvedModel) -> str:
@@ -181,6 +185,6 @@ def _model_summary(model: ResolvedModel) -> dict[str, Any]:
             "patch_size": card.patch_size, "resolution": card.resolution, "path": model.path}
 
 
-def _event(items: list[pystac.Item], out: Path) -> str:
+def _event(items: list[pystac.Item], out: Location) -> str:
     events = sorted({str(i.properties.get("geoslide:event")) for i in items if "geoslide:event" in i.properties})
-    return ", ".join(events) if events else out.stem
+    return ", ".join(events) if events else Path(name(out)).stem

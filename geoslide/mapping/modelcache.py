@@ -3,7 +3,9 @@
 A task graph carries only a :class:`~geoslide.models.card.ResolvedModel` (path and card); each
 process that runs a task loads the weights the first time and keeps them, keyed by path, device
 and file versions, so a worker loads a model once however many chunks it computes, and a
-retrained model in the same directory is picked up.
+retrained model in the same directory is picked up. A model directory on an object store
+(``s3://``, ``http(s)://``) is read by every worker straight from there, with the credentials of
+its environment; its versions are the objects' ETags.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ import torch
 from torch import nn
 
 from geoslide.errors import ModelError
+from geoslide.fileio import absolute, join, version
 from geoslide.models.card import CARD, WEIGHTS, ModelCard, ResolvedModel, load_checkpoint, load_weights
 
 
 def load_model(model: str | Path | ResolvedModel, device: str | None = None) -> tuple[nn.Module, ModelCard]:
     """The model and card of a directory, loaded once per process, device and file version.
 
-    The cache key is the resolved path, the device and the modification times of the weights
-    and the card, so a retrained model in the same directory is picked up.
+    The cache key is the resolved path (or URL), the device and the versions (modification times,
+    or ETags) of the weights and the card, so a retrained model in the same directory is picked up.
 
     Parameters
     ----------
@@ -33,9 +36,9 @@ def load_model(model: str | Path | ResolvedModel, device: str | None = None) -> 
         Torch device; None takes CUDA when available, else the CPU (see :func:`resolve_device`).
     """
     global _LOADS
-    path = Path(model.path if isinstance(model, ResolvedModel) else model).resolve()
+    path = absolute(model.path if isinstance(model, ResolvedModel) else model)
     dev = resolve_device(device)
-    key = (str(path), dev, _mtime(path / WEIGHTS), _mtime(path / CARD))
+    key = (path, dev, version(join(path, WEIGHTS)), version(join(path, CARD)))
     with _LOCK:
         if key not in _MODELS:
             for stale in [k for k in _MODELS if k[:2] == key[:2]]:
@@ -63,17 +66,14 @@ def resolve_device(device: str | None) -> str:
     return str(dev)
 
 
-_MODELS: dict[tuple[str, str, int, int], tuple[nn.Module, ModelCard]] = {}
+_MODELS: dict[tuple[str, str, str, str], tuple[nn.Module, ModelCard]] = {}
 _LOCK = threading.Lock()
 _LOADS = 0
 
 
-def _load(path: Path, model: str | Path | ResolvedModel, device: str) -> tuple[nn.Module, ModelCard]:
+def _load(path: str, model: str | Path | ResolvedModel, device: str) -> tuple[nn.Module, ModelCard]:
     """Weights (and the card, unless ``model`` carries it) from ``path``."""
     if isinstance(model, ResolvedModel):
         return load_weights(path, model.card, device), model.card
     return load_checkpoint(path, device)
 
-
-def _mtime(path: Path) -> int:
-    return path.stat().st_mtime_ns if path.exists() else -1

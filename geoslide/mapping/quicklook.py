@@ -14,6 +14,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from scipy import ndimage
 
 from geoslide.errors import GridError
+from geoslide.fileio import Location, location, write_atomic
 
 FILL_RGB = np.array([255.0, 40.0, 0.0])
 FILL_ALPHA = 0.45
@@ -21,7 +22,7 @@ OUTLINE_RGB = np.array([255, 235, 0], dtype=np.uint8)
 
 
 def quicklook(image: xr.DataArray, overlay: xr.DataArray, path: str | Path, max_size: int = 1024, *,
-              threshold: float = 0.5, rgb: Sequence[str] = ("red", "green", "blue")) -> Path:
+              threshold: float = 0.5, rgb: Sequence[str] = ("red", "green", "blue")) -> Location:
     """A PNG of ``image`` with mapped landslides tinted and outlined, at most ``max_size`` pixels a side.
 
     Both arrays are reduced by block means / maxima over ``f x f`` pixels (``f`` the smallest
@@ -37,7 +38,7 @@ def quicklook(image: xr.DataArray, overlay: xr.DataArray, path: str | Path, max_
         ``(y, x)`` on the image's grid: a mask (uint8, 1 = landslide) or probabilities (float,
         landslide at and above ``threshold``).
     path
-        The ``.png`` to write.
+        The ``.png`` to write: a path or an ``s3://`` URL.
     """
     if image.dims[-2:] != ("y", "x") or image.ndim != 3:
         raise GridError(f"quicklook needs imagery with dims (band, y, x), got {image.dims}")
@@ -46,7 +47,7 @@ def quicklook(image: xr.DataArray, overlay: xr.DataArray, path: str | Path, max_
     factor = max(1, math.ceil(max(image.shape[1:]) / max_size))
     colour = _stretch(_reduced_rgb(image, factor, rgb))
     hits = _reduced_hits(overlay, factor, threshold)
-    return _write_png(_compose(colour, hits), Path(path))
+    return _write_png(_compose(colour, hits), location(path, write=True))
 
 
 def _pick_bands(image: xr.DataArray, rgb: Sequence[str]) -> xr.DataArray:
@@ -101,10 +102,13 @@ def _compose(colour: np.ndarray, hits: np.ndarray) -> np.ndarray:
     return rgba
 
 
-def _write_png(rgba: np.ndarray, path: Path) -> Path:
-    with warnings.catch_warnings(), rasterio.Env(GDAL_PAM_ENABLED="NO"):
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path, "w", driver="PNG", width=rgba.shape[2], height=rgba.shape[1], count=4,
-                           dtype="uint8") as dst:
-            dst.write(rgba)
+def _write_png(rgba: np.ndarray, path: Location) -> Location:
+    def write(tmp: str) -> None:
+        with warnings.catch_warnings(), rasterio.Env(GDAL_PAM_ENABLED="NO"):
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(tmp, "w", driver="PNG", width=rgba.shape[2], height=rgba.shape[1], count=4,
+                               dtype="uint8") as dst:
+                dst.write(rgba)
+
+    write_atomic(path, write)
     return path

@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from zarr.codecs import GzipCodec
 
 from geoslide.errors import ConfigError, CRSError, GridError, OutputError
-from geoslide.fileio import exists
+from geoslide.fileio import Location, exists, location, zarr_store
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.mapping.blocks import BlockSink, compute_blocks
 from geoslide.raster.grid import GridSpec, grid_of
@@ -71,7 +71,7 @@ class MapStatus:
 
 
 def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attrs: Mapping[str, Any],
-              progress: bool = False, client: Any = None) -> Path:
+              progress: bool = False, client: Any = None) -> Location:
     """Compute ``probability`` chunk by chunk into a map store, resuming one left unfinished.
 
     Parameters
@@ -80,7 +80,7 @@ def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attr
         Lazy ``(y, x)`` probabilities in [0, 1] with NaN as nodata, pixel-centre coordinates on a
         regular north-up grid and a CRS (rioxarray). Its dask chunks become the store's chunks.
     out
-        Path of the Zarr v3 store.
+        Path or URL (``s3://``) of the Zarr v3 store.
     threshold
         Probability at and above which a pixel is a landslide in ``mask``.
     attrs
@@ -93,8 +93,8 @@ def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attr
 
     Returns
     -------
-    Path
-        ``out``.
+    Path or str
+        ``out``: a Path, or the URL.
 
     Raises
     ------
@@ -116,12 +116,12 @@ def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attr
     todo = [(int(i), int(j)) for i, j in np.argwhere(done == 0)]
     if not todo:
         logger.info("%s is complete (%d/%d chunks); nothing to compute", out, done.size, done.size)
-        return Path(out)
+        return location(out)
     encoded = encode(probability.data, threshold)
     with tqdm(total=done.size, initial=done.size - len(todo), unit="chunk", desc="map",
               disable=not progress) as bar:
         compute_blocks(encoded, todo, _block_writer(group, chunks, bar), client)
-    return Path(out)
+    return location(out)
 
 
 def encode(probability: da.Array, threshold: float) -> da.Array:
@@ -148,7 +148,7 @@ def decode_probability(raw: np.ndarray | xr.DataArray) -> np.ndarray | xr.DataAr
 def open_map(out: str | Path) -> xr.Dataset:
     """The map as a lazy Dataset: ``probability`` float32 (NaN nodata), ``mask`` uint8 (255 nodata), with CRS."""
     group = _open_map_group(out)
-    raw = xr.open_zarr(str(out), decode_coords="all", mask_and_scale=False, consolidated=False, zarr_format=3)
+    raw = xr.open_zarr(zarr_store(out), decode_coords="all", mask_and_scale=False, consolidated=False, zarr_format=3)
     crs = CRS.from_epsg(group.attrs["fingerprint"]["grid"]["epsg"])
     probability = decode_probability(raw["probability"]).rename("probability")
     probability.attrs = {"long_name": "landslide probability", "units": "1"}
@@ -239,7 +239,7 @@ def _open_map_group(out: str | Path, mode: str = "r") -> zarr.Group:
     if not exists(out):
         raise OutputError(f"no map store at {out}; write one with `geoslide map --out {out}`")
     try:
-        group = zarr.open_group(str(out), mode=mode, zarr_format=3)
+        group = zarr.open_group(zarr_store(out, read_only=mode == "r"), mode=mode, zarr_format=3)
         kind = group.attrs.get("geoslide_map_store")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError, KeyError):
         kind = None
@@ -266,7 +266,7 @@ def _open_matching(out: str | Path, fingerprint: dict[str, Any]) -> zarr.Group |
 def _create(out: str | Path, grid: GridSpec, chunks: tuple[int, int], fingerprint: dict[str, Any],
             threshold: float) -> zarr.Group:
     """A new, empty store; the format attribute is written last."""
-    group = zarr.open_group(str(out), mode="w-", zarr_format=3)
+    group = zarr.open_group(zarr_store(out, read_only=False), mode="w-", zarr_format=3)
     georef = {"_CRS": _gdal_crs(grid.crs), "grid_mapping": "spatial_ref", "coordinates": "spatial_ref"}
     prob_attrs = {**georef, "_FillValue": NODATA, "scale_factor": 1.0 / PROBABILITY_SCALE, "add_offset": 0.0,
                   "long_name": "landslide probability", "units": "1"}

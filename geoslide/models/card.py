@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
 from torch import nn
 
 from geoslide.errors import ModelError
-from geoslide.fileio import write_atomic
+from geoslide.fileio import absolute, is_file, join, makedirs, read_bytes, read_text, write_atomic, write_text
 from geoslide.models.registry import build_model, size_multiple
 
 WEIGHTS = "model.safetensors"
@@ -96,23 +97,24 @@ class ModelCard:
             raise ModelError(f"model card is incomplete: {exc}") from exc
 
 
-def save_checkpoint(model: nn.Module, card: ModelCard, out_dir: str | Path) -> Path:
-    """Write weights and card into ``out_dir`` atomically (each file renamed into place)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def save_checkpoint(model: nn.Module, card: ModelCard, out_dir: str | Path) -> Path | str:
+    """Write weights and card into ``out_dir`` (a folder or an ``s3://`` prefix), each file atomically."""
+    makedirs(out_dir)
     state = cpu_state(model)
-    write_atomic(out / WEIGHTS, lambda p: save_file(state, p, metadata={"format": FORMAT}))
-    write_atomic(out / CARD, lambda p: Path(p).write_text(json.dumps(card.to_json(), indent=2) + "\n"))
-    return out
+    write_atomic(join(out_dir, WEIGHTS), lambda p: save_file(state, p, metadata={"format": FORMAT}))
+    write_text(join(out_dir, CARD), json.dumps(card.to_json(), indent=2) + "\n")
+    return join(out_dir)
 
 
 def read_card(model_dir: str | Path) -> ModelCard:
-    """Read the JSON card of a model directory."""
-    path = Path(model_dir) / CARD
-    if not path.is_file():
-        raise ModelError(f"{model_dir} is not a model directory (no {CARD}); train one with `geoslide train`")
+    """Read the JSON card of a model directory (a folder or a URL)."""
+    path = join(model_dir, CARD)
     try:
-        return ModelCard.from_json(json.loads(path.read_text()))
+        text = read_text(path)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ModelError(f"{model_dir} is not a model directory (no {CARD}); train one with `geoslide train`") from None
+    try:
+        return ModelCard.from_json(json.loads(text))
     except json.JSONDecodeError as exc:
         raise ModelError(f"{path} is not valid JSON: {exc}") from exc
 
@@ -135,12 +137,12 @@ def load_weights(model_dir: str | Path, card: ModelCard, device: str | torch.dev
     device
         Torch device to load onto.
     """
-    weights = Path(model_dir) / WEIGHTS
-    if not weights.is_file():
+    weights = join(model_dir, WEIGHTS)
+    if not is_file(weights):
         raise ModelError(f"{model_dir} has a card but no {WEIGHTS}; the checkpoint is incomplete")
     model = build_model(card.architecture, len(card.bands), **card.params)
     try:
-        model.load_state_dict(load_file(str(weights), device=str(device)))
+        model.load_state_dict(load_safetensors(read_bytes(weights)))
     except RuntimeError as exc:
         raise ModelError(f"weights in {weights} do not fit {card.architecture} {card.params}: {exc}") from exc
     return model.to(device).eval()
@@ -156,7 +158,7 @@ class ResolvedModel:
     Parameters
     ----------
     path
-        The model directory, resolved to an absolute path.
+        The model directory, resolved to an absolute path, or its URL.
     card
         Its card.
     multiple
@@ -169,9 +171,9 @@ class ResolvedModel:
 
 
 def resolve_model(model_dir: str | Path) -> ResolvedModel:
-    """Read a model directory's card and learn its size multiple, without loading weights."""
+    """Read a model directory's card (a folder or a URL) and learn its size multiple, without loading weights."""
     card = read_card(model_dir)
-    return ResolvedModel(str(Path(model_dir).resolve()), card, card_multiple(card))
+    return ResolvedModel(absolute(model_dir), card, card_multiple(card))
 
 
 def card_multiple(card: ModelCard) -> int:

@@ -8,20 +8,23 @@ from typing import Any
 from geoslide.cluster import shared_folder
 from geoslide.pipeline.config import Pipeline
 from geoslide.pipeline.steps import build_data, evaluate_all, train_all
+from geoslide.pipeline.workdir import staged
 
 
 def run_pipeline(pipeline: Pipeline, work: str | Path | None = None, progress: bool = False,
                  client: Any = None) -> str:
     """Run every step (resuming finished ones) and return the Markdown report.
 
-    With a ``distributed.Client``, patches, training and scene maps run on its workers, which must
-    see the working folder at the same path (a shared volume; checked first).
+    ``work`` is a folder or an ``s3://`` prefix (staged locally, see :func:`~geoslide.pipeline.workdir.staged`);
+    None takes ``runs/<name>``. With a ``distributed.Client``, patches, training and scene maps run on
+    its workers, which must see the (local) working folder at the same path (a shared volume; checked first).
     """
-    root = Path(work or Path("runs") / pipeline.name)
-    if client is not None:
-        root = root.absolute()
-        shared_folder(client, root)
-    root.mkdir(parents=True, exist_ok=True)
-    store = build_data(pipeline, root, progress, client)
-    models = train_all(pipeline, store, root, progress, client)
-    return evaluate_all(pipeline, store, models, root, progress, client)
+    with staged(work or Path("runs") / pipeline.name) as (root, save):
+        if client is not None:
+            root = root.absolute()
+            shared_folder(client, root)
+        store = build_data(pipeline, root, progress, client)
+        save()
+        models = train_all(pipeline, store, root, progress, client)
+        save()
+        return evaluate_all(pipeline, store, models, root, progress, client)

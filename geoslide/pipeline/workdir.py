@@ -2,19 +2,65 @@
 
 A step that finishes writing ``PATH`` leaves a marker ``PATH.done``; an output without its marker
 is unfinished and is removed before the step runs again.
+
+A working folder on an object store (``--work s3://BUCKET/run``) is staged: the steps run in a
+local copy of it (downloaded first, so a run resumes from what is there), which is uploaded back
+after each step and at the end, also when a step fails. The copy lies in a temporary folder named
+after the URL, the same in every run, because the map stores' fingerprints hold the model's path;
+the local disk must hold the working folder, and one URL takes one run at a time per machine.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from geoslide.fileio import check_writable, download_tree, local_path, upload_tree
 
 DONE = ".done"
 
 
+@contextlib.contextmanager
+def staged(work: str | Path) -> Iterator[tuple[Path, Callable[[], None]]]:
+    """The local folder steps write into, and a function that saves it.
+
+    For a local ``work`` that is the folder itself and saving does nothing; for a URL it is a local
+    copy of what is there, which saving (and the end of the run, even a failed one) uploads back.
+    """
+    where = check_writable(work)
+    if isinstance(where, Path):
+        where.mkdir(parents=True, exist_ok=True)
+        yield where, lambda: None
+        return
+    root = Path(tempfile.gettempdir()) / f"geoslide-work-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    try:
+        manifest = download_tree(where, root)
+
+        def save() -> None:
+            nonlocal manifest
+            manifest = upload_tree(root, where, manifest)
+
+        try:
+            yield root, save
+        except BaseException:
+            with contextlib.suppress(Exception):  # keep what is done for a resume; the step's error wins
+                save()
+            raise
+        save()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def resolve(root: Path, path: str | None) -> str | None:
     """``path`` relative to the working folder (absolute paths and URLs unchanged)."""
-    if path is None or "://" in path or Path(path).is_absolute():
+    local = None if path is None else local_path(path)
+    if local is None or local.is_absolute():
         return path
     return str(root / path)
 

@@ -2,42 +2,26 @@
 
 Three traps of stackstac 0.5.1 are handled here (see DESIGN.md): it reads only ``proj:epsg``
 (pystac >= 1.12 writes ``proj:code``), it refuses multi-band assets, and GDAL cannot open
-``file://`` URLs. A band of a multi-band asset becomes a GDAL ``vrt://HREF?bands=N`` source.
+``file://`` URLs. Hrefs become GDAL paths through :func:`geoslide.fileio.gdal_path` (``/vsis3/`` for
+S3, ``/vsicurl/`` for HTTP); a band of a multi-band asset becomes a GDAL ``vrt://PATH?bands=N`` source.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlparse
 
 import pystac
 
-from geoslide.fileio import local_path
+from geoslide.fileio import gdal_path
 from geoslide.raster.items import BandRef, ItemRecord
-
-
-def gdal_path(href: str) -> str:
-    """A path GDAL opens: file:// URLs become paths, s3/gs/http(s) become /vsi paths when wrapped."""
-    if href.startswith("file://"):
-        return str(local_path(href))
-    return href
-
-
-def _vsi(href: str) -> str:
-    parsed = urlparse(href)
-    if parsed.scheme in ("http", "https"):
-        return "/vsicurl/" + href
-    if parsed.scheme in ("s3", "gs"):
-        return f"/vsi{parsed.scheme}/{parsed.netloc}{parsed.path}"
-    return gdal_path(href)
 
 
 def band_href(ref: BandRef) -> str:
     """A single-band source for ``ref``: the file itself, or a ``vrt://`` band of a multi-band file."""
     if ref.count == 1:
         return gdal_path(ref.href)
-    return f"vrt://{_vsi(ref.href)}?bands={ref.index}"
+    return f"vrt://{gdal_path(ref.href)}?bands={ref.index}"
 
 
 def single_band_item(record: ItemRecord, bands: Sequence[str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from geoslide.cluster import SCHEDULER_ENV, cluster_client
+from geoslide.fileio import check_writable
 from geoslide.training.distributed import train_distributed
 from geoslide.training.loop import fit
 from geoslide.training.spec import TrainSpec
@@ -26,11 +27,11 @@ def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, schedule
     Parameters
     ----------
     store_path
-        The patch store, with ``train`` and ``val`` splits.
+        The patch store (a path or URL), with ``train`` and ``val`` splits.
     spec
         The training options.
     out_dir
-        Model folder (an interrupted run in it is resumed).
+        Model folder or ``s3://`` prefix (an interrupted run in it is resumed).
     scheduler
         Dask scheduler address; None reads ``$DASK_SCHEDULER_ADDRESS``.
     workers
@@ -46,6 +47,7 @@ def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, schedule
         The best epoch's metrics (see :func:`geoslide.training.loop.fit`), plus the cluster's
         details when one was used.
     """
+    check_writable(out_dir)
     if client is not None:
         return train_distributed(store_path, spec, out_dir, client=client, progress=progress)
     if scheduler or workers or os.environ.get(SCHEDULER_ENV):

@@ -38,6 +38,7 @@ from typing import Any
 
 from geoslide.cluster import ClusterError, ClusterSpec, check_visible, connect, shared_folder, task_path, worker_info
 from geoslide.errors import ConfigError, GeoslideError, GeoslideWarning
+from geoslide.fileio import Location, join, location, makedirs
 from geoslide.training.loop import check_store, fit
 from geoslide.training.spec import TrainSpec
 
@@ -131,7 +132,7 @@ def train_distributed(store_path: str | Path, spec: TrainSpec, out_dir: str | Pa
         ``rank_weights_sha256`` (each rank's final weights digest; all equal).
     """
     launch = LaunchSpec(n_workers, resources, max_restarts, timeout, replace_timeout)
-    store_path, out = task_path(store_path), Path(task_path(out_dir))
+    store_path, out = task_path(store_path), location(task_path(out_dir))
     check_store(store_path, spec)
     if client is not None:
         return _train_on(client, store_path, spec, out, launch, progress)
@@ -144,11 +145,12 @@ def train_distributed(store_path: str | Path, spec: TrainSpec, out_dir: str | Pa
             cluster.close()
 
 
-def _train_on(client: Any, store_path: str, spec: TrainSpec, out: Path, launch: LaunchSpec,
+def _train_on(client: Any, store_path: str, spec: TrainSpec, out: Location, launch: LaunchSpec,
               progress: bool) -> dict[str, Any]:
     """Launch the group, and launch it again after each restartable failure (paths absolute or URLs)."""
     check_visible(client, [store_path])
     shared_folder(client, out)
+    makedirs(out)
     topic = f"geoslide-train-{uuid.uuid4().hex}"
     bar = _progress(client, topic, spec.epochs, progress)
     try:
@@ -172,7 +174,7 @@ def _train_on(client: Any, store_path: str, spec: TrainSpec, out: Path, launch: 
                                    "logs, then run again to resume from OUT/last")
             restarts, wanted = restarts + 1, group.world
             log.warning("%s; restarting the group (restart %d of %d), resuming from %s", reason, restarts,
-                        launch.max_restarts, out / "last")
+                        launch.max_restarts, join(out, "last"))
     finally:
         client.unsubscribe_topic(topic)
         bar.close()

@@ -31,6 +31,7 @@ from geoslide.data.splits import split_rows
 from geoslide.data.store import PatchStore
 from geoslide.errors import PatchStoreError
 from geoslide.evaluation.metrics import ThresholdSweep
+from geoslide.fileio import Location, is_file, join, location, write_atomic
 from geoslide.models import build_model
 from geoslide.models.card import CARD, ModelCard, read_card, save_checkpoint, unwrap
 from geoslide.models.normalise import Normalisation
@@ -82,7 +83,7 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
     rows, val_rows = training_rows(store, meta, spec)
     torch.manual_seed(spec.seed)
     run = _setup(store, meta, spec, rows, _device(device, rank))
-    _resume(run, spec, Path(out_dir))
+    _resume(run, spec, location(out_dir))
     if world > 1:
         run.model = _ddp(run.model, run.device)
     train, val = _readers(store, spec, rows, val_rows, run.card)
@@ -96,13 +97,13 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
                                   f"patches with batch {spec.batch_size}; nothing was saved")
         record = {"epoch": run.epoch, "train_loss": loss, **_validate(run, val, spec.tune_threshold), "lr": _lr(run),
                   "seconds": time.perf_counter() - started}
-        _finish_epoch(run, record, spec, Path(out_dir), rank)
+        _finish_epoch(run, record, spec, location(out_dir), rank)
         bar.set_postfix(loss=f"{loss:.3f}", val_f1=f"{record['val_f1']:.3f}")
         bar.update(1)
         if on_epoch is not None:
             on_epoch(record)
     bar.close()
-    return {**_summary(run, Path(out_dir)), "weights_sha256": _digest(run.model)}
+    return {**_summary(run, location(out_dir)), "weights_sha256": _digest(run.model)}
 
 
 def check_store(store_path: str | Path, spec: TrainSpec) -> None:
@@ -249,7 +250,7 @@ def _lr(run: _Run) -> float:
     return float(run.optimiser.param_groups[0]["lr"])
 
 
-def _finish_epoch(run: _Run, record: dict[str, float], spec: TrainSpec, out: Path, rank: int) -> None:
+def _finish_epoch(run: _Run, record: dict[str, float], spec: TrainSpec, out: Location, rank: int) -> None:
     run.log.append(record)
     run.epoch += 1
     improved = record["val_f1"] > run.best_f1
@@ -259,9 +260,9 @@ def _finish_epoch(run: _Run, record: dict[str, float], spec: TrainSpec, out: Pat
     if improved:
         card = _card_with(run.card, record)
         save_checkpoint(run.model, card, out)
-    save_state(out / "last", run.model, run.optimiser, run.scheduler, _state_info(run, spec))
-    pd.DataFrame(run.log).to_csv(out / "metrics.csv", index=False)
-    plot_log(run.log, out / "training.png")
+    save_state(join(out, "last"), run.model, run.optimiser, run.scheduler, _state_info(run, spec))
+    write_atomic(join(out, "metrics.csv"), lambda p: pd.DataFrame(run.log).to_csv(p, index=False))
+    plot_log(run.log, join(out, "training.png"))
 
 
 def _card_with(card: ModelCard, record: dict[str, float]) -> ModelCard:
@@ -280,13 +281,13 @@ def _spec_json(spec: TrainSpec) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(spec)))
 
 
-def _resume(run: _Run, spec: TrainSpec, out: Path) -> None:
-    info = load_state(out / "last", run.model, run.optimiser, run.scheduler, expect_spec=_spec_json(spec))
+def _resume(run: _Run, spec: TrainSpec, out: Location) -> None:
+    info = load_state(join(out, "last"), run.model, run.optimiser, run.scheduler, expect_spec=_spec_json(spec))
     if info is None:
         return
     run.epoch, run.step, run.best_f1, run.stale = info["epoch"], info["step"], info["best_f1"], info["stale"]
     run.log = list(info["log"])
-    if (out / CARD).is_file():
+    if is_file(join(out, CARD)):
         saved = read_card(out)
         run.card = ModelCard(**{**asdict(run.card), "mean": saved.mean, "std": saved.std})
 
@@ -315,7 +316,7 @@ def _digest(model: nn.Module) -> str:
     return sha.hexdigest()
 
 
-def _summary(run: _Run, out: Path) -> dict[str, Any]:
+def _summary(run: _Run, out: Location) -> dict[str, Any]:
     if not run.log:
         return {"epochs": 0}
     best = max(run.log, key=lambda r: (r["val_f1"] if np.isfinite(r["val_f1"]) else -1.0))

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from matplotlib.figure import Figure  # no pyplot: a plot must not change a notebook's backend
 
+from geoslide.fileio import Location, location, write_atomic
 
-def plot_log(log: Sequence[dict[str, float]], path: str | Path) -> Path:
-    """Write a two-panel PNG: train/val loss, and validation P/R/F1, against the epoch."""
+
+def plot_log(log: Sequence[dict[str, float]], path: str | Path) -> Location:
+    """Write a two-panel PNG (a path or an ``s3://`` URL): train/val loss, and validation P/R/F1, against the epoch."""
     epochs = [r["epoch"] + 1 for r in log]
     fig = Figure(figsize=(10, 3.8), layout="constrained")
     left, right = fig.subplots(1, 2)
@@ -22,5 +24,5 @@ def plot_log(log: Sequence[dict[str, float]], path: str | Path) -> Path:
     for ax in (left, right):
         ax.legend()
         ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=100)
-    return Path(path)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    return location(path)

@@ -4,6 +4,7 @@
 ``DIR/state.json`` names that file and holds the optimiser's param groups, the scheduler state and
 the loop counters. The tensors are written first under a new name and the JSON is renamed into
 place last, so a process killed at any moment leaves a consistent state (the old or the new).
+``DIR`` is a folder or an ``s3://`` prefix (each file is then one uploaded object).
 Nothing is pickled, so a state from an untrusted place cannot run code when loaded.
 """
 
@@ -14,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save_file
 from torch import nn
 
 from geoslide.errors import ModelError
-from geoslide.fileio import write_atomic
+from geoslide.fileio import join, list_names, makedirs, parent, read_bytes, read_text, remove, write_atomic, write_text
 from geoslide.models.card import cpu_state, unwrap
 
 INFO = "state.json"
@@ -27,8 +29,7 @@ INFO = "state.json"
 def save_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimizer,
                scheduler: torch.optim.lr_scheduler.LRScheduler, info: dict[str, Any]) -> None:
     """Write the full training state into ``out`` (tensors first, the JSON that validates them last)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    makedirs(out)
     tensors = {f"model.{k}": v for k, v in cpu_state(model).items()}
     optim = optimiser.state_dict()
     scalars: dict[str, dict[str, Any]] = {}
@@ -39,13 +40,13 @@ def save_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimiz
             else:
                 scalars.setdefault(str(param), {})[key] = value
     name = f"state-{info.get('step', 0)}.safetensors"
-    write_atomic(out / name, lambda p: save_file(tensors, p))
+    write_atomic(join(out, name), lambda p: save_file(tensors, p))
     meta = {"info": info, "tensors": name, "param_groups": optim["param_groups"], "optim_scalars": scalars,
             "scheduler": _plain(scheduler.state_dict())}
-    write_atomic(out / INFO, lambda p: Path(p).write_text(json.dumps(meta)))
-    for old in out.glob("state-*.safetensors"):
-        if old.name != name:
-            old.unlink(missing_ok=True)
+    write_text(join(out, INFO), json.dumps(meta))
+    for old in list_names(out):
+        if old.startswith("state-") and old.endswith(".safetensors") and old != name:
+            remove(join(out, old))
 
 
 def load_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimizer,
@@ -55,13 +56,13 @@ def load_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimiz
 
     A state written for another training spec is an error (resuming it would mix two runs).
     """
-    out = Path(out)
-    if not (out / INFO).is_file():
+    try:
+        meta = json.loads(read_text(join(out, INFO)))
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    meta = json.loads((out / INFO).read_text())
     if meta["info"].get("spec") != expect_spec:
-        raise ModelError(f"{out.parent} holds a run with other training options; pick a new --out or delete it")
-    tensors = load_file(str(out / meta["tensors"]))
+        raise ModelError(f"{parent(out)} holds a run with other training options; pick a new --out or delete it")
+    tensors = load_safetensors(read_bytes(join(out, meta["tensors"])))
     unwrap(model).load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():

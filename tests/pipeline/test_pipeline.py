@@ -48,6 +48,21 @@ def test_a_tiny_pipeline_runs_end_to_end_and_resumes(tmp_path):
     assert weights.stat().st_mtime_ns == stamp
 
 
+def test_a_tiny_pipeline_with_its_work_folder_on_s3_runs_and_resumes(s3_bucket, tmp_path, monkeypatch):
+    from geoslide.fileio import exists, list_names, read_text, version
+
+    monkeypatch.chdir(tmp_path)
+    work = f"{s3_bucket}/runs/tiny"
+    report = run_pipeline(parse_pipeline(TINY), work=work)
+    assert read_text(f"{work}/report.md") == report and "## whole scene" in report
+    assert {"events", "maps", "models", "report.csv", "report.md", "report.png"} <= set(list_names(work))
+    assert exists(f"{work}/models/small.done") and exists(f"{work}/patches.zarr/zarr.json")
+    weights = f"{work}/models/small/model.safetensors"
+    stamp = version(weights)
+    assert run_pipeline(parse_pipeline(TINY), work=work) == report  # resumed from S3: nothing is redone
+    assert version(weights) == stamp and list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(("change", "match"), [
     ({"epochs": 1}, "unknown key"),
     ({"models": []}, "no models"),
