@@ -19,8 +19,11 @@ def run_pipeline(pipeline: Pipeline, work: str | Path | None = None, progress: b
     None takes ``runs/<name>``. With a ``distributed.Client``, patches, training and scene maps run on
     its workers, which must see the (local) working folder at the same path (a shared volume; checked first).
     """
-    with staged(work or Path("runs") / pipeline.name) as (root, save):
-        if client is not None:
+    work = work or Path("runs") / pipeline.name
+    if client is not None:
+        shared_folder(client, work)  # before anything is made here; URLs pass
+    with staged(work) as (root, save):
+        if client is not None:  # a URL's local copy must be seen by the workers too
             root = root.absolute()
             shared_folder(client, root)
         store = build_data(pipeline, root, progress, client)
