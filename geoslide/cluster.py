@@ -84,12 +84,26 @@ def connect(spec: ClusterSpec | None = None) -> tuple[Any, Any]:
     if address is None:
         cluster = start_local(spec)
         return Client(cluster, set_as_default=False), cluster
+    check_address(address)
     try:
         return Client(address, timeout=spec.timeout, set_as_default=False), None
     except (OSError, TimeoutError) as exc:
         where = "the address given" if spec.address else f"${SCHEDULER_ENV}"
         raise ClusterError(f"cannot reach the Dask scheduler at {address} ({where}): {exc}; start it, fix the "
                            f"address, or unset {SCHEDULER_ENV} to use a local cluster") from exc
+
+
+def check_address(address: str) -> None:
+    """Refuse an address Dask cannot parse (no port, say) before a client waits on it for a minute."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, where = parse_address(address)
+        if scheme in ("tcp", "tls"):
+            parse_host_port(where)
+    except ValueError as exc:
+        raise ClusterError(f"{address!r} is not a Dask scheduler address ({exc}); give tcp://HOST:PORT, "
+                           "e.g. tcp://127.0.0.1:8786") from None
 
 
 def start_local(spec: ClusterSpec) -> Any:

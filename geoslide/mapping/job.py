@@ -15,7 +15,7 @@ import xarray as xr
 
 from geoslide.catalog.search import search
 from geoslide.cluster import check_visible
-from geoslide.errors import BandError, MixedDatesError, OutputError
+from geoslide.errors import BandError, ConfigError, GridError, MixedDatesError, OutputError
 from geoslide.fileio import Location, check_writable, location, name, with_suffix
 from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
@@ -82,6 +82,15 @@ class MapSpec:
     pre_stac_query: str | dict | None = None
     dem_stac_query: str | dict | None = None
     allow_mixed_dates: bool = False
+
+    def __post_init__(self) -> None:
+        if self.resolution is not None and not self.resolution > 0:
+            raise GridError(f"resolution must be positive, got {self.resolution}; give the pixel size in the "
+                            "target CRS's units, or leave it unset to keep the items'")
+        if self.epsg is not None and self.epsg < 1:
+            raise GridError(f"epsg must be a positive EPSG code, got {self.epsg}; e.g. 32645 for UTM 45N")
+        if not self.min_area >= 0:
+            raise ConfigError(f"min-area must be >= 0 m2, got {self.min_area}; 0 keeps every polygon")
 
 
 @dataclass(frozen=True)

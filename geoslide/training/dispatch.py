@@ -50,7 +50,7 @@ def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, schedule
     check_writable(out_dir)
     if client is not None:
         return train_distributed(store_path, spec, out_dir, client=client, progress=progress)
-    if scheduler or workers or os.environ.get(SCHEDULER_ENV):
+    if scheduler or workers is not None or os.environ.get(SCHEDULER_ENV):
         with cluster_client(scheduler=scheduler, workers=workers) as client:
             return train_distributed(store_path, spec, out_dir, client=client, progress=progress)
     return fit(store_path, spec, out_dir, progress=progress)

@@ -72,6 +72,8 @@ class TrainSpec:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be at least 1 (or None), got {self.max_steps}")
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be at least 1 epoch (or None: no early stopping), got {self.patience}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
 
