@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from geoslide.errors import ClusterError, OutputError
+from geoslide.fileio import local_path
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 
@@ -249,10 +249,6 @@ def _not_seen(worker: str, path: str | Path) -> None:
 
 
 def _local_absolute(path: str | os.PathLike[str]) -> Path | None:
-    """A plain path or ``file://`` URL as an absolute path; None for other URLs (as ``fileio.local_path``)."""
-    text = os.fspath(path)
-    if text.startswith("file://"):
-        text = unquote(urlparse(text).path)
-    elif "://" in text:
-        return None
-    return Path(text).expanduser().absolute()
+    """A plain path or ``file://`` URL as an absolute path; None for other URLs."""
+    local = local_path(path)
+    return None if local is None else local.expanduser().absolute()
