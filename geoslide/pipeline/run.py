@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from geoslide.cluster import shared_folder
+from geoslide.fileio import is_url
 from geoslide.pipeline.config import Pipeline
 from geoslide.pipeline.steps import build_data, evaluate_all, train_all
 from geoslide.pipeline.workdir import staged
@@ -23,9 +24,10 @@ def run_pipeline(pipeline: Pipeline, work: str | Path | None = None, progress: b
     if client is not None:
         shared_folder(client, work)  # before anything is made here; URLs pass
     with staged(work) as (root, save):
-        if client is not None:  # a URL's local copy must be seen by the workers too
+        if client is not None:
             root = root.absolute()
-            shared_folder(client, root)
+            if is_url(work):  # its local copy must be seen by the workers too (a local work was checked above)
+                shared_folder(client, root)
         store = build_data(pipeline, root, progress, client)
         save()
         models = train_all(pipeline, store, root, progress, client)
