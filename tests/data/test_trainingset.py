@@ -208,7 +208,7 @@ def test_cli_patches_builds_a_store(tmp_path):
     store = PatchStore.open(tmp_path / "s2.zarr")
     assert store.bands == ["red", "green", "blue", "nir", "elevation", "ndvi", "slope"]
     assert len(store) == (200 // 32) ** 2  # empty patches kept: the whole 6 x 6 grid of 32 px patches
-    assert set(store.meta().split) == {"train", "test"}
+    assert set(store.meta().split) == {"train", "val", "test"}  # blocks: a validation strip after the training quarter
     assert "36 patches of 32 px" in done.stdout
 
 
