@@ -133,6 +133,12 @@ def test_label_codes_option(zenodo, tmp_path):
                                                                         [1, 0], 255))
     with pytest.raises(ConfigError, match="a class is 0 .background., 1 .landslide. or 255"):
         import_dataset("gdcld", root, tmp_path / "a.zarr", options=ImportOptions(label_codes=((85, 2),)))
+    _raster(root / "val_label" / "Hokkaido_MapWorld_0003.tif", (label[None] > 0).astype(np.uint8) * 255)
+    with pytest.warns(GeoslideWarning, match="no GDCLD label pixel is a landslide .*--label-codes 255=1"):
+        import_dataset("gdcld", root / "val_data", tmp_path / "b.zarr")
+    flipped = import_dataset("gdcld", root / "val_data", tmp_path / "c.zarr",
+                             options=ImportOptions(label_codes=((255, 1),)))
+    np.testing.assert_array_equal(flipped.masks().compute()[0], (label > 0).astype(np.uint8))
 
 
 def test_eight_bit_conversion_of_other_sources(zenodo, tmp_path):

@@ -177,7 +177,7 @@ def _named(pairs: list[RasterPair], options: ImportOptions) -> list[RasterPair]:
     """Event and sensor of every pair: options, else the path, else Table 3, else a default with a warning."""
     out = []
     for pair in pairs:
-        tokens = [t.lower() for part in (*pair.image.parent.parts[-3:], pair.image.stem) for t in _TOKEN.split(part)]
+        tokens = [t.lower() for part in pair.item.split("/") for t in _TOKEN.split(part)]
         event = options.event or _canonical(pair.event) or next((EVENTS[t] for t in tokens if t in EVENTS), "")
         sensor = options.sensor or pair.sensor or next((SENSORS[t] for t in tokens if t in SENSORS), "")
         out.append(replace(pair, event=event, sensor=sensor or EVENT_SENSORS.get(event, "")))
@@ -231,6 +231,9 @@ def _report_codes(codes: LabelCodes) -> None:
         share = ", ".join(f"{n} of code {v} ({100 * n / total:.3g}%)" for v, n in ignored.items())
         warn(f"GDCLD labels hold {share} pixels, imported as nodata (ignored by training and scores); "
              "85 is not defined by the paper or the release: --label-codes 85=1 counts it as landslide")
+    if total and not any(codes.codes.get(v) == 1 for v in codes.seen) and ignored:
+        warn("no GDCLD label pixel is a landslide (1); if 255 marks landslides in these labels, give "
+             "--label-codes 255=1")
 
 
 def _geo(geos: list[dict]) -> dict:
