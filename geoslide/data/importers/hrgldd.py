@@ -90,9 +90,15 @@ def plan(src: Path, options: ImportOptions) -> ImportPlan:
     meta = pd.concat(frames, ignore_index=True)
     if options.sites is not None:
         meta["event"] = _site_events(Path(options.sites), parts, offsets, meta["event"].to_numpy())
-    units = ("reflectance",) * 4 if float(np.nanmax(parts[0].images[:1])) <= 2 else ("reflectance*10000",) * 4
+    units = _units(parts)
     return ImportPlan(BANDS, sizes.pop(), meta, lambda idx: _gather(parts, offsets, idx, True)[:, order],
                       lambda idx: _gather(parts, offsets, idx, False), units=units)
+
+
+def _units(parts: list[_Part]) -> tuple[str, ...]:
+    """``reflectance`` when the first patch's values are at most 2, else ``reflectance*10000``."""
+    first = next((p.images[:1] for p in parts if len(p.images)), np.zeros(1))
+    return ("reflectance",) * len(BANDS) if float(np.nanmax(first)) <= 2 else ("reflectance*10000",) * len(BANDS)
 
 
 def _channel_order(channels: Sequence[str] | None) -> list[int]:
