@@ -125,7 +125,8 @@ def training_rows(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec) -> tup
                               "with --split random, blocks or events, or give train_split/val_split that exist")
     if len(val_rows) == 0:
         raise PatchStoreError(f"{store.path} has no validation patches (split {spec.val_split!r}; it has {counts}); "
-                              "build it with --split random or events, or give a val_split that exists")
+                              "build or import it with --split random, blocks or events (patches without labels do "
+                              "not count), or give a val_split that exists")
     if len(rows) < spec.batch_size:
         raise PatchStoreError(f"{store.path} has {len(rows)} training patches, fewer than one global batch of "
                               f"{spec.batch_size}, so nothing would be trained: use --batch-size {len(rows)} or less, "

@@ -17,6 +17,8 @@ from geoslide.data.importers.landslide4sense import BANDS, RELEASE_MEANS
 from geoslide.data.splits import split_rows
 from geoslide.errors import BandError, ConfigError, GeoslideWarning, LabelError, PatchStoreError
 from geoslide.raster.inputs import load_inputs
+from geoslide.training.loop import training_rows
+from geoslide.training.spec import TrainSpec
 
 REAL = Path(__file__).parents[3] / "shared" / "data" / "real" / "landslide4sense_real"
 REAL = REAL if REAL.is_dir() else Path("/work/shared/data/real/landslide4sense_real")
@@ -101,6 +103,8 @@ def test_official_release_imports_with_unlabelled_splits_for_prediction(tmp_path
             assert meta["landslide_fraction"][i] == pytest.approx(mask.mean(), rel=1e-6)
     assert list(split_rows(meta, "val")) == [] and list(split_rows(meta, "train")) == [0, 1, 2, 3]
     assert 0 < np.nanmedian(images[:, 1]) < 1 and 0 <= images[:, 12].max() <= 90  # reflectance; slope degrees
+    with pytest.raises(PatchStoreError, match="no validation patches .*--split random, blocks or events"):
+        training_rows(store, meta, TrainSpec(batch_size=2))  # ValidData has no labels to validate on
 
 
 @pytest.mark.parametrize("units", ["dn", "release"])
