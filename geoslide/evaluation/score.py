@@ -76,6 +76,10 @@ def evaluate_patches(model_dir: str | Path, store: PatchStore, split: str = "tes
     model, card = load_checkpoint(model_dir, device)
     if tuple(store.bands) != card.bands:
         raise LabelError(f"the model takes bands {list(card.bands)} but the store has {store.bands}")
+    trained_units = card.training.get("units")
+    if trained_units and store.units and list(trained_units) != list(store.units):
+        raise LabelError(f"the model was trained on values in units {trained_units} but the store holds "
+                         f"{store.units}; import the store with the model's units (e.g. --units)")
     per_patch = _patch_counts(model, card, store, rows, batch, device)
     groups = [("mixed", "all", np.ones(len(rows), dtype=bool))]
     groups += [(col, v, meta[col].to_numpy()[rows] == v) for col in by for v in sorted(meta[col].iloc[rows].unique())]

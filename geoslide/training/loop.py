@@ -155,7 +155,8 @@ def _setup(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.ndar
     card = ModelCard(architecture=spec.model, params=dict(spec.model_params), bands=tuple(store.bands),
                      mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(meta),
                      receptive_field=receptive_field(model, len(store.bands)),
-                     training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows))})
+                     training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows)),
+                               "units": store.units})
     optimiser = build_optimiser(spec.optimiser, model.parameters(), spec.lr, spec.weight_decay)
     schedule = build_schedule(spec.schedule, optimiser, spec.lr, _total_steps(spec, len(rows)))
     return _Run(model, optimiser, schedule, build_loss(spec.loss, **spec.loss_params), card, device)

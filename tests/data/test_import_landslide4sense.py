@@ -218,3 +218,22 @@ def test_refused_layouts_and_files(tmp_path):
     with pytest.raises(ConfigError, match="--channels applies to hr-gldd imports only"):
         import_dataset("landslide4sense", source_root, tmp_path / "a.zarr",
                        options=ImportOptions(channels=("red", "green", "blue", "nir")))
+
+
+def test_a_model_refuses_patches_in_other_units(tmp_path):
+    """Trained on reflectance, a model scores reflectance patches and refuses the release's ratios."""
+    from geoslide.evaluation.score import evaluate_patches
+    from geoslide.training import train
+
+    _official(tmp_path / "l4s", n_train=4)
+    options = ImportOptions(split="random", seed=0)
+    store = import_dataset("landslide4sense", tmp_path / "l4s" / "TrainData", tmp_path / "s.zarr", options=options)
+    assert sorted(store.meta()["split"]) == ["test", "train", "train", "val"]
+    spec = TrainSpec(model="unet", model_params={"base_filters": 4, "depth": 2}, epochs=1, batch_size=2,
+                     augment=False)
+    train(tmp_path / "s.zarr", spec, tmp_path / "model")
+    assert len(evaluate_patches(tmp_path / "model", store, split="test", by=())) == 1
+    ratios = import_dataset("landslide4sense", tmp_path / "l4s" / "TrainData", tmp_path / "r.zarr",
+                            options=ImportOptions(split="random", units="release"))
+    with pytest.raises(LabelError, match="trained on values in units .*reflectance.* store holds .*ratio"):
+        evaluate_patches(tmp_path / "model", ratios, split="test", by=())
