@@ -162,6 +162,8 @@ def test_eight_bit_conversion_of_other_sources(zenodo, tmp_path):
 def test_refused_layouts(zenodo, tmp_path):
     root, _ = zenodo
     (tmp_path / "other" / "pictures").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="--patch-size must be a positive"):
+        import_dataset("gdcld", root, tmp_path / "a.zarr", options=ImportOptions(patch_size=0))
     with pytest.raises(ConfigError, match="no GDCLD images .*train_data/ \\+ train_label/.*images/ \\+ labels/"):
         import_dataset("gdcld", tmp_path / "other", tmp_path / "a.zarr")
     _raster(root / "val_label" / "Hokkaido_MapWorld_0003.tif", _label(1022, 1024))

@@ -94,6 +94,8 @@ def plan(src: Path, options: ImportOptions) -> ImportPlan:
     """
     if not src.is_dir():
         raise ConfigError(f"GDCLD folder {src} does not exist; pass the folder holding {LAYOUTS}")
+    if options.patch_size is not None and options.patch_size < 1:
+        raise ConfigError(f"--patch-size must be a positive number of pixels, got {options.patch_size}")
     zenodo = _zenodo_pairs(src)
     pairs = zenodo if zenodo is not None else _generic_pairs(src)
     if not pairs:
