@@ -106,7 +106,8 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
                    help="polygons of hand-picked negative areas (roads, rivers, ...) whose patches are kept")
     p.add_argument("--max-nodata", type=float, default=0.0, metavar="F", help="drop patches with more nodata")
     _add_named(p, "--split", names=_SPLITS, default="random",
-                   help="random: per event 60/20/20 (HR-GLDD); blocks: western quarter trains (Landslide4Sense); "
+                   help="random: per event 60/20/20 (HR-GLDD); blocks: western quarter trains, next 5%% validates "
+                        "(Landslide4Sense); "
                         "events: --test-events are held out, the others train/val 3:1 (GDCLD)")
     p.add_argument("--test-events", nargs="+", default=[], metavar="EVENT", help="events held out by --split events")
     p.add_argument("--pre-stac-query", default=None, metavar="JSON",
@@ -119,12 +120,39 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_import(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="import a published landslide dataset into a patch store")
+    p = sub.add_parser(
+        "import", help="import a published landslide dataset, as released, into a patch store",
+        description="Layouts read: landslide4sense: TrainData/{img,mask}, ValidData/img, TestData/img (competition "
+                    "release; splits without masks are imported for prediction, masks all nodata) or "
+                    "images/{train,validation,test} + annotations/... (Hugging Face); hr-gldd: trainX.npy/trainY.npy, "
+                    "valX/valY, testX/testY; gdcld: train_data + train_label, val_data + val_label, "
+                    "test_data/<event> + test_label/<event> (Zenodo) or images/ + labels/ folder pairs. SRC may be a "
+                    "folder inside the download: its split, event and sensor are kept.")
     _add_named(p, "kind", names=_IMPORTERS, help="dataset format")
-    p.add_argument("src", help="folder of the downloaded dataset")
+    p.add_argument("src", help="folder of the downloaded dataset, or a folder inside it")
     p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to")
-    p.add_argument("--event", default=None, help="event name stored with the patches")
-    p.add_argument("--sensor", default=None, help="sensor name stored with the patches")
+    p.add_argument("--event", default=None, help="event name stored with the patches (default: from the paths)")
+    p.add_argument("--sensor", default=None, help="sensor name stored with the patches (default: from the paths)")
+    p.add_argument("--split", default="release", metavar="RULE",
+                   help="release (default): the release's own splits; blocks, random, events or none: re-split the "
+                        "labelled patches (blocks: first quarter trains, next 5%% validates, per event)")
+    p.add_argument("--test-events", nargs="+", default=[], metavar="EVENT", help="events held out by --split events")
+    p.add_argument("--seed", type=int, default=0, help="seed of --split random/events")
+    p.add_argument("--bands", nargs="+", default=None, metavar="BAND",
+                   help="keep only these bands (e.g. Landslide4Sense without B10 to map Sentinel-2 L2A items)")
+    p.add_argument("--units", default=None, choices=["reflectance", "dn", "release"],
+                   help="landslide4sense: reflectance (default; 0-1, slope in degrees, DEM in m), dn (x 10000) or "
+                        "release (the release's band/mean ratios)")
+    p.add_argument("--channels", nargs=4, default=None, metavar="BAND",
+                   help="hr-gldd: the band of each array channel (default red green blue nir; known: green 1, nir 3)")
+    p.add_argument("--sites", default=None, metavar="CSV",
+                   help="hr-gldd: table split,first,last,site (or file,first,last,site) naming each patch's site")
+    p.add_argument("--label-codes", nargs="+", default=None, metavar="VALUE=CLASS",
+                   help="gdcld: label value to class 0/1/255 (default 0=0 1=1 85=255 255=255)")
+    p.add_argument("--patch-size", type=int, default=None, metavar="PX",
+                   help="gdcld: patches whole scenes are cut into (default 1024)")
+    p.add_argument("--to-8bit", action="store_true",
+                   help="gdcld: stretch images that are not 8-bit to 0-255 (2-98%% per band), as the paper converted")
     p.set_defaults(handler=_import)
 
 
@@ -261,10 +289,16 @@ def _patches(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from geoslide.data.importers import import_dataset
+    from geoslide.data.importers import ImportOptions, import_dataset, parse_label_codes
 
-    store = import_dataset(args.kind, args.src, args.out, event=args.event, sensor=args.sensor, progress=True)
-    print(f"{args.out}: {len(store)} patches of {store.patch_size} px, bands {', '.join(store.bands)}")
+    options = ImportOptions(event=args.event, sensor=args.sensor, split=args.split, seed=args.seed,
+                            test_events=tuple(args.test_events), bands=tuple(args.bands) if args.bands else None,
+                            units=args.units, channels=tuple(args.channels) if args.channels else None,
+                            sites=args.sites, label_codes=parse_label_codes(args.label_codes),
+                            patch_size=args.patch_size, to_8bit=args.to_8bit)
+    store = import_dataset(args.kind, args.src, args.out, options=options, progress=True)
+    units = f", units {', '.join(store.units)}" if store.units else ""
+    print(f"{args.out}: {len(store)} patches of {store.patch_size} px, bands {', '.join(store.bands)}{units}")
     return 0
 
 

@@ -52,20 +52,36 @@ def random_split(meta: pd.DataFrame, fractions: Sequence[float] = (0.6, 0.2, 0.2
     return out
 
 
-def block_split(meta: pd.DataFrame, train_share: float = 0.25, by: str = "event") -> np.ndarray:
+def block_split(meta: pd.DataFrame, train_share: float = 0.25, val_share: float = 0.05,
+                by: str = "event") -> np.ndarray:
     """Spatial split: the western ``train_share`` of each area trains, the rest tests (Landslide4Sense).
 
-    Patches are assigned by their centre's position across the area's x extent, so no training
-    patch sits inside the test part.
+    The strip of ``val_share`` east of the training part validates (the paper has no validation
+    set; its training quarter stays whole), the rest tests. Patches are assigned by their
+    centre's position across the area's x extent, so no training patch sits inside the test part.
+    Patches without coordinates (imported Landslide4Sense) are placed by their order in the
+    source instead, with a warning.
     """
-    if not 0 < train_share < 1:
-        raise ConfigError(f"train share must be between 0 and 1, got {train_share}")
+    if not (0 < train_share < 1 and 0 <= val_share and train_share + val_share < 1):
+        raise ConfigError(f"train share {train_share} and validation share {val_share} must be positive and sum "
+                          "to less than 1")
     out = np.empty(len(meta), dtype=object)
+    unplaced = 0
     for _, index in meta.groupby(by, sort=True).indices.items():
         part = meta.iloc[index]
-        lo, hi = part.xmin.min(), part.xmax.max()
-        centre = (part.xmin + part.xmax) / 2
-        out[index] = np.where(centre < lo + train_share * (hi - lo), "train", "test")
+        centre = ((part.xmin + part.xmax) / 2).to_numpy(dtype=float)
+        if not np.isfinite(centre).all():
+            unplaced += len(index)
+            centre = np.arange(len(index), dtype=float) + 0.5
+            lo, hi = 0.0, float(len(index))
+        else:
+            lo, hi = part.xmin.min(), part.xmax.max()
+        position = (centre - lo) / max(hi - lo, 1e-300)
+        out[index] = np.where(position < train_share, "train",
+                              np.where(position < train_share + val_share, "val", "test"))
+    if unplaced:
+        warnings.warn(f"{unplaced} patches have no coordinates; their order in the source stands in for their "
+                      "west-to-east position in the block split", GeoslideWarning, stacklevel=3)
     return out
 
 
@@ -102,7 +118,7 @@ SplitRule = Callable[[pd.DataFrame, SplitOptions], np.ndarray]
 
 _RULES: dict[str, SplitRule] = {
     "random": _random,  # per event 60/20/20 (HR-GLDD)
-    "blocks": lambda meta, options: block_split(meta),  # western quarter trains (Landslide4Sense)
+    "blocks": lambda meta, options: block_split(meta),  # western quarter trains, next 5% validates (L4S)
     "events": lambda meta, options: events_split(meta, options.test_events, seed=options.seed,
                                                  strict=False),  # leave events out (GDCLD)
     "none": lambda meta, options: np.full(len(meta), ""),
@@ -130,5 +146,12 @@ def assign_split(name: str, meta: pd.DataFrame, options: SplitOptions) -> np.nda
 
 
 def split_rows(meta: pd.DataFrame, split: str) -> np.ndarray:
-    """Rows of a patch table (:meth:`~geoslide.data.store.PatchStore.meta`) whose ``split`` is ``split``."""
-    return np.flatnonzero(meta["split"].to_numpy() == split)
+    """Labelled rows of a patch table (:meth:`~geoslide.data.store.PatchStore.meta`) whose ``split`` is ``split``.
+
+    Patches without any label (``nodata_fraction`` 1, e.g. a split released without masks and
+    imported for prediction) can neither train nor be scored, so they are left out.
+    """
+    chosen = meta["split"].to_numpy() == split
+    if "nodata_fraction" in meta:
+        chosen &= meta["nodata_fraction"].to_numpy() < 1
+    return np.flatnonzero(chosen)

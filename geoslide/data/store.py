@@ -2,7 +2,7 @@
 
 Layout (the only module that knows it)::
 
-    STORE.zarr/                  group attrs: geoslide_patch_store, bands, patch_size, committed
+    STORE.zarr/                  group attrs: geoslide_patch_store, bands, patch_size, committed[, units]
       images   (n, band, size, size) float32, one chunk per patch
       masks    (n, size, size) uint8 (1 = landslide, 0 = background, 255 = nodata)
       meta/<column>  (n,) one array per metadata column
@@ -43,8 +43,15 @@ class PatchStore:
     path: str
 
     @classmethod
-    def create(cls, path: str | Path, bands: Sequence[str], patch_size: int) -> PatchStore:
-        """Create an empty store; refuses to touch an existing one."""
+    def create(cls, path: str | Path, bands: Sequence[str], patch_size: int,
+               units: Sequence[str] | None = None) -> PatchStore:
+        """Create an empty store; refuses to touch an existing one.
+
+        ``units`` names the unit of each band's values (e.g. ``reflectance``, ``degree``, ``m``,
+        ``dn8`` for 8-bit display values); None when unknown.
+        """
+        if units is not None and len(units) != len(bands):
+            raise PatchStoreError(f"{len(units)} units given for {len(bands)} bands {list(bands)}")
         if exists(check_writable(path)):
             raise PatchStoreError(f"{path} already exists; append to it with PatchStore.open(path) or pick a new path")
         group = zarr.open_group(zarr_store(path, read_only=False), mode="w-", zarr_format=3)
@@ -58,7 +65,7 @@ class PatchStore:
                 warnings.simplefilter("ignore")  # zarr warns that string dtypes are not in the v3 core spec
                 group.create_array(f"meta/{name}", shape=(0,), dtype=str if dtype == "str" else dtype, chunks=(65536,))
         group.attrs.update({"geoslide_patch_store": FORMAT, "bands": list(bands), "patch_size": patch_size,
-                            "committed": 0})
+                            "committed": 0, **({"units": list(units)} if units is not None else {})})
         return cls(str(path))
 
     @classmethod
@@ -92,6 +99,12 @@ class PatchStore:
     def patch_size(self) -> int:
         """Side of each patch in pixels."""
         return int(self._group().attrs["patch_size"])
+
+    @property
+    def units(self) -> list[str] | None:
+        """The unit of each band's values, None when the store does not record them."""
+        units = self._group().attrs.get("units")
+        return None if units is None else list(units)
 
     def __len__(self) -> int:
         return int(self._group().attrs["committed"])

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from geoslide.data.reader import PatchReader
+from geoslide.data.splits import split_rows
 from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
 from geoslide.evaluation.metrics import ConfusionMatrix, confusion_counts
@@ -69,12 +70,16 @@ def evaluate_patches(model_dir: str | Path, store: PatchStore, split: str = "tes
     ``by`` names metadata columns; the pseudo-column ``unseen`` is ``yes`` for the events in ``unseen``.
     """
     meta = store.meta().assign(unseen=lambda m: np.where(m["event"].isin(list(unseen)), "yes", "no"))
-    rows = np.flatnonzero(meta["split"].to_numpy() == split)
+    rows = split_rows(meta, split)  # labelled patches only: a split released without masks scores nothing
     if len(rows) == 0:
-        raise LabelError(f"{store.path} has no patches with split {split!r}; nothing to evaluate")
+        raise LabelError(f"{store.path} has no labelled patches with split {split!r}; nothing to evaluate")
     model, card = load_checkpoint(model_dir, device)
     if tuple(store.bands) != card.bands:
         raise LabelError(f"the model takes bands {list(card.bands)} but the store has {store.bands}")
+    trained_units = card.training.get("units")
+    if trained_units and store.units and list(trained_units) != list(store.units):
+        raise LabelError(f"the model was trained on values in units {trained_units} but the store holds "
+                         f"{store.units}; import the store with the model's units (e.g. --units)")
     per_patch = _patch_counts(model, card, store, rows, batch, device)
     groups = [("mixed", "all", np.ones(len(rows), dtype=bool))]
     groups += [(col, v, meta[col].to_numpy()[rows] == v) for col in by for v in sorted(meta[col].iloc[rows].unique())]

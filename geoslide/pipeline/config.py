@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from geoslide.data.importers._common import ImportOptions
 from geoslide.data.patches import PatchSpec
 from geoslide.data.trainingset import TrainingSetSpec
 from geoslide.errors import ConfigError
@@ -57,12 +58,16 @@ class PatchesStep:
 
 @dataclass(frozen=True)
 class ImportStep:
-    """A published dataset imported into the patch store (``geoslide import``)."""
+    """A published dataset imported into the patch store (``geoslide import``).
+
+    In the YAML, the keys of :class:`~geoslide.data.importers.ImportOptions` (``event``, ``sensor``,
+    ``split``, ``bands``, ``units``, ``channels``, ``sites``, ``label_codes`` as ``{85: 1}``,
+    ``patch_size``, ``to_8bit``, ...) sit beside ``kind`` and ``src``.
+    """
 
     kind: str
     src: str
-    event: str | None = None
-    sensor: str | None = None
+    options: ImportOptions = field(default_factory=ImportOptions)
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,7 @@ def parse_pipeline(data: dict[str, Any]) -> Pipeline:
     demos = data.get("demo", [])
     out["demo"] = tuple(_build(DemoStep, d, "demo", tuples=("events", "sensors"))
                         for d in (demos if isinstance(demos, list) else [demos]))
-    out["imports"] = tuple(_build(ImportStep, d, "imports") for d in data.get("imports", []))
+    out["imports"] = tuple(_import_step(d) for d in data.get("imports", []))
     if "patches" in data:
         out["patches"] = _patches(data["patches"])
     out["models"] = tuple(_model(d) for d in data.get("models", []))
@@ -165,6 +170,25 @@ def _build(cls: type, data: Any, where: str, tuples: tuple[str, ...] = ()) -> An
         return cls(**data)
     except TypeError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _import_step(data: Any) -> ImportStep:
+    option_keys = tuple(f.name for f in fields(ImportOptions))
+    data = dict(_known(data, ImportStep, "imports", extra=option_keys))
+    if "kind" not in data or "src" not in data:
+        raise ConfigError("each entry of imports needs kind and src, e.g. {kind: landslide4sense, src: data/l4s}")
+    options = {k: data[k] for k in option_keys if k in data}
+    for key in ("test_events", "bands", "channels"):
+        if options.get(key) is not None:
+            options[key] = tuple(options[key])
+    if isinstance(options.get("label_codes"), dict):
+        options["label_codes"] = tuple((int(k), int(v)) for k, v in options["label_codes"].items())
+    if "options" in data:
+        raise ConfigError("imports: give the import options beside kind and src, not under options")
+    try:
+        return ImportStep(str(data["kind"]), str(data["src"]), ImportOptions(**options))
+    except TypeError as exc:
+        raise ConfigError(f"imports: {exc}") from exc
 
 
 def _patches(data: Any) -> PatchesStep:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,7 @@ import pandas as pd
 
 from geoslide.catalog.search import search
 from geoslide.data.store import PatchStore
-from geoslide.errors import LabelError
+from geoslide.errors import ConfigError, LabelError
 from geoslide.pipeline.config import DemoStep, Pipeline, Scene, Source
 from geoslide.pipeline.report import metric_columns, plot_f1
 from geoslide.pipeline.workdir import discard_partial, mark_done, marked_done, resolve
@@ -20,6 +21,7 @@ def build_data(pipeline: Pipeline, root: Path, progress: bool, client: Any = Non
     """Demo events, imports and patches into the pipeline's store (skipped when already complete)."""
     store = Path(resolve(root, pipeline.store))
     if marked_done(store):
+        check_unseen(pipeline, PatchStore.open(store))
         return PatchStore.open(store)
     discard_partial(store, root)
     for step in pipeline.demo:
@@ -27,12 +29,24 @@ def build_data(pipeline: Pipeline, root: Path, progress: bool, client: Any = Non
     from geoslide.data.importers import import_dataset
 
     for step in pipeline.imports:
-        import_dataset(step.kind, resolve(root, step.src), store, event=step.event, sensor=step.sensor,
-                       progress=progress)
+        options = step.options
+        if options.sites is not None:
+            options = replace(options, sites=resolve(root, options.sites))
+        import_dataset(step.kind, resolve(root, step.src), store, options=options, progress=progress)
     if pipeline.patches:
         _patches(pipeline, root, store, progress, client)
     mark_done(store)
+    check_unseen(pipeline, PatchStore.open(store))
     return PatchStore.open(store)
+
+
+def check_unseen(pipeline: Pipeline, store: PatchStore) -> None:
+    """Refuse unseen events of the evaluate step that no patch of the store belongs to."""
+    unseen = pipeline.evaluate.unseen_events if pipeline.evaluate else ()
+    events = set(store.meta()["event"])
+    if missing := [e for e in unseen if e not in events]:
+        raise ConfigError(f"evaluate.unseen_events {missing} match no patch; the store's events are "
+                          f"{sorted(events)} (HR-GLDD: name sites with the import's sites table)")
 
 
 def _demo(step: DemoStep, root: Path, progress: bool) -> None:

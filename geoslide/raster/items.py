@@ -110,10 +110,10 @@ class ItemRecord:
             ref = self.bands.get(name.lower())
             if ref is None:
                 offered = ", ".join(sorted({r.name for r in self.bands.values()}))
-                raise BandError(
-                    f"band {name!r} is not in item {self.id!r}; it offers: {offered}. "
-                    "Pick bands by common name (e.g. red, nir) or asset key"
-                )
+                fix = ("Sentinel-2 L2A items have no B10 (cirrus): map L1C items, or train on a store imported with "
+                       "--bands leaving B10 out" if name.lower() in ("b10", "cirrus")
+                       else "Pick bands by common name (e.g. red, nir) or asset key")
+                raise BandError(f"band {name!r} is not in item {self.id!r}; it offers: {offered}. {fix}")
             refs.append(ref)
         return refs
 

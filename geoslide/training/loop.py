@@ -125,7 +125,8 @@ def training_rows(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec) -> tup
                               "with --split random, blocks or events, or give train_split/val_split that exist")
     if len(val_rows) == 0:
         raise PatchStoreError(f"{store.path} has no validation patches (split {spec.val_split!r}; it has {counts}); "
-                              "build it with --split random or events, or give a val_split that exists")
+                              "build or import it with --split random, blocks or events (patches without labels do "
+                              "not count), or give a val_split that exists")
     if len(rows) < spec.batch_size:
         raise PatchStoreError(f"{store.path} has {len(rows)} training patches, fewer than one global batch of "
                               f"{spec.batch_size}, so nothing would be trained: use --batch-size {len(rows)} or less, "
@@ -154,7 +155,8 @@ def _setup(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.ndar
     card = ModelCard(architecture=spec.model, params=dict(spec.model_params), bands=tuple(store.bands),
                      mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(meta),
                      receptive_field=receptive_field(model, len(store.bands)),
-                     training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows))})
+                     training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows)),
+                               "units": store.units})
     optimiser = build_optimiser(spec.optimiser, model.parameters(), spec.lr, spec.weight_decay)
     schedule = build_schedule(spec.schedule, optimiser, spec.lr, _total_steps(spec, len(rows)))
     return _Run(model, optimiser, schedule, build_loss(spec.loss, **spec.loss_params), card, device)

@@ -111,7 +111,11 @@ def test_splits():
         assert counts["train"] == round(0.6 * n) and counts["val"] == round(0.2 * n)
     blocks = block_split(meta)
     a = meta.event == "a"
-    assert (blocks[a][:12] == "train").all() and (blocks[a][13:] == "test").all()
+    assert (blocks[a][:12] == "train").all() and (blocks[a][12:15] == "val").all() and (blocks[a][15:] == "test").all()
+    unplaced = meta.assign(xmin=np.nan, xmax=np.nan)
+    with pytest.warns(GeoslideWarning, match="80 patches have no coordinates"):
+        by_order = block_split(unplaced)
+    assert list(by_order[:50]) == ["train"] * 12 + ["val"] * 3 + ["test"] * 35  # 50 * 0.25 = 12.5
     ev = events_split(meta, ["b"], val_share=0.25)
     assert (ev[~a] == "test").all() and (ev[a] == "val").sum() == round(0.25 * 50)
     with pytest.raises(ConfigError, match="not in the store"):
@@ -204,7 +208,7 @@ def test_cli_patches_builds_a_store(tmp_path):
     store = PatchStore.open(tmp_path / "s2.zarr")
     assert store.bands == ["red", "green", "blue", "nir", "elevation", "ndvi", "slope"]
     assert len(store) == (200 // 32) ** 2  # empty patches kept: the whole 6 x 6 grid of 32 px patches
-    assert set(store.meta().split) == {"train", "test"}
+    assert set(store.meta().split) == {"train", "val", "test"}  # blocks: a validation strip after the training quarter
     assert "36 patches of 32 px" in done.stdout
 
 

@@ -1,15 +1,22 @@
-"""What every importer shares: the import plan, mask checks and the batched writer.
+"""What every importer shares: options, the import plan, mask checks and the batched writer.
 
 An importer scans its source (file names, shapes, headers: no pixel data) into an
 :class:`ImportPlan`. :func:`write_plan` then checks every mask (values only, before anything is
 written, so a bad label never leaves a half-imported store) and appends the patches in batches
 of at most :data:`MAX_BATCH` patches and about :data:`BATCH_BYTES` of imagery.
+
+Patches of a split released without labels (Landslide4Sense ``ValidData``/``TestData``) are
+imported for prediction: their masks are all nodata (255), so ``nodata_fraction`` is 1, which is
+the flag that they have no label; training and scoring skip them
+(:func:`geoslide.data.splits.split_rows`). Anything an importer passes over is reported with a
+:class:`~geoslide.errors.GeoslideWarning`, never skipped silently.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from geoslide.data.store import COLUMNS, PatchStore
-from geoslide.errors import LabelError, PatchStoreError
+from geoslide.errors import GeoslideWarning, LabelError, PatchStoreError
 from geoslide.inventory.codes import MASK_NODATA
 
 MAX_BATCH = 64
@@ -26,6 +33,53 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "traindata": "train", "v
                  "validation": "val", "validdata": "val", "test": "test", "testing": "test", "testdata": "test"}
 
 Reader = Callable[[Sequence[int]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What a user may tell an importer beyond the source folder (``geoslide import`` options).
+
+    Attributes
+    ----------
+    event, sensor : str, optional
+        Event and sensor for every patch, over what the files say.
+    split : str
+        ``release`` keeps the release's own split (folder or file names); a split rule of
+        :func:`geoslide.data.splits.split_names` (``blocks``, ``random``, ``events``, ``none``)
+        re-splits the labelled patches.
+    seed : int
+        Seed of a random split.
+    test_events : tuple of str
+        Events held out by ``split="events"``.
+    bands : tuple of str, optional
+        Keep only these bands, in this order (e.g. Landslide4Sense without ``B10`` for L2A imagery).
+    units : str, optional
+        Units of the stored values, where the importer can convert (Landslide4Sense:
+        ``reflectance``, ``dn``, ``release``); None takes the importer's default.
+    channels : tuple of str, optional
+        HR-GLDD: the band each channel of the arrays holds (default red, green, blue, nir).
+    sites : str, optional
+        HR-GLDD: CSV table ``split,first,last,site`` naming the site of patch index ranges.
+    label_codes : tuple of (int, int), optional
+        GDCLD: label value -> class (0 background, 1 landslide, 255 nodata), over the defaults.
+    patch_size : int, optional
+        GDCLD: side of the patches whole scenes are cut into (default 1024, the paper's).
+    to_8bit : bool
+        GDCLD: stretch images that are not 8-bit to 0-255, as the paper converted every source.
+    """
+
+    event: str | None = None
+    sensor: str | None = None
+    split: str = "release"
+    seed: int = 0
+    test_events: tuple[str, ...] = ()
+    bands: tuple[str, ...] | None = None
+    units: str | None = None
+    channels: tuple[str, ...] | None = None
+    sites: str | None = None
+    label_codes: tuple[tuple[int, int], ...] | None = None
+    patch_size: int | None = None
+    to_8bit: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,7 +97,14 @@ class ImportPlan:
     read_images : callable
         Patch indices -> ``(k, band, size, size)`` float32 array, values as in the source.
     read_masks : callable
-        Patch indices -> ``(k, size, size)`` uint8 array of 0/1; raises :class:`LabelError` on other values.
+        Patch indices -> ``(k, size, size)`` uint8 array of 0/1 (255 nodata); raises :class:`LabelError`
+        on other values.
+    units : tuple of str, optional
+        The unit of each band's values (recorded in the store), None if unknown.
+    labelled : numpy.ndarray, optional
+        Per patch, whether the release labels it (None: all are).
+    after_check : callable, optional
+        Called once after every mask was read by the check pass (e.g. to warn about label codes).
     """
 
     bands: tuple[str, ...]
@@ -51,6 +112,34 @@ class ImportPlan:
     meta: pd.DataFrame
     read_images: Reader
     read_masks: Reader
+    units: tuple[str, ...] | None = None
+    labelled: np.ndarray | None = None
+    after_check: Callable[[], None] = field(default=lambda: None)
+
+    def is_labelled(self) -> np.ndarray:
+        """Per patch, whether it has a label (a boolean array)."""
+        return np.ones(len(self.meta), bool) if self.labelled is None else np.asarray(self.labelled, bool)
+
+    def with_bands(self, keep: Sequence[str]) -> ImportPlan:
+        """The plan reading only the bands ``keep``, in that order."""
+        if unknown := [b for b in keep if b not in self.bands]:
+            raise PatchStoreError(f"band(s) {unknown} are not in this dataset; its bands are {list(self.bands)}")
+        if len(set(keep)) != len(keep) or not keep:
+            raise PatchStoreError(f"--bands {list(keep)} must name each band once; choose from {list(self.bands)}")
+        index = [self.bands.index(b) for b in keep]
+        units = None if self.units is None else tuple(self.units[i] for i in index)
+        return replace(self, bands=tuple(keep), units=units,
+                       read_images=lambda idx, read=self.read_images: read(idx)[:, index])
+
+
+def warn(message: str) -> None:
+    """Report something an importer passed over or guessed (never a silent skip)."""
+    warnings.warn(message, GeoslideWarning, stacklevel=3)
+
+
+def unlabelled_masks(n: int, size: int) -> np.ndarray:
+    """Masks of ``n`` patches released without labels: all nodata."""
+    return np.full((n, size, size), MASK_NODATA, np.uint8)
 
 
 def meta_rows(n: int, **columns) -> pd.DataFrame:
@@ -119,7 +208,8 @@ def write_plan(plan: ImportPlan, out: str | Path, *, progress: bool = False) -> 
     batches = list(_batches(len(plan.meta), _batch_size(plan)))
     for index in tqdm(batches, desc="checking masks", unit="batch", disable=not progress):
         plan.read_masks(index)
-    store = existing if existing is not None else PatchStore.create(out, plan.bands, plan.patch_size)
+    plan.after_check()
+    store = existing if existing is not None else PatchStore.create(out, plan.bands, plan.patch_size, plan.units)
     for index in tqdm(batches, desc="importing patches", unit="batch", disable=not progress):
         masks = plan.read_masks(index)
         meta = plan.meta.iloc[index].reset_index(drop=True)
@@ -135,6 +225,9 @@ def _check_fits(store: PatchStore, plan: ImportPlan, out: str | Path) -> None:
         raise PatchStoreError(
             f"{out} holds {store.patch_size}x{store.patch_size} patches of bands {store.bands}, but this import has "
             f"{plan.patch_size}x{plan.patch_size} patches of bands {list(plan.bands)}; import into a new store")
+    if store.units is not None and plan.units is not None and tuple(store.units) != plan.units:
+        raise PatchStoreError(f"{out} holds values in units {store.units}, but this import has {list(plan.units)}; "
+                              "one normalisation cannot serve both: import with the store's units or into a new store")
 
 
 def _batch_size(plan: ImportPlan) -> int:

@@ -8,9 +8,24 @@ Layout (the authors' repository: ``np.load('data/arrays/trainX.npy')`` ... ``tes
 
 File names are matched loosely: ``trainX``, ``train_X``, ``X_train``, ``Xtrain`` (any case; ``val``,
 ``valid`` or ``validation``), optionally behind a prefix (``kodagu_trainX.npy``), which then names
-the event. Channels-first arrays ``(n, 4, 128, 128)`` are accepted too. Arrays are memory-mapped,
-so only one batch is in memory at a time. Values are kept as released (no rescaling). The
-patches are not georeferenced: ``crs`` is empty and the bounds are NaN.
+the event. A ``.npy`` file whose name has no split word is not imported, with a warning.
+Channels-first arrays ``(n, 4, 128, 128)`` are accepted too. Arrays are memory-mapped, so only one
+batch is in memory at a time.
+
+What the release does not document, the user may say:
+
+- the channel order (``options.channels``): the arrays' channels are known only as green = 1 and
+  NIR = 3; the default reads them as red, green, blue, NIR (the order of PlanetScope's 4-band
+  product is blue, green, red, NIR, so ``channels=("blue", "green", "red", "nir")`` is the other
+  reading). The store's bands are always ``red, green, blue, nir``.
+- the site of every patch (``options.sites``): a CSV table with columns ``first``, ``last``
+  (0-based patch indices, both included), ``site`` and either ``split`` (train/val/test) or
+  ``file`` (the X array's file name). The site becomes the patch's event, so per-site tables and
+  unseen-event tests can be made; patches no row covers keep the default event, with a warning.
+
+Values are kept as released (scaled reflectance); the store records ``reflectance`` when the values
+are at most 2, else ``reflectance*10000``. The patches are not georeferenced: ``crs`` is empty and
+the bounds are NaN.
 """
 
 from __future__ import annotations
@@ -23,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from geoslide.data.importers._common import ImportPlan, binary_mask, meta_rows, split_of
+from geoslide.data.importers._common import ImportOptions, ImportPlan, binary_mask, meta_rows, split_of, warn
 from geoslide.errors import ConfigError, LabelError, PatchStoreError
 
 BANDS = ("red", "green", "blue", "nir")
@@ -44,35 +59,101 @@ class _Part:
     prefix: str
 
 
-def plan(src: str | Path, *, event: str | None = None) -> ImportPlan:
+def plan(src: Path, options: ImportOptions) -> ImportPlan:
     """Scan an HR-GLDD folder of ``.npy`` arrays into an import plan.
 
     Parameters
     ----------
-    src : str or pathlib.Path
+    src : pathlib.Path
         Folder holding the arrays (searched recursively).
-    event : str, optional
-        Event for every patch; default the file-name prefix, else ``"hr-gldd"``.
+    options : ImportOptions
+        ``event`` (default: the file-name prefix, else ``"hr-gldd"``; a site table wins over it),
+        ``sensor`` (default ``"planetscope"``), ``channels``, ``sites``.
 
     Returns
     -------
     ImportPlan
         Every patch of every split, in file order (train, val, test).
     """
-    root = Path(src)
-    if not root.is_dir():
-        raise ConfigError(f"HR-GLDD folder {root} does not exist; pass the folder holding trainX.npy/trainY.npy")
-    parts = [_load_part(x, y, split, prefix) for (split, prefix), (x, y) in _find_pairs(root).items()]
+    if not src.is_dir():
+        raise ConfigError(f"HR-GLDD folder {src} does not exist; pass the folder holding trainX.npy/trainY.npy")
+    order = _channel_order(options.channels)
+    parts = [_load_part(x, y, split, prefix) for (split, prefix), (x, y) in _find_pairs(src).items()]
     sizes = {p.images.shape[-1] for p in parts}
     if len(sizes) > 1:
-        raise PatchStoreError(f"HR-GLDD arrays under {root} mix patch sizes {sorted(sizes)}; import them separately")
+        raise PatchStoreError(f"HR-GLDD arrays under {src} mix patch sizes {sorted(sizes)}; import them separately")
     offsets = np.cumsum([0] + [len(p.images) for p in parts])
-    frames = [meta_rows(len(p.images), event=event or p.prefix or "hr-gldd", sensor="planetscope", split=p.split,
+    frames = [meta_rows(len(p.images), event=options.event or p.prefix or "hr-gldd",
+                        sensor=options.sensor or "planetscope", split=p.split,
                         item_id=[f"{p.x_path.name}:{i}" for i in range(len(p.images))], resolution=3.0)
               for p in parts]
     meta = pd.concat(frames, ignore_index=True)
-    return ImportPlan(BANDS, sizes.pop(), meta, lambda idx: _gather(parts, offsets, idx, True),
-                      lambda idx: _gather(parts, offsets, idx, False))
+    if options.sites is not None:
+        meta["event"] = _site_events(Path(options.sites), parts, offsets, meta["event"].to_numpy())
+    units = _units(parts)
+    return ImportPlan(BANDS, sizes.pop(), meta, lambda idx: _gather(parts, offsets, idx, True)[:, order],
+                      lambda idx: _gather(parts, offsets, idx, False), units=units)
+
+
+def _units(parts: list[_Part]) -> tuple[str, ...]:
+    """``reflectance`` when the first patch's values are at most 2, else ``reflectance*10000``."""
+    first = next((p.images[:1] for p in parts if len(p.images)), np.zeros(1))
+    return ("reflectance",) * len(BANDS) if float(np.nanmax(first)) <= 2 else ("reflectance*10000",) * len(BANDS)
+
+
+def _channel_order(channels: Sequence[str] | None) -> list[int]:
+    """For each store band (red, green, blue, nir), the channel of the arrays holding it."""
+    channels = tuple(c.lower() for c in channels) if channels else BANDS
+    if sorted(channels) != sorted(BANDS):
+        raise ConfigError(f"--channels {list(channels)} must name each of {', '.join(BANDS)} once, in the arrays' "
+                          "channel order (default red green blue nir)")
+    if channels[1] != "green" or channels[3] != "nir":
+        warn(f"--channels {list(channels)} puts green or nir elsewhere than channel 1 and 3, which is all the "
+             "HR-GLDD release is known to say about its channels")
+    return [channels.index(band) for band in BANDS]
+
+
+def _site_events(table: Path, parts: list[_Part], offsets: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """The event of every patch after the site table ``table`` (see the module notes)."""
+    try:
+        rows = pd.read_csv(table, dtype={"site": str, "split": str, "file": str})
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"site table {table} cannot be read ({err}); give a CSV with first,last,site,split") from err
+    if not {"first", "last", "site"} <= set(rows.columns) or not {"split", "file"} & set(rows.columns):
+        raise ConfigError(f"site table {table} has columns {list(rows.columns)}; it needs first, last, site and "
+                          "split (train/val/test) or file (the X array's name)")
+    events, covered = events.copy(), np.zeros(len(events), bool)
+    for n, row in enumerate(rows.itertuples(index=False), start=2):
+        p = _part_of(row, parts, table, n)
+        first, last = int(row.first), int(row.last)
+        if not 0 <= first <= last < len(parts[p].images):
+            raise ConfigError(f"{table} line {n}: patches {first}-{last} are outside the {len(parts[p].images)} "
+                              f"patches of {parts[p].x_path.name} (indices 0-based, last included)")
+        span = slice(offsets[p] + first, offsets[p] + last + 1)
+        if covered[span].any():
+            raise ConfigError(f"{table} line {n}: patches {first}-{last} of {parts[p].x_path.name} are already "
+                              "given a site by an earlier line")
+        events[span], covered[span] = str(row.site), True
+    if not covered.all():
+        warn(f"site table {table} covers {covered.sum()} of {len(covered)} patches; the other "
+             f"{(~covered).sum()} keep the event {sorted(set(events[~covered]))}")
+    return events
+
+
+def _part_of(row, parts: list[_Part], table: Path, line: int) -> int:
+    file = getattr(row, "file", None)
+    if isinstance(file, str) and file:
+        found = [i for i, p in enumerate(parts) if p.x_path.name in (file, f"{file}.npy")]
+        what = f"file {file!r}"
+    else:
+        split = split_of(str(getattr(row, "split", "")))
+        found = [i for i, p in enumerate(parts) if p.split == split]
+        what = f"split {getattr(row, 'split', '')!r}"
+    if len(found) != 1:
+        names = [p.x_path.name for p in parts]
+        raise ConfigError(f"{table} line {line}: {what} matches {len(found)} of the arrays {names}; name one "
+                          "(column file for arrays with a prefix)")
+    return found[0]
 
 
 def _find_pairs(root: Path) -> dict[tuple[str, str], tuple[Path, Path]]:
@@ -80,6 +161,8 @@ def _find_pairs(root: Path) -> dict[tuple[str, str], tuple[Path, Path]]:
     for path in sorted(root.rglob("*.npy")):
         match = _NAME.match(path.stem)
         if match is None:
+            warn(f"{path.name} has no split word (trainX, valY, X_test, ...) in its name; it is not imported, "
+                 "rename it to import it")
             continue
         split = split_of(match["s1"] or match["s2"])
         kind = (match["k1"] or match["k2"]).lower()
