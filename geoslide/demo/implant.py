@@ -222,15 +222,18 @@ def _soft_cover(geoms: gpd.GeoSeries, grid: GridSpec, k: int = 4) -> np.ndarray:
     h, w = grid.shape
     fine = GridSpec(grid.epsg, grid.bounds, grid.resolution / k)
     burnt = rasterize(((g, 1) for g in geoms), out_shape=fine.shape, transform=fine.transform, dtype="uint8")
-    cover = burnt.reshape(h, k, w, k).mean(axis=(1, 3))
-    return gaussian_filter(cover, 0.4)
+    cover = gaussian_filter(burnt.reshape(h, k, w, k).mean(axis=(1, 3)), 0.4)
+    cover[cover < 1e-6] = 0.0  # the filter's far tails: leave the scene exactly as it was there
+    return cover
 
 
 def _scarp_shadow(cover: np.ndarray, azimuth: float, length_px: float) -> np.ndarray:
     """Multiplicative shade: the scar's rim casts a thin shadow onto the side away from the sun."""
     dy, dx = length_px * np.cos(azimuth), -length_px * np.sin(azimuth)
     cast = shift(cover, (dy, dx), order=1, mode="constant", cval=0.0)
-    return 1 - 0.4 * np.clip(cast - cover, 0, 1)
+    shade = np.clip(cast - cover, 0, 1)
+    shade[shade < 1e-6] = 0.0
+    return 1 - 0.4 * shade
 
 
 def label_mask(scars: gpd.GeoDataFrame, grid: GridSpec, valid: np.ndarray) -> np.ndarray:

@@ -134,7 +134,7 @@ def _draw(folder: Path, scene: Scene, event: str, k: int, spec: ImplantedSpec, r
           ) -> tuple[pystac.Item, gpd.GeoDataFrame]:
     """One scene draw: resample, vary radiometry, implant, quantise, write the COG and its item."""
     lo, hi = _reachable(spec.resolution, scene.resolution, min(scene.valid.shape))
-    resolution = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    resolution = round(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))), 3)
     idx = [scene.bands.index(b) for b in spec.bands]
     image, valid = resample(scene.image[idx], scene.valid, resolution / scene.resolution)
     image, valid = _crop(image, valid, spec.max_side)

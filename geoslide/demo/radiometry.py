@@ -42,7 +42,7 @@ class Radiometry:
     band_gain: float = 0.06
     haze: tuple[float, float] = (0.0, 0.04)
     gamma: tuple[float, float] = (0.85, 1.2)
-    noise: float = 0.006
+    noise: float = 0.003
 
 
 def jitter(reflectance: np.ndarray, bands: Sequence[str], spec: Radiometry, rng: np.random.Generator) -> np.ndarray:
