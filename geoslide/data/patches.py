@@ -174,6 +174,6 @@ def extract(image: xr.DataArray, mask: da.Array, windows: np.ndarray, size: int)
     if not imgs:
         n_bands = data.shape[0]
         # explicit arrays: dask's automatic chunking divides by zero on a zero-length shape
-        return (da.from_array(np.zeros((0, n_bands, size, size), dtype="float32")),
-                da.from_array(np.zeros((0, size, size), dtype="uint8")))
+        return (da.from_array(np.zeros((0, n_bands, size, size), dtype="float32"), chunks=-1),
+                da.from_array(np.zeros((0, size, size), dtype="uint8"), chunks=-1))
     return da.stack(imgs), da.stack(masks)

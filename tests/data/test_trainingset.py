@@ -297,6 +297,6 @@ def test_a_scene_with_no_patch_window_gives_empty_patch_arrays():
     from geoslide.data.patches import extract
 
     image = xr.DataArray(da.ones((3, 50, 40), chunks=(1, 50, 40)), dims=("band", "y", "x"))
-    images, masks = extract(image, da.zeros((50, 40), dtype="uint8"), np.zeros((0, 2), dtype=int), 64)
-    assert images.compute().shape == (0, 3, 64, 64) and images.dtype == np.float32
-    assert masks.compute().shape == (0, 64, 64) and masks.dtype == np.uint8
+    images, masks = extract(image, da.zeros((50, 40), dtype="uint8"), np.zeros((0, 2), dtype=int), 128)
+    assert images.compute().shape == (0, 3, 128, 128) and images.dtype == np.float32
+    assert masks.compute().shape == (0, 128, 128) and masks.dtype == np.uint8
