@@ -44,7 +44,7 @@ def evaluate_map(pred: str | Path, labels: str | Path | gpd.GeoDataFrame, min_ar
     stored = open_map(pred)
     mask = stored["mask"]
     grid = grid_of(mask)
-    inventory = read_inventory(labels)
+    inventory = read_inventory(labels, allow_empty=True)  # a landslide-free scene: only false alarms count
     truth = rasterize_inventory(inventory, grid, chunks=mask.data.chunksize).data
     target = da.where(mask.data == MASK_NODATA, MASK_NODATA, truth)
     blocks = [dask.delayed(_block_counts)(p, t) for p, t in zip(mask.data.to_delayed().ravel(),

@@ -16,7 +16,7 @@ Relative paths in the file are taken from the working folder (``--work``, defaul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +126,7 @@ class Pipeline:
     train: dict[str, Any] = field(default_factory=dict)
     models: tuple[ModelRun, ...] = ()
     evaluate: EvaluateStep = field(default_factory=EvaluateStep)
+    source: str | None = None
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
@@ -139,7 +140,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of pipeline keys")
-    return parse_pipeline(data)
+    return replace(parse_pipeline(data), source=str(path))
 
 
 def parse_pipeline(data: dict[str, Any]) -> Pipeline:

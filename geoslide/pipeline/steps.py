@@ -11,6 +11,7 @@ from geoslide.catalog.search import search
 from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
 from geoslide.pipeline.config import DemoStep, ImplantStep, Pipeline, Scene, Source
+from geoslide.pipeline.modelcard import write_model_card
 from geoslide.pipeline.report import metric_columns, plot_f1
 from geoslide.pipeline.workdir import discard_partial, mark_done, marked_done, resolve
 from geoslide.tables import markdown_table
@@ -110,6 +111,9 @@ def evaluate_all(pipeline: Pipeline, store: PatchStore, models: dict[str, Path],
     plot_f1(rows, root / "report.png", title=f"{pipeline.name}: F1")
     text = _markdown(pipeline, rows)
     (root / "report.md").write_text(text)
+    for name, path in models.items():
+        write_model_card(Path(path), pipeline.name, pipeline.description, rows[rows["model"] == name],
+                         pipeline.source)
     return text
 
 
