@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ def evaluate_map(pred: str | Path, labels: str | Path | gpd.GeoDataFrame, min_ar
     matrix = ConfusionMatrix(np.sum(dask.compute(*blocks), axis=0))
     valid = vectorize((mask != MASK_NODATA).astype(np.uint8).rio.write_crs(grid.crs)).union_all()
     objects = object_scores(vectorize(mask, min_area=min_area), inventory.to_crs(grid.crs), valid)
+    objects = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in objects.items()}  # JSON-safe
     return {**matrix.as_dict(json_safe=True), **objects, "pixels_valid": int(matrix.counts.sum())}
 
 

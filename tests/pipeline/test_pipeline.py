@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import yaml
 
 from geoslide.cli import main
 from geoslide.errors import ConfigError
+from geoslide.evaluation import evaluate_map
 from geoslide.pipeline import load_pipeline, run_pipeline
 from geoslide.pipeline.config import parse_pipeline
 
@@ -79,6 +81,8 @@ def test_a_pipeline_on_real_backgrounds_with_implanted_scars_reports_false_alarm
     scene = rows[rows["table"] == "whole scene"].iloc[0]
     assert scene["tp"] == scene["fn"] == 0  # a landslide-free real scene: only false alarms can be counted
     assert scene["false_alarm_share"] == pytest.approx(scene["fp"] / (scene["fp"] + scene["tn"]))
+    scores = evaluate_map(next((tmp_path / "maps").glob("*.zarr")), tmp_path / "free/fr/fr-inventory/inventory.parquet")
+    assert json.loads(json.dumps(scores, allow_nan=False))["detected_share"] is None  # strict JSON, no NaN
     events = set(rows.loc[rows["table"] == "per event", "value"])
     assert events <= {"tr-xrspatial_S2_RGBN_10m_epsg32719-0", "tr-xrspatial_S2_RGBN_10m_epsg32719-1"}
 
