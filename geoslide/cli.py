@@ -168,7 +168,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a segmentation model on a patch store", formatter_class=_RegistryHelp)
     p.add_argument("--patches", required=True, metavar="STORE.zarr", help="patch store with train/val splits (a path "
                    "or s3:// URL)")
-    p.add_argument("--model", required=True, metavar="NAME", help="architecture: {models}")
+    p.add_argument("--model", default=None, metavar="NAME", help="architecture: {models} (or --init)")
+    p.add_argument("--init", default=None, metavar="MODEL_DIR", help="fine-tune this model (a directory or a "
+                   "bundled model's name, e.g. rgb): its architecture, weights and normalisation; the store needs "
+                   "its bands")
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory or s3:// prefix (resumed if "
                    "it holds a run)")
     p.add_argument("--model-params", default="{}", metavar="JSON",
@@ -193,7 +196,8 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("map", help="map landslides in STAC imagery with a model (tiled inference to Zarr)")
     _stac_args(p)
     p.add_argument("--model", default=None, metavar="MODEL_DIR",
-                   help="model directory, a path or an s3:// or http(s):// URL (default: the bundled demo model)")
+                   help="model directory (a path or an s3:// or http(s):// URL) or a bundled model's name "
+                   "(default: the bundled model that fits the items' bands and resolution, which is printed)")
     p.add_argument("--out", required=True, metavar="OUT.zarr", help="map store, a path or s3:// URL; the item, "
                    "quicklook and COGs go beside it (an unfinished one is resumed)")
     p.add_argument("--vectors", default=None, metavar="OUT.parquet", help="also write landslide polygons "
@@ -204,7 +208,12 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, default=None, metavar="PX", help="context per side (default: from the model)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
-    p.add_argument("--resolution", type=float, default=None, help="target pixel size (default: the items')")
+    p.add_argument("--resolution", type=_resolution_option, default=None, metavar="R|model",
+                   help="target pixel size, or 'model' for the nearest in the model's training range "
+                   "(default: the items')")
+    p.add_argument("--bands", nargs="+", default=None, metavar="BAND",
+                   help="item bands fed to the model, one per model band in its order (e.g. b1 b2 b3 for an RGB "
+                   "model); without --model, the bundled model is chosen among those taking these bands")
     p.add_argument("--epsg", type=int, default=None, help="target CRS (needed when items differ in CRS)")
     p.add_argument("--cog", action="store_true", help="also export probability and mask as COGs")
     p.add_argument("--no-quicklook", dest="quicklook", action="store_false", help="skip the quicklook PNG")
@@ -320,10 +329,30 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _architecture(args: argparse.Namespace) -> tuple[str, dict, str | None]:
+    """``--model``/``--model-params``, or those of the ``--init`` model's card."""
+    from geoslide.errors import ConfigError
+    from geoslide.fileio import absolute
+    from geoslide.models.card import model_location, read_card
+
+    params = _json_option(args.model_params, "--model-params")
+    if args.init is None:
+        if args.model is None:
+            raise ConfigError("give --model NAME (an architecture) or --init MODEL_DIR (a model to fine-tune)")
+        return args.model, params, None
+    init = str(absolute(model_location(args.init)))
+    card = read_card(init)
+    if (args.model or card.architecture) != card.architecture or (params and params != card.params):
+        raise ConfigError(f"--init {args.init} is a {card.architecture} {card.params}; leave out --model and "
+                          "--model-params (they come from the model fine-tuned)")
+    return card.architecture, dict(card.params), init
+
+
 def _train(args: argparse.Namespace) -> int:
     from geoslide.training import TrainSpec, train
 
-    spec = TrainSpec(model=args.model, model_params=_json_option(args.model_params, "--model-params"),
+    model, params, init = _architecture(args)
+    spec = TrainSpec(model=model, model_params=params, init=init,
                      loss=args.loss, optimiser=args.optimiser, lr=args.lr, weight_decay=args.weight_decay,
                      schedule=args.schedule, epochs=args.epochs, max_steps=args.max_steps,
                      batch_size=args.batch_size, augment=args.augment, balance=args.balance,
@@ -333,13 +362,24 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resolution_option(text: str) -> float | str:
+    """``--resolution``: metres, or ``model``."""
+    if text == "model":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a pixel size in metres or 'model', got {text!r}") from None
+
+
 def _map(args: argparse.Namespace) -> int:
     from geoslide.mapping.job import MapSpec, run_map
     from geoslide.mapping.tiling import InferenceSpec
 
     inference = InferenceSpec(chunk=args.chunk, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
     spec = MapSpec(out=args.out, model=args.model, vectors=args.vectors, inference=inference,
-                   resolution=args.resolution, epsg=args.epsg, min_area=args.min_area,
+                   bands=tuple(args.bands) if args.bands else None, resolution=args.resolution, epsg=args.epsg,
+                   min_area=args.min_area,
                    split=args.split_amalgamated, cog=args.cog, quicklook=args.quicklook,
                    pre_stac_query=args.pre_stac_query, dem_stac_query=args.dem_stac_query,
                    allow_mixed_dates=args.allow_mixed_dates)

@@ -173,5 +173,7 @@ def extract(image: xr.DataArray, mask: da.Array, windows: np.ndarray, size: int)
     masks = [mask[r : r + size, c : c + size] for r, c in windows]
     if not imgs:
         n_bands = data.shape[0]
-        return (da.zeros((0, n_bands, size, size), dtype="float32"), da.zeros((0, size, size), dtype="uint8"))
+        # explicit arrays: dask's automatic chunking divides by zero on a zero-length shape
+        return (da.from_array(np.zeros((0, n_bands, size, size), dtype="float32"), chunks=-1),
+                da.from_array(np.zeros((0, size, size), dtype="uint8"), chunks=-1))
     return da.stack(imgs), da.stack(masks)

@@ -201,10 +201,15 @@ class ConfusionMatrix:
         """``(tp + tn) / valid pixels``; NaN without valid pixels."""
         return _ratio(self.tp + self.tn, int(self.counts.sum()))
 
+    @property
+    def false_alarm_share(self) -> float:
+        """``fp / (fp + tn)``: the share of the landslide-free area mapped as landslide; NaN without any."""
+        return _ratio(self.fp, self.fp + self.tn)
+
     def as_dict(self, json_safe: bool = False) -> dict[str, Any]:
         """Counts and metrics; ``json_safe`` turns NaN into None."""
         out: dict[str, Any] = dict(zip(("tn", "fp", "fn", "tp"), self.counts.tolist(), strict=True))
-        for name in ("precision", "recall", "f1", "iou", "miou", "accuracy"):
+        for name in ("precision", "recall", "f1", "iou", "miou", "accuracy", "false_alarm_share"):
             value = getattr(self, name)
             out[name] = None if json_safe and math.isnan(value) else value
         return out

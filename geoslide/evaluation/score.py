@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def evaluate_map(pred: str | Path, labels: str | Path | gpd.GeoDataFrame, min_ar
     stored = open_map(pred)
     mask = stored["mask"]
     grid = grid_of(mask)
-    inventory = read_inventory(labels)
+    inventory = read_inventory(labels, allow_empty=True)  # a landslide-free scene: only false alarms count
     truth = rasterize_inventory(inventory, grid, chunks=mask.data.chunksize).data
     target = da.where(mask.data == MASK_NODATA, MASK_NODATA, truth)
     blocks = [dask.delayed(_block_counts)(p, t) for p, t in zip(mask.data.to_delayed().ravel(),
@@ -54,6 +55,7 @@ def evaluate_map(pred: str | Path, labels: str | Path | gpd.GeoDataFrame, min_ar
     matrix = ConfusionMatrix(np.sum(dask.compute(*blocks), axis=0))
     valid = vectorize((mask != MASK_NODATA).astype(np.uint8).rio.write_crs(grid.crs)).union_all()
     objects = object_scores(vectorize(mask, min_area=min_area), inventory.to_crs(grid.crs), valid)
+    objects = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in objects.items()}  # JSON-safe
     return {**matrix.as_dict(json_safe=True), **objects, "pixels_valid": int(matrix.counts.sum())}
 
 

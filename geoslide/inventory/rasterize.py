@@ -25,7 +25,7 @@ def rasterize_inventory(source: str | Path | gpd.GeoDataFrame, grid: GridSpec, c
     Pixels whose centre falls inside a polygon are 1, as ``rasterio.features.rasterize`` does over
     the whole grid; each chunk only sees the polygons whose bounding box meets it.
     """
-    geoms = prepare_inventory(read_inventory(source), grid)
+    geoms = prepare_inventory(read_inventory(source, allow_empty=True), grid)
     boxes = shapely.bounds(geoms)
     shared = dask.delayed((geoms, boxes), pure=True, traverse=False)
     cy, cx = (chunks, chunks) if isinstance(chunks, int) else chunks

@@ -15,16 +15,18 @@ from geoslide.inventory.geometry import repair_invalid
 from geoslide.raster.grid import GridSpec, intersect_bounds
 
 
-def read_inventory(source: str | Path | gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def read_inventory(source: str | Path | gpd.GeoDataFrame, allow_empty: bool = False) -> gpd.GeoDataFrame:
     """Read landslide polygons (GeoParquet, GeoJSON, GeoPackage, shapefile, ...) and check them.
 
     ``source`` is a frame, a path, or a URL (``s3://``, ``http(s)://``) of a single-file format.
+    ``allow_empty``: an inventory without polygons is accepted (a scene mapped as landslide-free,
+    to count false alarms); a training set needs at least one landslide.
     """
     frame = source if isinstance(source, gpd.GeoDataFrame) else _read_file(source)
     if frame.crs is None:
         raise LabelError("the inventory has no CRS; set it (e.g. gdf.set_crs('EPSG:32645') or "
                          "ogr2ogr -a_srs EPSG:32645) so it can be placed on the imagery")
-    if len(frame) == 0 or frame.geometry.is_empty.all():
+    if not allow_empty and (len(frame) == 0 or frame.geometry.is_empty.all()):
         raise LabelError("the inventory has no polygons; a training set needs at least one landslide")
     return frame
 
@@ -41,7 +43,13 @@ def _read_file(source: str | Path) -> gpd.GeoDataFrame:
 
 
 def prepare_inventory(frame: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:
-    """Polygons in the grid's CRS, invalid ones repaired (with a counted warning), empty ones dropped."""
+    """Polygons in the grid's CRS, invalid ones repaired (with a counted warning), empty ones dropped.
+
+    An inventory with polygons none of which meets the grid is refused (labels of another area);
+    one without any polygon gives none.
+    """
+    if len(frame) == 0 or frame.geometry.is_empty.all():
+        return np.empty(0, dtype=object)
     geoms = frame.to_crs(grid.epsg).geometry.to_numpy()
     geoms, repaired = repair_invalid(geoms)
     if repaired:

@@ -6,7 +6,8 @@ chunk by chunk and redoes only the cheap exports.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import sys
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,23 @@ from geoslide.inventory.vectorize import vectorize
 from geoslide.inventory.write import write_vectors
 from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import predict_proba
+from geoslide.mapping.inputcheck import (
+    check_resolution,
+    check_values,
+    item_resolution,
+    model_resolution,
+    read_bands,
+    sample_bands,
+)
 from geoslide.mapping.item import item_path, map_item
 from geoslide.mapping.quicklook import quicklook
 from geoslide.mapping.store import open_map, write_map
 from geoslide.mapping.tiling import InferenceSpec
-from geoslide.models.card import ModelCard, ResolvedModel, bundled_model_path, resolve_model
+from geoslide.models.card import ModelCard, ResolvedModel, model_location, resolve_model
+from geoslide.models.choice import choose_bundled
+from geoslide.raster.derived import is_derived
 from geoslide.raster.inputs import load_inputs, missing_inputs, plan_inputs
-from geoslide.raster.items import asset_hrefs
+from geoslide.raster.items import asset_hrefs, parse_items
 from geoslide.raster.scenes import mixed_scenes
 
 
@@ -42,13 +53,18 @@ class MapSpec:
         Map store path (``OUT.zarr``); the quicklook (``OUT.png``), STAC item (``OUT.json``) and COGs
         (``OUT.probability.tif``, ``OUT.mask.tif``) are written beside it.
     model
-        Model directory; None takes the bundled demo model.
+        Model directory, or a bundled model's name (``rgb``, ``rgbn``, ``s2``, ``demo``); None chooses
+        the bundled model that fits the items' bands and resolution (:func:`geoslide.models.choice.choose_bundled`).
+    bands
+        Item bands fed to the model, one for each of the model's bands in its order (e.g. an RGB
+        model on bands named ``b1 b2 b3``); None reads the model's bands by name.
     vectors
         GeoParquet path for landslide polygons (a GeoJSON in WGS84 is written beside it); None skips.
     inference
         Chunk, overlap, tile and batch sizes, device.
     resolution, epsg
-        Target grid; None keeps the items' (several CRSs need ``epsg``).
+        Target grid; None keeps the items' (several CRSs need ``epsg``). ``resolution="model"``
+        resamples to the nearest pixel size in the model's training range.
     min_area
         Minimum mapping unit in m2 for the vectors.
     split
@@ -72,7 +88,8 @@ class MapSpec:
     model: str | None = None
     vectors: str | None = None
     inference: InferenceSpec = field(default_factory=InferenceSpec)
-    resolution: float | None = None
+    bands: tuple[str, ...] | None = None
+    resolution: float | str | None = None
     epsg: int | None = None
     min_area: float = 0.0
     split: bool = False
@@ -84,7 +101,9 @@ class MapSpec:
     allow_mixed_dates: bool = False
 
     def __post_init__(self) -> None:
-        if self.resolution is not None and not self.resolution > 0:
+        if isinstance(self.resolution, str) and self.resolution != "model":
+            raise GridError(f"resolution must be a number of metres or 'model', got {self.resolution!r}")
+        if isinstance(self.resolution, (int, float)) and not self.resolution > 0:
             raise GridError(f"resolution must be positive, got {self.resolution}; give the pixel size in the "
                             "target CRS's units, or leave it unset to keep the items'")
         if self.epsg is not None and self.epsg < 1:
@@ -102,14 +121,17 @@ class MapResult:
     quicklook: Location | None
     vectors: Location | None
     summary: dict[str, Any] | None
+    model: str = ""
 
 
 def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = None, client: Any = None,
             progress: bool = False) -> MapResult:
     """Search, load, mosaic and map ``stac_query``'s items with a model; see :class:`MapSpec`."""
     _check_out(spec.out, spec.vectors)
-    model = resolve_model(spec.model or bundled_model_path())
     items = search(stac_query, catalog)
+    model, spec, note = _model_for(items, spec)
+    if progress:
+        print(f"geoslide map: {note}", file=sys.stderr)
     extra = extra_items(model.card, spec, catalog)
     used = [*items, *(i for found in extra.values() if found for i in found)]
     if client is not None:  # the workers read the imagery and the model; this process writes the outputs
@@ -119,7 +141,26 @@ def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = 
     attrs = {"model": _model_id(model), "inputs": sorted({i.id for i in used}),
              "inference": asdict(spec.inference)}
     write_map(probability, spec.out, model.card.threshold, attrs, progress=progress, client=client)
-    return _exports(items, image, model, spec)
+    return replace(_exports(items, image, model, spec), model=note)
+
+
+def _model_for(items: list[pystac.Item], spec: MapSpec) -> tuple[ResolvedModel, MapSpec, str]:
+    """The model (given, or the bundled one that fits), the spec with a numeric resolution, and a note."""
+    native = item_resolution(items)
+    if spec.model:
+        model = resolve_model(model_location(spec.model))
+        note = f"model {model.path}"
+    else:
+        offered = spec.bands or [b for r in parse_items(items) for b in r.bands]
+        synthetic = all(i.properties.get("geoslide:synthetic") for i in items)
+        choice = choose_bundled(offered, native, synthetic=synthetic, positional=spec.bands is not None)
+        model, note = resolve_model(choice.path), choice.reason
+    names = read_bands(model.card, spec.bands)
+    check_values(sample_bands(items, [n for n in names if not is_derived(n)]), model.card, note)
+    if spec.resolution == "model":
+        spec = replace(spec, resolution=model_resolution(native, model.card))
+    check_resolution(spec.resolution or native, model.card, note)
+    return model, spec, note
 
 
 def load_image(items: list[pystac.Item], card: ModelCard, spec: MapSpec, pre_items: list[pystac.Item] | None = None,
@@ -130,17 +171,19 @@ def load_image(items: list[pystac.Item], card: ModelCard, spec: MapSpec, pre_ite
     computed them (:func:`geoslide.raster.inputs.load_inputs`): ``d_`` bands against ``pre_items``,
     slope from the elevation of ``dem_items`` or else of the items.
     """
-    if missing := missing_inputs(card.bands, items, pre=bool(pre_items), dem=bool(dem_items)):
+    if missing := missing_inputs(read_bands(card, spec.bands), items, pre=bool(pre_items), dem=bool(dem_items)):
         raise BandError(f"the model needs {missing}")
     _check_one_scene(items, "the items to mosaic", spec)
     if plan_inputs(card.bands).differences:
         _check_one_scene(pre_items, "the pre-event items", spec)
+    names = read_bands(card, spec.bands)
     options: dict[str, Any] = {"chunksize": spec.inference.chunk}
     if spec.resolution is not None:
         options["resolution"] = spec.resolution
     if spec.epsg is not None:
         options["epsg"] = spec.epsg
-    return load_inputs(items, card.bands, pre_items=pre_items, dem_items=dem_items, **options)
+    image = load_inputs(items, names, pre_items=pre_items, dem_items=dem_items, **options)
+    return image.assign_coords(band=list(card.bands)) if spec.bands else image
 
 
 def extra_items(card: ModelCard, spec: MapSpec, catalog: str | None) -> dict[str, list[pystac.Item] | None]:

@@ -48,6 +48,8 @@ class ModelCard:
         Patch size the model was trained on (pixels).
     resolution
         Ground sampling distance of the training data (metres); None if mixed or unknown.
+    resolution_range
+        Smallest and largest ground sampling distance of the training data (metres), None if unknown.
     threshold
         Probability at and above which a pixel is mapped as landslide.
     receptive_field
@@ -63,6 +65,7 @@ class ModelCard:
     std: tuple[float, ...]
     patch_size: int
     resolution: float | None = None
+    resolution_range: tuple[float, float] | None = None
     threshold: float = 0.5
     receptive_field: int | None = None
     training: dict[str, Any] = field(default_factory=dict)
@@ -91,6 +94,8 @@ class ModelCard:
             raise ModelError(f"model card has unknown keys {unknown}; was it written by a newer geoslide?")
         for key in ("bands", "mean", "std"):
             data[key] = tuple(data.get(key, ()))
+        if data.get("resolution_range") is not None:
+            data["resolution_range"] = tuple(data["resolution_range"])
         try:
             return cls(**data)
         except TypeError as exc:
@@ -182,12 +187,36 @@ def card_multiple(card: ModelCard) -> int:
         return size_multiple(build_model(card.architecture, len(card.bands), **card.params))
 
 
-def bundled_model_path() -> Path:
-    """The demo model shipped with geoslide (trained by ``pipelines/demo.yaml``)."""
-    path = Path(__file__).resolve().parents[1] / "_models" / "demo"
+BUNDLED = Path(__file__).resolve().parents[1] / "_models"
+"""Folder of the models shipped with geoslide, one sub-folder each."""
+
+
+def bundled_model_path(name: str = "demo") -> Path:
+    """A model shipped with geoslide: ``demo`` (trained by ``pipelines/demo.yaml``) or one of :func:`bundled_names`."""
+    path = BUNDLED / name
     if (path / CARD).is_file():
         return path
-    raise ModelError("the bundled demo model is missing from this installation; pass --model MODEL_DIR")
+    raise ModelError(f"there is no bundled model {name!r} in this installation; bundled: {bundled_names()}, "
+                     "or pass --model MODEL_DIR")
+
+
+def model_location(model: str | Path) -> str | Path:
+    """A model directory given by path or URL, or by the name of a bundled model (``rgb``, ``demo``, ...).
+
+    A path that exists wins over a bundled name; a bare name that is neither is an error naming both.
+    """
+    text = str(model)
+    if "://" in text or Path(text).exists() or ("/" in text or "\\" in text):
+        return model
+    if text in bundled_names():
+        return BUNDLED / text
+    raise ModelError(f"{text} is neither a model directory nor a bundled model ({', '.join(bundled_names())}); "
+                     "give a folder written by `geoslide train`")
+
+
+def bundled_names(root: Path = BUNDLED) -> list[str]:
+    """Names of the bundled models (the model folders under ``root``)."""
+    return sorted(p.name for p in root.iterdir() if (p / CARD).is_file()) if root.is_dir() else []
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -3,6 +3,7 @@
 Steps, each skipped when its output is complete (so a rerun resumes)::
 
     demo      synthesise events into static catalogs (one per seed)  (optional)
+    implant   real background scenes with implanted scars, as static catalogs  (optional)
     imports   import published datasets into the patch store    (optional)
     patches   cut STAC imagery + inventories into the store     (optional)
     models    train each model (geoslide.training)                      (one or more)
@@ -15,7 +16,7 @@ Relative paths in the file are taken from the working folder (``--work``, defaul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ import yaml
 from geoslide.data.importers._common import ImportOptions
 from geoslide.data.patches import PatchSpec
 from geoslide.data.trainingset import TrainingSetSpec
+from geoslide.demo.backgrounds import Background
+from geoslide.demo.implant import ImplantSpec
+from geoslide.demo.implanted import ImplantedSpec
 from geoslide.errors import ConfigError
 
 
@@ -36,6 +40,19 @@ class DemoStep:
     events: tuple[str, ...] = ("demo-quake", "demo-storm")
     sensors: tuple[str, ...] | None = None
     size_m: float | None = None
+
+
+@dataclass(frozen=True)
+class ImplantStep:
+    """Real backgrounds with implanted scars, written as a static catalog (:mod:`geoslide.demo.implanted`).
+
+    Background paths are taken from the folder ``geoslide run`` is started in (they are inputs, not outputs).
+    """
+
+    out: str
+    spec: ImplantedSpec
+    backgrounds: tuple[Background, ...]
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,11 +125,13 @@ class Pipeline:
     description: str = ""
     store: str = "patches.zarr"
     demo: tuple[DemoStep, ...] = ()
+    implant: tuple[ImplantStep, ...] = ()
     imports: tuple[ImportStep, ...] = ()
     patches: PatchesStep | None = None
     train: dict[str, Any] = field(default_factory=dict)
     models: tuple[ModelRun, ...] = ()
     evaluate: EvaluateStep = field(default_factory=EvaluateStep)
+    source: str | None = None
 
 
 def load_pipeline(path: str | Path) -> Pipeline:
@@ -126,7 +145,7 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of pipeline keys")
-    return parse_pipeline(data)
+    return replace(parse_pipeline(data), source=str(path))
 
 
 def parse_pipeline(data: dict[str, Any]) -> Pipeline:
@@ -138,6 +157,7 @@ def parse_pipeline(data: dict[str, Any]) -> Pipeline:
     demos = data.get("demo", [])
     out["demo"] = tuple(_build(DemoStep, d, "demo", tuples=("events", "sensors"))
                         for d in (demos if isinstance(demos, list) else [demos]))
+    out["implant"] = tuple(_implant(d) for d in data.get("implant", []))
     out["imports"] = tuple(_import_step(d) for d in data.get("imports", []))
     if "patches" in data:
         out["patches"] = _patches(data["patches"])
@@ -203,6 +223,22 @@ def _patches(data: Any) -> PatchesStep:
     options = {k: tuple(data[k]) if k in ("bands", "derived", "test_events") else data[k]
                for k in set_keys if k in data}
     return PatchesStep(sources, TrainingSetSpec(patch=PatchSpec(**patch), **options))
+
+
+def _implant(data: Any) -> ImplantStep:
+    scar_keys = tuple(f.name for f in fields(ImplantSpec))
+    spec_keys = tuple(f.name for f in fields(ImplantedSpec) if f.name not in ("implant", "radiometry"))
+    data = _known(data, ImplantStep, "implant", extra=scar_keys + spec_keys)
+    if not data.get("backgrounds"):
+        raise ConfigError("implant: needs backgrounds (a list of {path, bands, scale})")
+    backgrounds = tuple(_build(Background, b, "implant.backgrounds", tuples=("bands",)) for b in data["backgrounds"])
+    scars = _build(ImplantSpec, {k: data[k] for k in scar_keys if k in data}, "implant")
+    options = {k: tuple(data[k]) if k in ("bands", "resolution") else data[k] for k in spec_keys if k in data}
+    try:
+        spec = ImplantedSpec(implant=scars, **options)
+    except TypeError as exc:
+        raise ConfigError(f"implant: {exc}") from exc
+    return ImplantStep(str(data.get("out", spec.name)), spec, backgrounds, int(data.get("seed", 0)))
 
 
 def _model(data: Any) -> ModelRun:

@@ -11,7 +11,8 @@ import pandas as pd
 from geoslide.catalog.search import search
 from geoslide.data.store import PatchStore
 from geoslide.errors import ConfigError, LabelError
-from geoslide.pipeline.config import DemoStep, Pipeline, Scene, Source
+from geoslide.pipeline.config import DemoStep, ImplantStep, Pipeline, Scene, Source
+from geoslide.pipeline.modelcard import write_model_card
 from geoslide.pipeline.report import metric_columns, plot_f1
 from geoslide.pipeline.workdir import discard_partial, mark_done, marked_done, resolve
 from geoslide.tables import markdown_table
@@ -26,6 +27,8 @@ def build_data(pipeline: Pipeline, root: Path, progress: bool, client: Any = Non
     discard_partial(store, root)
     for step in pipeline.demo:
         _demo(step, root, progress)
+    for step in pipeline.implant:
+        _implant(step, root)
     from geoslide.data.importers import import_dataset
 
     for step in pipeline.imports:
@@ -58,6 +61,17 @@ def _demo(step: DemoStep, root: Path, progress: bool) -> None:
     discard_partial(out, root)
     write_demo(out, seed=step.seed, events=list(step.events), sensors=list(step.sensors) if step.sensors else None,
                size_m=step.size_m, progress=progress)
+    mark_done(out)
+
+
+def _implant(step: ImplantStep, root: Path) -> None:
+    from geoslide.demo.implanted import write_implanted
+
+    out = Path(resolve(root, step.out))
+    if marked_done(out):
+        return
+    discard_partial(out, root)
+    write_implanted(out, step.backgrounds, step.spec, seed=step.seed)
     mark_done(out)
 
 
@@ -111,6 +125,9 @@ def evaluate_all(pipeline: Pipeline, store: PatchStore, models: dict[str, Path],
     plot_f1(rows, root / "report.png", title=f"{pipeline.name}: F1")
     text = _markdown(pipeline, rows)
     (root / "report.md").write_text(text)
+    for name, path in models.items():
+        write_model_card(Path(path), pipeline.name, pipeline.description, rows[rows["model"] == name],
+                         pipeline.source)
     return text
 
 
@@ -165,6 +182,7 @@ def _markdown(pipeline: Pipeline, rows: pd.DataFrame) -> str:
     parts = [f"# {pipeline.name}\n", pipeline.description.strip() + "\n" if pipeline.description else ""]
     for table, frame in rows.groupby("table", sort=False):
         keep = ["model", "value"] + (["patches"] if "patches" in frame and frame["patches"].notna().all() else [])
-        extra = [c for c in ("detected_share", "n_false", "area_error_rel") if c in frame and frame[c].notna().any()]
+        extra = [c for c in ("false_alarm_share", "detected_share", "n_false", "area_error_rel")
+                 if c in frame and frame[c].notna().any()]
         parts += [f"## {table}\n", markdown_table(pd.concat([metric_columns(frame, keep), frame[extra]], axis=1))]
     return "\n".join(parts)

@@ -29,11 +29,11 @@ from torch import nn
 from geoslide.data.reader import PatchReader
 from geoslide.data.splits import split_rows
 from geoslide.data.store import PatchStore
-from geoslide.errors import PatchStoreError
+from geoslide.errors import ModelError, PatchStoreError
 from geoslide.evaluation.metrics import ThresholdSweep
 from geoslide.fileio import Location, is_file, join, location, write_atomic
 from geoslide.models import build_model
-from geoslide.models.card import CARD, ModelCard, read_card, save_checkpoint, unwrap
+from geoslide.models.card import CARD, ModelCard, load_weights, read_card, save_checkpoint, unwrap
 from geoslide.models.normalise import Normalisation
 from geoslide.models.outputs import final_logits
 from geoslide.models.receptive import receptive_field
@@ -150,21 +150,45 @@ def _device(device: str | None, rank: int) -> torch.device:
 
 def _setup(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.ndarray, device: torch.device
            ) -> _Run:
-    model = build_model(spec.model, len(store.bands), **spec.model_params).to(device)
-    norm = band_stats(store, rows)
+    model, norm, provenance = _start(store, spec, rows, device)
     card = ModelCard(architecture=spec.model, params=dict(spec.model_params), bands=tuple(store.bands),
                      mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(meta),
+                     resolution_range=_resolution_range(meta),
                      receptive_field=receptive_field(model, len(store.bands)),
                      training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows)),
-                               "units": store.units})
+                               "units": store.units, **provenance})
     optimiser = build_optimiser(spec.optimiser, model.parameters(), spec.lr, spec.weight_decay)
     schedule = build_schedule(spec.schedule, optimiser, spec.lr, _total_steps(spec, len(rows)))
     return _Run(model, optimiser, schedule, build_loss(spec.loss, **spec.loss_params), card, device)
 
 
+def _start(store: PatchStore, spec: TrainSpec, rows: np.ndarray, device: torch.device
+           ) -> tuple[nn.Module, Any, dict[str, Any]]:
+    """A fresh model with the store's normalisation, or (``spec.init``) a trained one with its own."""
+    if spec.init is None:
+        model = build_model(spec.model, len(store.bands), **spec.model_params).to(device)
+        return model, band_stats(store, rows), {}
+    init = read_card(spec.init)
+    if tuple(init.bands) != tuple(store.bands) or (init.architecture, init.params) != (spec.model, spec.model_params):
+        raise ModelError(f"--init {spec.init} is a {init.architecture} {init.params} on bands {list(init.bands)}; "
+                         f"the store has bands {store.bands} and the run asks for {spec.model} {spec.model_params}: "
+                         "build patches with the model's bands (--bands) and leave --model to --init")
+    if init.training.get("units") not in (None, store.units):
+        raise ModelError(f"--init {spec.init} was trained on values in {init.training['units']}, the store holds "
+                         f"{store.units}; import or build the patches in the model's units")
+    model = load_weights(spec.init, init, device).train()
+    return model, init, {"init": str(spec.init), "init_training": init.training.get("spec", {})}
+
+
 def _resolution(meta: pd.DataFrame) -> float | None:
     values = np.unique(meta["resolution"].to_numpy())
     return float(values[0]) if len(values) == 1 and np.isfinite(values[0]) else None
+
+
+def _resolution_range(meta: pd.DataFrame) -> tuple[float, float] | None:
+    values = meta["resolution"].to_numpy(dtype="float64")
+    values = values[np.isfinite(values)]
+    return (float(values.min()), float(values.max())) if values.size else None
 
 
 def _total_steps(spec: TrainSpec, n_rows: int) -> int:

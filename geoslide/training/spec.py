@@ -43,6 +43,9 @@ class TrainSpec:
         Values of the store's ``split`` column used for training and validation.
     in_memory
         Hold the training patches in RAM (None: when they take under 2 GiB).
+    init
+        A model directory to start from (fine-tuning): its weights, architecture and normalisation
+        are taken; the store must have its bands.
     """
 
     model: str = "unet"
@@ -64,6 +67,7 @@ class TrainSpec:
     train_split: str = "train"
     val_split: str = "val"
     in_memory: bool | None = None
+    init: str | None = None
 
     def __post_init__(self) -> None:
         check_names(self.optimiser, self.schedule)

@@ -291,3 +291,16 @@ def test_patches_of_mixed_phases_warn(tmp_path):
     spec = TrainingSetSpec(bands=("red", "nir"), patch=PatchSpec(size=128))
     with pytest.warns(GeoslideWarning, match=r"mix phases post \(demo-quake-planetscope-post\) and pre"):
         build_patches(both, _inventory_path("demo-quake"), tmp_path / "m.zarr", spec)
+
+
+def test_a_scene_with_no_patch_window_gives_empty_patch_arrays():
+    """A scene smaller than the patch size (or with every window dropped) yields no patches, not an error."""
+    import dask.array as da
+    import xarray as xr
+
+    from geoslide.data.patches import extract
+
+    image = xr.DataArray(da.ones((3, 50, 40), chunks=(1, 50, 40)), dims=("band", "y", "x"))
+    images, masks = extract(image, da.zeros((50, 40), dtype="uint8"), np.zeros((0, 2), dtype=int), 128)
+    assert images.compute().shape == (0, 3, 128, 128) and images.dtype == np.float32
+    assert masks.compute().shape == (0, 128, 128) and masks.dtype == np.uint8

@@ -55,7 +55,7 @@ def ref_metrics(counts):
     defined = [v for v in (iou, bg) if not math.isnan(v)]
     return {"precision": div(tp, tp + fp), "recall": div(tp, tp + fn), "f1": div(2 * tp, 2 * tp + fp + fn),
             "iou": iou, "miou": sum(defined) / len(defined) if defined else float("nan"),
-            "accuracy": div(tp + tn, tn + fp + fn + tp)}
+            "accuracy": div(tp + tn, tn + fp + fn + tp), "false_alarm_share": div(fp, fp + tn)}
 
 
 def same(a, b):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -10,6 +11,7 @@ import yaml
 
 from geoslide.cli import main
 from geoslide.errors import ConfigError
+from geoslide.evaluation import evaluate_map
 from geoslide.pipeline import load_pipeline, run_pipeline
 from geoslide.pipeline.config import parse_pipeline
 
@@ -42,10 +44,47 @@ def test_a_tiny_pipeline_runs_end_to_end_and_resumes(tmp_path):
     assert 0 <= scene["f1"] <= 1 and scene["tp"] + scene["fp"] + scene["fn"] + scene["tn"] == scene["pixels_valid"]
     assert "## whole scene" in report and (tmp_path / "report.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "report.md").read_text() == report
+    card = (tmp_path / "models" / "small" / "MODEL_CARD.md").read_text()
+    assert "bands, in order: red, green, nir" in card and "### whole scene" in card
+    assert f"{scene['f1']:.3f}"[:4] in card  # the measured scene F1, as in the report
     weights = tmp_path / "models" / "small" / "model.safetensors"
     stamp = weights.stat().st_mtime_ns
     run_pipeline(parse_pipeline(TINY), work=tmp_path)  # every step is done: nothing is retrained
     assert weights.stat().st_mtime_ns == stamp
+
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "xrspatial_S2_RGBN_10m_epsg32719.tif"
+IMPLANT = {
+    "name": "tiny-real",
+    "implant": [{"out": "train", "name": "tr", "seed": 1, "bands": ["blue", "green", "red", "nir"],
+                 "units": "reflectance", "resolution": [5.0, 10.0], "variants": 2, "cover": 0.06,
+                 "backgrounds": [{"path": str(FIXTURE), "bands": ["red", "green", "blue", "nir"], "scale": 1e-4}]},
+                {"out": "free", "name": "fr", "seed": 2, "bands": ["blue", "green", "red", "nir"],
+                 "units": "reflectance", "resolution": [10.0, 10.0], "cover": 0.0,
+                 "backgrounds": [{"path": str(FIXTURE), "bands": ["red", "green", "blue", "nir"], "scale": 1e-4,
+                                  "name": "scene"}]}],
+    "patches": {"patch_size": 64, "stride": 64, "empty": "keep", "split": "random",
+                "bands": ["blue", "green", "red", "nir"],
+                "sources": [{"catalog": "train", "stac_query": {"collections": ["tr-imagery"]},
+                             "labels": {"collections": ["tr-inventory"]}}]},
+    "train": {"epochs": 2, "batch_size": 4, "lr": 0.01, "loss": "bce+dice", "patience": None},
+    "models": [{"name": "small", "model": "unet", "model_params": {"base_filters": 4, "depth": 2}}],
+    "evaluate": {"split": "test", "by": ["event"], "chunk": 128,
+                 "scenes": [{"name": "no landslides", "catalog": "free", "stac_query": {"ids": ["fr-scene-0"]},
+                             "labels": {"collections": ["fr-inventory"]}}]},
+}
+
+
+def test_a_pipeline_on_real_backgrounds_with_implanted_scars_reports_false_alarms(tmp_path):
+    run_pipeline(parse_pipeline(IMPLANT), work=tmp_path)
+    rows = pd.read_csv(tmp_path / "report.csv")
+    scene = rows[rows["table"] == "whole scene"].iloc[0]
+    assert scene["tp"] == scene["fn"] == 0  # a landslide-free real scene: only false alarms can be counted
+    assert scene["false_alarm_share"] == pytest.approx(scene["fp"] / (scene["fp"] + scene["tn"]))
+    scores = evaluate_map(next((tmp_path / "maps").glob("*.zarr")), tmp_path / "free/fr/fr-inventory/inventory.parquet")
+    assert json.loads(json.dumps(scores, allow_nan=False))["detected_share"] is None  # strict JSON, no NaN
+    events = set(rows.loc[rows["table"] == "per event", "value"])
+    assert events <= {"tr-xrspatial_S2_RGBN_10m_epsg32719-0", "tr-xrspatial_S2_RGBN_10m_epsg32719-1"}
 
 
 def test_a_tiny_pipeline_with_its_work_folder_on_s3_runs_and_resumes(s3_bucket, tmp_path, monkeypatch):
