@@ -326,7 +326,9 @@ def table(rows: list[dict]) -> str:
             plan = f"{r['plan_s']:.2f}"
             if "plan_parquet_s" in r:
                 plan += f" ({r['plan_parquet_s']:.2f} from parquet)"
-            mapping = f"{r['map_s_per_mpx']:.2f} ({r['map_mpx']:.1f} Mpx)" if "map_mpx" in r else ""
+            mapping = f"{r['map_s_per_mpx']:.2f}" if "map_s_per_mpx" in r else ""
+            if "map_mpx" in r:
+                mapping += f" ({r['map_mpx']:.1f} Mpx)"
             rss = f"{r['peak_rss_mb']:.0f}"
             if "peak_rss_read_mb" in r:
                 rss = f"{r['peak_rss_read_mb']:.0f} / {rss}"
