@@ -2,7 +2,8 @@
 
 ``search(query, catalog)`` is the one entry point. ``catalog`` is an ``http(s)://`` URL of a
 STAC API (or of a static catalog served over HTTP), an ``s3://`` URL of a static catalog, or a
-path to a static catalog, collection or item collection on disk. Without a catalog the bundled
+path to a static catalog, collection or item collection on disk, or a stac-geoparquet file
+(``.parquet``, :mod:`geoslide.catalog.geoparquet`). Without a catalog the bundled
 demo catalog is searched. Static catalogs are read through :mod:`geoslide.fileio` (see
 :mod:`geoslide.catalog.stacio`), so their relative asset hrefs resolve to URLs of the same store.
 """
@@ -23,6 +24,7 @@ from pystac_client.warnings import NoConformsTo
 
 from geoslide.catalog.bundled import demo_catalog_path
 from geoslide.catalog.filtering import filter_items
+from geoslide.catalog.geoparquet import SUFFIXES, ParquetSource
 from geoslide.catalog.query import StacQuery
 from geoslide.catalog.stacio import stac_io
 from geoslide.errors import CatalogError, EmptySearchError, QueryError
@@ -102,6 +104,8 @@ def open_source(catalog: str | Path | None = None) -> ItemSource:
             f"no STAC catalog at {text}; pass the path of a catalog.json/collection.json/items.json "
             "or the URL of a STAC API"
         )
+    if path.suffix.lower() in SUFFIXES:
+        return ParquetSource(str(path.resolve()))
     return StaticSource(str(path.resolve()))
 
 

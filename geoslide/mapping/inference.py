@@ -98,13 +98,13 @@ def _chunked(image: xr.DataArray, spec: InferenceSpec) -> da.Array:
     if min(ny, nx) < spec.overlap:
         raise GridError(f"the image is {ny} x {nx} px, smaller than the inference overlap of {spec.overlap} px; "
                         "map a larger area")
-    chunks = ((bands,), _axis_chunks(ny, spec.chunk, spec.overlap), _axis_chunks(nx, spec.chunk, spec.overlap))
+    chunks = ((bands,), axis_chunks(ny, spec.chunk, spec.overlap), axis_chunks(nx, spec.chunk, spec.overlap))
     data = image.data
     return data.rechunk(chunks) if isinstance(data, da.Array) else da.from_array(data, chunks=chunks)
 
 
-def _axis_chunks(length: int, chunk: int, overlap: int) -> tuple[int, ...]:
-    """Chunks of ``chunk`` px, the ragged rest merged into the last full one if smaller than ``overlap``."""
+def axis_chunks(length: int, chunk: int, overlap: int) -> tuple[int, ...]:
+    """Inference blocks along one axis: ``chunk`` px, a ragged rest smaller than ``overlap`` merged into the last."""
     sizes = [chunk] * (length // chunk) + ([length % chunk] if length % chunk else [])
     if len(sizes) > 1 and sizes[-1] < overlap:
         sizes[-2:] = [sizes[-2] + sizes[-1]]

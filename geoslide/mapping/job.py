@@ -21,6 +21,7 @@ from geoslide.fileio import Location, check_writable, location, name, with_suffi
 from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
 from geoslide.inventory.write import write_vectors
+from geoslide.mapping.chunkmap import chunked_map
 from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import predict_proba
 from geoslide.mapping.inputcheck import (
@@ -33,14 +34,16 @@ from geoslide.mapping.inputcheck import (
 )
 from geoslide.mapping.item import item_path, map_item
 from geoslide.mapping.quicklook import quicklook
-from geoslide.mapping.store import open_map, write_map
+from geoslide.mapping.store import open_map, write_encoded, write_map
 from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import ModelCard, ResolvedModel, model_location, resolve_model
 from geoslide.models.choice import choose_bundled
+from geoslide.raster.chunkread import open_mosaic
 from geoslide.raster.derived import is_derived
 from geoslide.raster.inputs import load_inputs, missing_inputs, plan_inputs
 from geoslide.raster.items import asset_hrefs, parse_items
 from geoslide.raster.scenes import mixed_scenes
+from geoslide.raster.sources import plan_mosaic
 
 
 @dataclass(frozen=True)
@@ -136,11 +139,14 @@ def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = 
     used = [*items, *(i for found in extra.values() if found for i in found)]
     if client is not None:  # the workers read the imagery and the model; this process writes the outputs
         check_visible(client, [model.path, *asset_hrefs(used)])
-    image = load_image(items, model.card, spec, **extra)
-    probability = predict_proba(image, model, spec.inference)
     attrs = {"model": _model_id(model), "inputs": sorted({i.id for i in used}),
              "inference": asdict(spec.inference)}
-    write_map(probability, spec.out, model.card.threshold, attrs, progress=progress, client=client)
+    if per_chunk(model.card, **extra):
+        image = _map_per_chunk(items, model, spec, attrs, progress, client)
+    else:
+        image = load_image(items, model.card, spec, **extra)
+        probability = predict_proba(image, model, spec.inference)
+        write_map(probability, spec.out, model.card.threshold, attrs, progress=progress, client=client)
     return replace(_exports(items, image, model, spec), model=note)
 
 
@@ -161,6 +167,38 @@ def _model_for(items: list[pystac.Item], spec: MapSpec) -> tuple[ResolvedModel, 
         spec = replace(spec, resolution=model_resolution(native, model.card))
     check_resolution(spec.resolution or native, model.card, note)
     return model, spec, note
+
+
+def per_chunk(card: ModelCard, pre_items: list[pystac.Item] | None = None,
+              dem_items: list[pystac.Item] | None = None) -> bool:
+    """Whether a map with this model runs one task per chunk (:mod:`geoslide.mapping.chunkmap`).
+
+    It does when every band of the card is read from the imagery; derived bands (``ndvi``,
+    ``slope``, ``d_<band>``) and DEM items still go through the stacked cube.
+    """
+    plan = plan_inputs(card.bands, dem=bool(dem_items))
+    return not pre_items and not dem_items and plan.read == tuple(card.bands) and not plan.elevation
+
+
+def _map_per_chunk(items: list[pystac.Item], model: ResolvedModel, spec: MapSpec, attrs: dict[str, Any],
+                   progress: bool, client: Any) -> xr.DataArray:
+    """Plan the mosaic, write the map one task per chunk; the lazy mosaic (for the quicklook)."""
+    names = read_bands(model.card, spec.bands)
+    if missing := missing_inputs(names, items, pre=False, dem=False):
+        raise BandError(f"the model needs {missing}")
+    _check_one_scene(items, "the items to mosaic", spec)
+    options = {k: v for k, v in (("resolution", spec.resolution), ("epsg", spec.epsg)) if v is not None}
+    plan = plan_mosaic(items, names, **options)
+    ny, nx = plan.grid.shape
+    resolved = spec.inference.resolve(model.card, model.multiple)
+    if min(ny, nx) < resolved.overlap:
+        raise GridError(f"the image is {ny} x {nx} px, smaller than the inference overlap of {resolved.overlap} px; "
+                        "map a larger area")
+    mapped = chunked_map(plan, model, spec.inference)
+    write_encoded(mapped.encoded, plan.grid, spec.out, model.card.threshold, attrs, progress=progress,
+                  client=client, empty=mapped.empty)
+    mosaic = open_mosaic(plan, chunksize=spec.inference.chunk)
+    return mosaic.assign_coords(band=list(model.card.bands)) if spec.bands else mosaic
 
 
 def load_image(items: list[pystac.Item], card: ModelCard, spec: MapSpec, pre_items: list[pystac.Item] | None = None,

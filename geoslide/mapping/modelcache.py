@@ -3,9 +3,11 @@
 A task graph carries only a :class:`~geoslide.models.card.ResolvedModel` (path and card); each
 process that runs a task loads the weights the first time and keeps them, keyed by path, device
 and file versions, so a worker loads a model once however many chunks it computes, and a
-retrained model in the same directory is picked up. A model directory on an object store
-(``s3://``, ``http(s)://``) is read by every worker straight from there, with the credentials of
-its environment; its versions are the objects' ETags.
+retrained model in the same directory is picked up. The cached model is prepared for inference
+(:func:`geoslide.models.fold.for_inference`: batch norm folded into the convolutions,
+channels-last). A model directory on an object store (``s3://``, ``http(s)://``) is read by every
+worker straight from there, with the credentials of its environment; its versions are the objects'
+ETags.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch import nn
 from geoslide.errors import ModelError
 from geoslide.fileio import absolute, join, version
 from geoslide.models.card import CARD, WEIGHTS, ModelCard, ResolvedModel, load_checkpoint, load_weights
+from geoslide.models.fold import for_inference
 
 
 def load_model(model: str | Path | ResolvedModel, device: str | None = None) -> tuple[nn.Module, ModelCard]:
@@ -74,6 +77,8 @@ _LOADS = 0
 def _load(path: str, model: str | Path | ResolvedModel, device: str) -> tuple[nn.Module, ModelCard]:
     """Weights (and the card, unless ``model`` carries it) from ``path``."""
     if isinstance(model, ResolvedModel):
-        return load_weights(path, model.card, device), model.card
-    return load_checkpoint(path, device)
+        net, card = load_weights(path, model.card, device), model.card
+    else:
+        net, card = load_checkpoint(path, device)
+    return for_inference(net, device), card
 

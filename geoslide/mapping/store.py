@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,18 +106,34 @@ def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attr
     if not 0.0 < threshold < 1.0:
         raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
     probability = _prepared(probability)
-    grid = grid_of(probability)
-    chunks = (probability.chunks[0][0], probability.chunks[1][0])
+    encoded = encode(probability.data, threshold)
+    return write_encoded(encoded, grid_of(probability), out, threshold, attrs, progress=progress, client=client)
+
+
+def write_encoded(encoded: da.Array, grid: GridSpec, out: str | Path, threshold: float, attrs: Mapping[str, Any],
+                  progress: bool = False, client: Any = None, empty: Collection[tuple[int, int]] = ()) -> Location:
+    """Compute already encoded ``(2, y, x)`` uint8 blocks (see :func:`encode`) into a map store, resuming.
+
+    As :func:`write_map`, for a map whose blocks are made some other way (one task per chunk, see
+    :mod:`geoslide.mapping.chunkmap`). ``empty``: chunk indices known to hold no data; they are
+    marked done without being computed (the store reads them as nodata, its fill value).
+    """
+    if not 0.0 < threshold < 1.0:
+        raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
+    chunks = (encoded.chunks[1][0], encoded.chunks[2][0])
     fingerprint = _fingerprint(grid, chunks, threshold, attrs)
     group = _open_matching(out, fingerprint)
     if group is None:
         group = _create(out, grid, chunks, fingerprint, threshold)
     done = np.asarray(group[DONE][...])
+    if empty and not done.all():
+        for i, j in empty:
+            done[i, j] = 1
+        group[DONE][...] = done
     todo = [(int(i), int(j)) for i, j in np.argwhere(done == 0)]
     if not todo:
         logger.info("%s is complete (%d/%d chunks); nothing to compute", out, done.size, done.size)
         return location(out)
-    encoded = encode(probability.data, threshold)
     with tqdm(total=done.size, initial=done.size - len(todo), unit="chunk", desc="map",
               disable=not progress) as bar:
         compute_blocks(encoded, todo, _block_writer(group, chunks, bar), client)
@@ -126,11 +142,12 @@ def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attr
 
 def encode(probability: da.Array, threshold: float) -> da.Array:
     """Stored form of probabilities: ``(2, y, x)`` uint8, [0] scaled probability, [1] mask."""
-    return da.map_blocks(_encode_block, probability, threshold, new_axis=[0], dtype=np.uint8,
+    return da.map_blocks(encode_block, probability, threshold, new_axis=[0], dtype=np.uint8,
                          chunks=((2,), *probability.chunks))
 
 
-def _encode_block(p: np.ndarray, threshold: float) -> np.ndarray:
+def encode_block(p: np.ndarray, threshold: float) -> np.ndarray:
+    """One block of probabilities (NaN nodata) in stored form: ``(2, h, w)`` uint8, scaled probability and mask."""
     nodata = np.isnan(p)
     scaled = np.where(nodata, NODATA, np.rint(np.clip(p, 0.0, 1.0) * PROBABILITY_SCALE)).astype(np.uint8)
     mask = np.where(nodata, NODATA, p >= threshold).astype(np.uint8)

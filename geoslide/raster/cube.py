@@ -132,7 +132,7 @@ def plan_grid(records: Sequence[ItemRecord], names: Sequence[str], spec: CubeSpe
     native = [_native(r, ref) for r in records for ref in dict(zip(names, r.select(names), strict=True)).values()]
     same_crs = [(res, origin, b) for e, res, origin, b in native if e == epsg]
     resolution = spec.resolution or _default_resolution(same_crs, epsg)
-    data = _union([transform_bounds(b, e, epsg) for e, _, _, b in native])
+    data = _union([transform_bounds(b, e, epsg) for e, b in dict.fromkeys((e, b) for e, _, _, b in native)])
     wanted = spec.bounds or (transform_bounds(spec.bounds_latlon, 4326, epsg) if spec.bounds_latlon else data)
     inside = intersect_bounds(wanted, data)
     if inside is None:
@@ -147,7 +147,7 @@ def plan_grid(records: Sequence[ItemRecord], names: Sequence[str], spec: CubeSpe
 def _overlapping(records: Sequence[ItemRecord], names: Sequence[str], grid: GridSpec) -> GridSpec:
     """``grid``, once it is checked to meet the bands' data."""
     native = [_native(r, ref) for r in records for ref in r.select(names)]
-    data = _union([transform_bounds(b, e, grid.epsg) for e, _, _, b in native])
+    data = _union([transform_bounds(b, e, grid.epsg) for e, b in dict.fromkeys((e, b) for e, _, _, b in native)])
     if intersect_bounds(grid.bounds, data) is None:
         raise GridError(
             f"items {', '.join(str(r.id) for r in records)} cover {tuple(round(v, 3) for v in data)} "

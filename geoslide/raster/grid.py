@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import rioxarray  # noqa: F401  (registers the .rio accessor)
@@ -134,8 +135,32 @@ def transform_bounds(bounds: Bounds, src_epsg: int, dst_epsg: int) -> Bounds:
     """Reproject bounds, densifying edges so curved edges stay covered."""
     if src_epsg == dst_epsg:
         return tuple(float(v) for v in bounds)  # type: ignore[return-value]
-    tr = Transformer.from_crs(src_epsg, dst_epsg, always_xy=True)
+    tr = transformer(src_epsg, dst_epsg)
     return tuple(float(v) for v in tr.transform_bounds(*bounds, densify_pts=21))  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=256)
+def transformer(src_epsg: int, dst_epsg: int) -> Transformer:
+    """An ``always_xy`` pyproj Transformer, built once per process and CRS pair (building one takes ~0.1 s)."""
+    return Transformer.from_crs(src_epsg, dst_epsg, always_xy=True)
+
+
+def transform_many(bounds: np.ndarray, src_epsg: int, dst_epsg: int, densify: int = 21) -> np.ndarray:
+    """:func:`transform_bounds` of many ``(n, 4)`` bounds at once, edges densified by ``densify`` points.
+
+    One vectorised pyproj call for all of them, so planning 10^5 footprints takes well under a second.
+    """
+    bounds = np.asarray(bounds, dtype=np.float64).reshape(-1, 4)
+    if src_epsg == dst_epsg or len(bounds) == 0:
+        return bounds.copy()
+    t = np.linspace(0.0, 1.0, densify)
+    x0, y0, x1, y1 = (bounds[:, k:k + 1] for k in range(4))
+    along_x, along_y = x0 + (x1 - x0) * t, y0 + (y1 - y0) * t
+    xs = np.concatenate([along_x, along_x, np.repeat(x0, densify, 1), np.repeat(x1, densify, 1)], 1)
+    ys = np.concatenate([np.repeat(y0, densify, 1), np.repeat(y1, densify, 1), along_y, along_y], 1)
+    tx, ty = transformer(src_epsg, dst_epsg).transform(xs, ys)
+    tx, ty = np.asarray(tx), np.asarray(ty)
+    return np.stack([tx.min(1), ty.min(1), tx.max(1), ty.max(1)], axis=1)
 
 
 def intersect_bounds(a: Bounds, b: Bounds) -> Bounds | None:
