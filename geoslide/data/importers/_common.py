@@ -3,11 +3,14 @@
 An importer scans its source (file names, shapes, headers: no pixel data) into an
 :class:`ImportPlan`. :func:`write_plan` then checks every mask (values only, before anything is
 written, so a bad label never leaves a half-imported store) and appends the patches in batches
-of at most :data:`MAX_BATCH` patches and about :data:`BATCH_BYTES` of imagery.
+of at most :data:`MAX_BATCH` patches and about :data:`BATCH_BYTES` of imagery. Each batch goes in
+under a key naming the plan and the batch, so a rerun after an interruption appends only the
+batches that are missing.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +21,7 @@ from tqdm import tqdm
 
 from geoslide.data.store import COLUMNS, PatchStore
 from geoslide.errors import LabelError, PatchStoreError
+from geoslide.fileio import output_lock
 from geoslide.inventory.codes import MASK_NODATA
 
 MAX_BATCH = 64
@@ -113,21 +117,36 @@ def write_plan(plan: ImportPlan, out: str | Path, *, progress: bool = False) -> 
     PatchStore
         The store, with the new patches committed after the ones it had.
     """
-    existing = PatchStore.open_existing(out)
+    existing = PatchStore.open_resumable(out)
     if existing is not None:
         _check_fits(existing, plan, out)
     batches = list(_batches(len(plan.meta), _batch_size(plan)))
     for index in tqdm(batches, desc="checking masks", unit="batch", disable=not progress):
         plan.read_masks(index)
-    store = existing if existing is not None else PatchStore.create(out, plan.bands, plan.patch_size)
-    for index in tqdm(batches, desc="importing patches", unit="batch", disable=not progress):
-        masks = plan.read_masks(index)
-        meta = plan.meta.iloc[index].reset_index(drop=True)
-        valid = (masks != MASK_NODATA).sum(axis=(1, 2))
-        meta["landslide_fraction"] = ((masks == 1).sum(axis=(1, 2)) / np.maximum(valid, 1)).astype("float32")
-        meta["nodata_fraction"] = (1 - valid / plan.patch_size**2).astype("float32")
-        store.append(plan.read_images(index), masks, meta)
+    digest = plan_digest(plan)
+    with output_lock(out):
+        store = PatchStore.open_or_create(out, plan.bands, plan.patch_size)
+        for index in tqdm(batches, desc="importing patches", unit="batch", disable=not progress):
+            key = f"import:{digest}:{index[0]}"
+            if not store.has_source(key, digest):
+                store.append(plan.read_images(index), *_masks_and_meta(plan, index), source=key, digest=digest)
     return store
+
+
+def _masks_and_meta(plan: ImportPlan, index: list[int]) -> tuple[np.ndarray, pd.DataFrame]:
+    masks = plan.read_masks(index)
+    meta = plan.meta.iloc[index].reset_index(drop=True)
+    valid = (masks != MASK_NODATA).sum(axis=(1, 2))
+    meta["landslide_fraction"] = ((masks == 1).sum(axis=(1, 2)) / np.maximum(valid, 1)).astype("float32")
+    meta["nodata_fraction"] = (1 - valid / plan.patch_size**2).astype("float32")
+    return masks, meta
+
+
+def plan_digest(plan: ImportPlan) -> str:
+    """A digest of what an import plan reads (bands, patch size, one row per patch), naming its batches."""
+    rows = pd.util.hash_pandas_object(plan.meta, index=False).to_numpy()
+    head = f"{list(plan.bands)}:{plan.patch_size}:{_batch_size(plan)}".encode()
+    return hashlib.sha256(head + rows.tobytes()).hexdigest()[:16]
 
 
 def _check_fits(store: PatchStore, plan: ImportPlan, out: str | Path) -> None:
