@@ -76,3 +76,7 @@ class StorageError(GeoslideError):
 
 class BusyError(GeoslideError):
     """Another geoslide process is writing to the same output (it holds the output's lock)."""
+
+
+class AssetError(GeoslideError):
+    """An item's asset cannot be read: missing, truncated, corrupt, not a raster, or refused by its server."""

@@ -220,6 +220,16 @@ def exists(path: str | os.PathLike[str]) -> bool:
         return bool(fs.exists(where) or fs.exists(f"{where}/zarr.json"))
 
 
+def lexists(href: str | os.PathLike[str]) -> bool:
+    """Whether anything is at ``href``: a file, folder or object, or a link (even a broken one)."""
+    loc = location(href)
+    if isinstance(loc, Path):
+        return os.path.lexists(loc)
+    fs, where = filesystem(loc)
+    with translated(loc):
+        return bool(fs.exists(where))
+
+
 def is_file(href: str | os.PathLike[str]) -> bool:
     """Whether a file (an object) is at ``href``."""
     loc = location(href)

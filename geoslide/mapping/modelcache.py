@@ -74,6 +74,6 @@ _LOADS = 0
 def _load(path: str, model: str | Path | ResolvedModel, device: str) -> tuple[nn.Module, ModelCard]:
     """Weights (and the card, unless ``model`` carries it) from ``path``."""
     if isinstance(model, ResolvedModel):
-        return load_weights(path, model.card, device), model.card
+        return load_weights(path, model.card, device, model.digest), model.card
     return load_checkpoint(path, device)
 

@@ -10,6 +10,7 @@ import pandas as pd
 from geoslide.catalog.search import search
 from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
+from geoslide.fileio import write_text
 from geoslide.pipeline.config import DemoStep, Pipeline, Scene, Source
 from geoslide.pipeline.report import metric_columns, plot_f1
 from geoslide.pipeline.workdir import discard_partial, mark_done, marked_done, resolve
@@ -93,10 +94,10 @@ def evaluate_all(pipeline: Pipeline, store: PatchStore, models: dict[str, Path],
     tables += [_scene_rows(scene, name, path, root, step, progress, client) for scene in step.scenes
                for name, path in models.items()]
     rows = pd.concat(tables, ignore_index=True)
-    rows.to_csv(root / "report.csv", index=False)
+    write_text(root / "report.csv", rows.to_csv(index=False))
     plot_f1(rows, root / "report.png", title=f"{pipeline.name}: F1")
     text = _markdown(pipeline, rows)
-    (root / "report.md").write_text(text)
+    write_text(root / "report.md", text)
     return text
 
 
