@@ -32,6 +32,7 @@ from geoslide.raster.derived import DIFFERENCE_PREFIX, is_derived
 from geoslide.raster.grid import GridSpec, grid_of
 from geoslide.raster.inputs import load_inputs
 from geoslide.raster.items import as_dicts, asset_hrefs, parse_items
+from geoslide.raster.readable import check_readable
 from geoslide.raster.scenes import mixed_scenes
 
 
@@ -90,6 +91,9 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     _warn_mixed(items, pre_items)
     check_writable(out)
     PatchStore.open_resumable(out)  # something else at ``out`` is refused before any work
+    for found in (items, pre_items, dem_items):
+        if found:
+            check_readable(found, spec.bands or ())
     inventory = read_inventory(labels)
     if client is not None:
         out = task_path(out)

@@ -18,11 +18,13 @@ from geoslide.tables import markdown_table
 
 
 def build_data(pipeline: Pipeline, root: Path, progress: bool, client: Any = None) -> PatchStore:
-    """Demo events, imports and patches into the pipeline's store (skipped when already complete)."""
+    """Demo events, imports and patches into the pipeline's store (skipped when already complete).
+
+    An unfinished store is resumed: imports and patch builds skip what they committed before.
+    """
     store = Path(resolve(root, pipeline.store))
     if marked_done(store):
         return PatchStore.open(store)
-    discard_partial(store, root)
     for step in pipeline.demo:
         _demo(step, root, progress)
     from geoslide.data.importers import import_dataset

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -149,3 +150,45 @@ def test_a_half_created_store_is_restarted_and_a_model_changed_in_place_is_refus
     assert main(args) == 2
     _one_line_error(capsys, "other parameters", "weights-sha256")
     np.testing.assert_array_equal(open_map(out)["probability"].values, first)
+
+
+def test_an_asset_answering_http_404_is_an_error_not_an_empty_map(tmp_path, capsys):
+    import tempfile
+
+    from servers import running_nginx
+
+    out = tmp_path / "m.zarr"
+    with tempfile.TemporaryDirectory() as served:  # pytest's tmp_path is private; nginx's worker must read this
+        Path(served).chmod(0o755)
+        catalog = Path(served) / "catalog"
+        shutil.copytree(demo_catalog_path().parent, catalog)
+        (catalog / TIF).unlink()
+        with running_nginx(catalog) as base:
+            _http_404_cases(base, out, capsys)
+
+
+def _http_404_cases(base, out, capsys):
+    """The post scene's COG answers 404: refused in one line, or left out when that is allowed."""
+    args = ["map", "--stac-query", POST, "--catalog", f"{base}/catalog.json", "--out", str(out)]
+    assert main(args) == 2
+    _one_line_error(capsys, "cannot be read", "404")
+    assert not out.exists()
+    with pytest.warns(UserWarning, match="1 of 2 items left out"):
+        assert main(["map", "--stac-query", BOTH, "--catalog", f"{base}/catalog.json", "--out", str(out),
+                     "--allow-mixed-dates", "--allow-missing-assets", "--no-quicklook", "--chunk", "256"]) == 0
+
+
+def test_a_map_of_nothing_but_nodata_says_so(catalog, tmp_path):
+    import rasterio
+
+    path = catalog / TIF
+    with rasterio.open(path) as src:
+        profile, nodata = src.profile, src.nodata
+    assert nodata is not None
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((profile["count"], profile["height"], profile["width"]), nodata, dtype=profile["dtype"]))
+    out = tmp_path / "m.zarr"
+    with pytest.warns(UserWarning, match="all nodata"):
+        assert main(["map", "--stac-query", POST, "--catalog", str(catalog / "catalog.json"), "--out", str(out),
+                     "--no-quicklook", "--chunk", "256"]) == 0
+    assert (open_map(out)["mask"].values == 255).all()
