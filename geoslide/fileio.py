@@ -423,12 +423,18 @@ def output_lock(href: str | os.PathLike[str]) -> Iterator[None]:
             yield
             return
         lock = loc.parent / f".{loc.name}.lock"
+        made = [p for p in (lock.parent, *lock.parent.parents) if not p.exists()]  # deepest first
         fd = _acquire(lock, loc)
         try:
             yield
         finally:
             lock.unlink(missing_ok=True)
             os.close(fd)
+            for folder in made:  # folders made for the lock that the run left empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
     finally:
         with _HELD_LOCK:
             _HELD[key] -= 1

@@ -224,7 +224,6 @@ def _check_out(out: str, vectors: str | None, cog: bool, png: bool) -> None:
         raise OutputError(f"--out {out} should end in .zarr (the map store); e.g. --out {Path(name(path)).stem}.zarr")
     if isinstance(path, Path) and path.exists() and not path.is_dir():
         raise OutputError(f"{out} exists and is a file; pick a new --out")
-    check_not_link(path)
     check_map_out(path)
     if vectors:
         check_writable(vectors)
