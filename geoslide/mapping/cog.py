@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,11 @@ def read_back(tmp: str, path: Location) -> None:
     back whole is an OutputError here, and the previous file at ``path`` stays as it was.
     """
     try:
-        with rasterio.open(tmp) as ds:
-            for _, window in ds.block_windows(1):
-                ds.read(window=window)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # the quicklook PNG
+            with rasterio.open(tmp) as ds:
+                for _, window in ds.block_windows(1):
+                    ds.read(window=window)
     except (rasterio.errors.RasterioError, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise OutputError(f"{path} could not be written whole ({reason}); check the free space and rerun") from None
