@@ -8,6 +8,7 @@ registries, read only when a command needs them, so that no command pays for ano
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import sys
@@ -222,6 +223,9 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
     _dem_arg(p)
     p.add_argument("--allow-mixed-dates", action="store_true",
                    help="mosaic items of different geoslide:phase or dates over 30 days apart (refused otherwise)")
+    p.add_argument("--allow-missing-assets", action="store_true",
+                   help="leave out, with a warning that counts them, items whose assets cannot be read (HTTP 404, "
+                        "missing or corrupt files), instead of refusing to start")
     _cluster_args(p)
     p.set_defaults(handler=_map)
 
@@ -382,7 +386,7 @@ def _map(args: argparse.Namespace) -> int:
                    min_area=args.min_area,
                    split=args.split_amalgamated, cog=args.cog, quicklook=args.quicklook,
                    pre_stac_query=args.pre_stac_query, dem_stac_query=args.dem_stac_query,
-                   allow_mixed_dates=args.allow_mixed_dates)
+                   allow_mixed_dates=args.allow_mixed_dates, allow_missing_assets=args.allow_missing_assets)
     with _cluster(args) as client:
         result = run_map(args.stac_query, spec, args.catalog, client=client, progress=True)
     print(f"{result.out}: map store; STAC item {result.item}" + (f"; quicklook {result.quicklook}"
@@ -442,6 +446,25 @@ def _cluster(args: argparse.Namespace):
     return cluster_client(scheduler=args.scheduler, workers=args.workers)
 
 
+#: Operating-system errors a user fixes (space, permissions, read-only or missing folders), not bugs.
+_USER_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOENT,
+                          errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY, errno.EIO})
+_ADVICE = {errno.ENOSPC: "free some space or write elsewhere; a rerun continues where this one stopped",
+           errno.EDQUOT: "free some space or write elsewhere; a rerun continues where this one stopped",
+           errno.EROFS: "the file system is read-only; write elsewhere",
+           errno.EACCES: "check the permissions, or write elsewhere",
+           errno.EPERM: "check the permissions, or write elsewhere"}
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an OSError: what failed, on which file, and what to do."""
+    if exc.errno is None:  # rasterio: an asset that stopped being readable while the job ran
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return f"cannot read the imagery: {reason}; fix or remove the asset, then rerun (it resumes)"
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}; {_ADVICE.get(exc.errno, 'check the path')}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="geoslide", description="Map landslides from STAC imagery at any scale.")
@@ -460,6 +483,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except GeoslideError as exc:
         print(f"geoslide {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if exc.errno not in _USER_ERRNOS and not type(exc).__module__.startswith("rasterio"):
+            raise
+        print(f"geoslide {args.command}: error: {_os_error(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"geoslide {args.command}: interrupted", file=sys.stderr)

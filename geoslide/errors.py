@@ -72,3 +72,11 @@ class ClusterError(GeoslideError):
 
 class StorageError(GeoslideError):
     """A path or URL cannot be used: unknown scheme, no bucket, missing credentials, refused or read-only."""
+
+
+class BusyError(GeoslideError):
+    """Another geoslide process is writing to the same output (it holds the output's lock)."""
+
+
+class AssetError(GeoslideError):
+    """An item's asset cannot be read: missing, truncated, corrupt, not a raster, or refused by its server."""

@@ -20,15 +20,19 @@ disk, a single upload to an object store), so no reader sees half a file.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import re
+import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from geoslide.errors import StorageError
+from geoslide.errors import BusyError, StorageError
 
 #: What :func:`location` returns: a local path, or an object-store URL.
 Location = Path | str
@@ -216,6 +220,16 @@ def exists(path: str | os.PathLike[str]) -> bool:
         return bool(fs.exists(where) or fs.exists(f"{where}/zarr.json"))
 
 
+def lexists(href: str | os.PathLike[str]) -> bool:
+    """Whether anything is at ``href``: a file, folder or object, or a link (even a broken one)."""
+    loc = location(href)
+    if isinstance(loc, Path):
+        return os.path.lexists(loc)
+    fs, where = filesystem(loc)
+    with translated(loc):
+        return bool(fs.exists(where))
+
+
 def is_file(href: str | os.PathLike[str]) -> bool:
     """Whether a file (an object) is at ``href``."""
     loc = location(href)
@@ -302,15 +316,34 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[str], object]) -
     if not isinstance(loc, Path):
         _upload_atomic(loc, write)
         return
+    check_not_link(loc)
     fd, tmp = tempfile.mkstemp(dir=loc.parent, prefix=f".{loc.name}.")
     os.close(fd)
     try:
         write(tmp)
+        _sync(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, loc)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _sync(path: str) -> None:
+    """Flush a written file to disk, so that a full disk shows here and not after the rename."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def check_not_link(href: str | os.PathLike[str]) -> None:
+    """A StorageError if ``href`` is a symbolic link: geoslide neither writes through nor replaces one."""
+    loc = location(href)
+    if isinstance(loc, Path) and loc.is_symlink():
+        raise StorageError(f"{loc} is a symbolic link; geoslide does not write through or replace links: "
+                           "remove it or choose another output path")
 
 
 def _upload_atomic(url: str, write: Callable[[str], object]) -> None:
@@ -340,6 +373,20 @@ def makedirs(href: str | os.PathLike[str]) -> None:
         loc.mkdir(parents=True, exist_ok=True)
 
 
+def remove_tree(href: str | os.PathLike[str]) -> None:
+    """Delete the folder (or every object under the prefix) ``href``, if there is one."""
+    loc = location(href, write=True)
+    if isinstance(loc, Path):
+        if loc.is_dir() and not loc.is_symlink():
+            shutil.rmtree(loc)
+        else:
+            loc.unlink(missing_ok=True)
+        return
+    fs, where = filesystem(loc, write=True)
+    with translated(loc), contextlib.suppress(FileNotFoundError):
+        fs.rm(where, recursive=True)
+
+
 def remove(href: str | os.PathLike[str]) -> None:
     """Delete the file at ``href``, if there is one."""
     loc = location(href, write=True)
@@ -349,6 +396,85 @@ def remove(href: str | os.PathLike[str]) -> None:
     fs, where = filesystem(loc, write=True)
     with translated(loc), contextlib.suppress(FileNotFoundError):
         fs.rm_file(where)
+
+
+# -- one writer per output -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def output_lock(href: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold the lock of an output while writing it; a BusyError at once if another process holds it.
+
+    On disk the lock is ``fcntl.flock`` on a hidden sibling file ``.NAME.lock`` (removed when
+    released; the kernel drops the lock of a killed process). Locks are reentrant within a process,
+    so a library call inside a locked command takes the same lock again. Object stores (``s3://``)
+    have no lock: two writers of one ``s3://`` output are not detected there.
+    """
+    loc = location(href, write=True)
+    if not isinstance(loc, Path):
+        yield
+        return
+    key = str(loc.absolute())
+    with _HELD_LOCK:
+        held = _HELD.get(key, 0)
+        _HELD[key] = held + 1
+    try:
+        if held:
+            yield
+            return
+        lock = loc.parent / f".{loc.name}.lock"
+        made = [p for p in (lock.parent, *lock.parent.parents) if not p.exists()]  # deepest first
+        fd = _acquire(lock, loc)
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+            os.close(fd)
+            for folder in made:  # folders made for the lock that the run left empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+    finally:
+        with _HELD_LOCK:
+            _HELD[key] -= 1
+            if not _HELD[key]:
+                del _HELD[key]
+
+
+_HELD: dict[str, int] = {}
+_HELD_LOCK = threading.Lock()
+
+
+def _acquire(lock: Path, target: Path) -> int:
+    """An open descriptor holding ``flock`` on ``lock`` (the file that is at that path now)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            raise BusyError(f"another geoslide process ({_holder(lock)}) is writing {target}; wait for it to "
+                            "finish, or write elsewhere") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:  # else the holder removed the file between our open and flock: take the new one
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()}\n".encode())
+            return fd
+        os.close(fd)
+
+
+def _holder(lock: Path) -> str:
+    try:
+        return lock.read_text().strip() or "pid unknown"
+    except OSError:
+        return "pid unknown"
 
 
 # -- folders mirrored to object stores --------------------------------------------------------------

@@ -104,3 +104,42 @@ def test_outputs_need_an_existing_bucket(s3_bucket):
         check_writable("s3://no-such-bucket/m.zarr")
     with pytest.raises(FileNotFoundError):
         read_bytes("s3://no-such-bucket/m.json")
+
+
+def test_an_output_lock_stops_a_second_process_and_is_gone_afterwards(tmp_path):
+    import subprocess
+    import sys
+
+    from geoslide.errors import BusyError
+    from geoslide.fileio import output_lock
+
+    out = tmp_path / "new" / "deeper" / "m.zarr"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from geoslide.fileio import output_lock\n"
+        f"with output_lock({str(out)!r}):\n    print('held', flush=True); sys.stdin.readline()")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BusyError, match=rf"another geoslide process \(pid {holder.pid}\) is writing"):
+            with output_lock(out):
+                pass
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert not (tmp_path / "new").exists()  # the folders made for the lock were empty and are gone
+    with output_lock(out), output_lock(out):  # reentrant in one process
+        assert (out.parent / ".m.zarr.lock").is_file()
+    assert not (out.parent / ".m.zarr.lock").exists()
+
+
+def test_write_atomic_neither_replaces_nor_follows_a_link(tmp_path):
+    from geoslide.errors import StorageError
+    from geoslide.fileio import write_text
+
+    target = tmp_path / "theirs.txt"
+    target.write_text("theirs")
+    link = tmp_path / "out.json"
+    link.symlink_to(target)
+    with pytest.raises(StorageError, match="symbolic link"):
+        write_text(link, "{}")
+    assert link.is_symlink() and target.read_text() == "theirs" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "out.json", "theirs.txt"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,8 @@ from geoslide.cluster import check_visible, shared_parent, task_path
 from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
 from geoslide.data.splits import SplitOptions, assign_split, check_split
 from geoslide.data.store import PatchStore
-from geoslide.errors import ConfigError, GeoslideWarning
-from geoslide.fileio import check_writable
+from geoslide.errors import GeoslideWarning
+from geoslide.fileio import check_writable, output_lock, read_bytes
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import rasterize_inventory
 from geoslide.inventory.read import prepare_inventory, read_inventory
@@ -30,6 +32,7 @@ from geoslide.raster.derived import DIFFERENCE_PREFIX, is_derived
 from geoslide.raster.grid import GridSpec, grid_of
 from geoslide.raster.inputs import load_inputs
 from geoslide.raster.items import as_dicts, asset_hrefs, parse_items
+from geoslide.raster.readable import check_readable
 from geoslide.raster.scenes import mixed_scenes
 
 
@@ -79,32 +82,68 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     Items of different phases or dates far apart are warned about: the inventory labels every scene.
     With a ``distributed.Client`` the graphs run on its workers, which must see the imagery and the
     store's folder (checked first; a local ``out`` is made absolute, since workers have another cwd).
+
+    Each scene goes in under its :func:`source_key` with a digest of the options: a rerun after an
+    interruption skips the scenes already in and appends the rest, so the store ends as an
+    uninterrupted build leaves it. The build holds the store's lock; a second writer gets a BusyError.
     """
     check_split(spec.split)
     _warn_mixed(items, pre_items)
     check_writable(out)
+    PatchStore.open_resumable(out)  # something else at ``out`` is refused before any work
+    for found in (items, pre_items, dem_items):
+        if found:
+            check_readable(found, spec.bands or ())
     inventory = read_inventory(labels)
     if client is not None:
         out = task_path(out)
         check_visible(client, asset_hrefs([*items, *(pre_items or []), *(dem_items or [])]))
         shared_parent(client, out)
-    with dask.config.set(scheduler=client) if client is not None else nullcontext():
-        return _build(items, inventory, out, spec, negatives, progress, pre_items, dem_items)
+    digest = build_digest(labels, spec, negatives, pre_items, dem_items)
+    with output_lock(out), dask.config.set(scheduler=client) if client is not None else nullcontext():
+        return _build(items, inventory, out, spec, negatives, progress, pre_items, dem_items, digest)
 
 
 def _build(items: Sequence[pystac.Item], inventory, out: str | Path, spec: TrainingSetSpec,
            negatives: str | Path | None, progress: bool, pre_items: Sequence[pystac.Item] | None,
-           dem_items: Sequence[pystac.Item] | None) -> PatchStore:
-    store = None
+           dem_items: Sequence[pystac.Item] | None, digest: str) -> PatchStore:
+    """Append each item's patches under its id; items already in the store (an earlier run) are skipped."""
+    store = PatchStore.open_resumable(out)
     for item in items:
+        if store is not None and store.has_source(source_key(item), digest):
+            _say(progress, f"{item.id}: already in {out}; skipped")
+            continue
         cube = _scene(item, spec, pre_items, dem_items)
         bands = [str(b) for b in cube.band.values]
-        existing = _existing(out, bands, spec.patch.size)
         images, masks, meta = scene_patches(cube, inventory, item, spec, negatives)
         meta["split"] = assign_split(spec.split, meta, _split_options(spec))
-        store = existing or PatchStore.create(out, bands, spec.patch.size)  # nothing written before this
-        _append(store, images, masks, meta, progress, item.id, _batch(meta, spec))
-    return store
+        store = PatchStore.open_or_create(out, bands, spec.patch.size)  # nothing written before this
+        _append(store, images, masks, meta, progress, source_key(item), _batch(meta, spec), digest)
+    return store if store is not None else PatchStore.open(out)
+
+
+def source_key(item: pystac.Item) -> str:
+    """The key a scene's patches are recorded under in the store: ``collection/item id``."""
+    return f"{item.collection_id or ''}/{item.id}"
+
+
+def build_digest(labels: str | Path, spec: TrainingSetSpec, negatives: str | Path | None,
+                 pre_items: Sequence[pystac.Item] | None, dem_items: Sequence[pystac.Item] | None) -> str:
+    """A digest of everything but the item that decides a scene's patches (options, labels, pre/DEM items)."""
+    parts = {"spec": asdict(spec), "labels": _content_id(labels),
+             "negatives": _content_id(negatives) if negatives else None,
+             "pre": sorted(i.id for i in pre_items or []), "dem": sorted(i.id for i in dem_items or [])}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _content_id(path: str | Path) -> str:
+    """The SHA-256 of a (label) file's bytes."""
+    return hashlib.sha256(read_bytes(path)).hexdigest()
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, flush=True)
 
 
 def _warn_mixed(items: Sequence[pystac.Item], pre_items: Sequence[pystac.Item] | None) -> None:
@@ -178,17 +217,6 @@ def _split_options(spec: TrainingSetSpec) -> SplitOptions:
                         overlap=max(spec.patch.size - spec.patch.step, 0))
 
 
-def _existing(out: str | Path, bands: list[str], size: int) -> PatchStore | None:
-    """The store at ``out`` if there is one, checked to take these patches; None if there is none."""
-    store = PatchStore.open_existing(out)
-    if store is None:
-        return None
-    if store.bands != bands or store.patch_size != size:
-        raise ConfigError(f"{out} holds {store.patch_size}px patches of bands {store.bands}; this build makes "
-                          f"{size}px patches of {bands}; write to a new store or match --bands/--patch-size")
-    return store
-
-
 def _batch(meta: pd.DataFrame, spec: TrainingSetSpec) -> int:
     """Patches whose sources lie in about one row of read chunks (patches are row-major)."""
     per_row = int(meta.groupby("row").size().max()) if len(meta) else 1
@@ -196,12 +224,12 @@ def _batch(meta: pd.DataFrame, spec: TrainingSetSpec) -> int:
 
 
 def _append(store: PatchStore, images: da.Array, masks: da.Array, meta: pd.DataFrame, progress: bool,
-            label: str, batch: int) -> None:
+            label: str, batch: int, digest: str) -> None:
     if progress:
         from dask.diagnostics import ProgressBar
 
         print(f"{label}: {len(meta)} patches", flush=True)
         with ProgressBar(minimum=1.0):
-            store.append(images, masks, meta, batch=batch)
+            store.append(images, masks, meta, batch=batch, source=label, digest=digest)
     else:
-        store.append(images, masks, meta, batch=batch)
+        store.append(images, masks, meta, batch=batch, source=label, digest=digest)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,9 +57,27 @@ def export_cog(out_zarr: str | Path, variable: str, path: str | Path, blocksize:
                                  BIGTIFF="IF_SAFER")
         finally:
             staging.unlink(missing_ok=True)
+        read_back(tmp, path)
 
     write_atomic(path, write)
     return path
+
+
+def read_back(tmp: str, path: Location) -> None:
+    """Decode every full-resolution block of a raster just written, before it is renamed into place.
+
+    GDAL reports some write failures (a full disk) only as warnings; a file that does not read
+    back whole is an OutputError here, and the previous file at ``path`` stays as it was.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # the quicklook PNG
+            with rasterio.open(tmp) as ds:
+                for _, window in ds.block_windows(1):
+                    ds.read(window=window)
+    except (rasterio.errors.RasterioError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise OutputError(f"{path} could not be written whole ({reason}); check the free space and rerun") from None
 
 
 def _write_tiled(source: Any, grid: GridSpec, variable: str, path: Path, threshold: float) -> None:

@@ -7,6 +7,7 @@ chunk by chunk and redoes only the cheap exports.
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,18 @@ import xarray as xr
 
 from geoslide.catalog.search import search
 from geoslide.cluster import check_visible
-from geoslide.errors import BandError, ConfigError, GridError, MixedDatesError, OutputError
-from geoslide.fileio import Location, check_writable, location, name, with_suffix
+from geoslide.errors import BandError, ConfigError, GeoslideWarning, GridError, MixedDatesError, OutputError
+from geoslide.fileio import (
+    Location,
+    absolute,
+    check_not_link,
+    check_writable,
+    lexists,
+    location,
+    name,
+    output_lock,
+    with_suffix,
+)
 from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
 from geoslide.inventory.write import write_vectors
@@ -33,8 +44,17 @@ from geoslide.mapping.inputcheck import (
     sample_bands,
 )
 from geoslide.mapping.item import item_path, map_item
+from geoslide.mapping.modelcache import resolve_device
 from geoslide.mapping.quicklook import quicklook
-from geoslide.mapping.store import open_map, write_encoded, write_map
+from geoslide.mapping.store import (
+    check_map_out,
+    map_exports,
+    map_status,
+    open_map,
+    record_exports,
+    write_encoded,
+    write_map,
+)
 from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import ModelCard, ResolvedModel, model_location, resolve_model
 from geoslide.models.choice import choose_bundled
@@ -42,6 +62,7 @@ from geoslide.raster.chunkread import open_mosaic
 from geoslide.raster.derived import is_derived
 from geoslide.raster.inputs import load_inputs, missing_inputs, plan_inputs
 from geoslide.raster.items import asset_hrefs, parse_items
+from geoslide.raster.readable import check_readable
 from geoslide.raster.scenes import mixed_scenes
 from geoslide.raster.sources import plan_mosaic
 
@@ -85,6 +106,9 @@ class MapSpec:
     allow_mixed_dates
         Mosaic items of different ``geoslide:phase`` or dates more than
         :data:`~geoslide.raster.scenes.MAX_DAYS_APART` days apart, which is refused otherwise.
+    allow_missing_assets
+        Leave out, with a warning that counts them, items whose assets cannot be read (HTTP 404,
+        missing or corrupt files), instead of refusing to start.
     """
 
     out: str
@@ -102,6 +126,7 @@ class MapSpec:
     pre_stac_query: str | dict | None = None
     dem_stac_query: str | dict | None = None
     allow_mixed_dates: bool = False
+    allow_missing_assets: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.resolution, str) and self.resolution != "model":
@@ -129,40 +154,53 @@ class MapResult:
 
 def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = None, client: Any = None,
             progress: bool = False) -> MapResult:
-    """Search, load, mosaic and map ``stac_query``'s items with a model; see :class:`MapSpec`."""
-    _check_out(spec.out, spec.vectors)
+    """Search, load, mosaic and map ``stac_query``'s items with a model; see :class:`MapSpec`.
+
+    Everything that can be checked is checked before the map store is created: the outputs, the
+    device, the model's weights (loaded here once), the imagery's values against the model's, and
+    the first asset of every item. The store, the exports and the STAC item are written holding
+    the output's lock.
+    """
+    _check_out(spec.out, spec.vectors, spec.cog, spec.quicklook)
+    _check_device(spec.inference.device, client)
     items = search(stac_query, catalog)
     model, spec, note = _model_for(items, spec)
     if progress:
         print(f"geoslide map: {note}", file=sys.stderr)
     extra = extra_items(model.card, spec, catalog)
+    names = read_bands(model.card, spec.bands)
+    items = check_readable(items, names, spec.allow_missing_assets)
+    extra = {k: check_readable(v, model.card.bands, spec.allow_missing_assets) if v else v for k, v in extra.items()}
+    check_values(sample_bands(items, [n for n in names if not is_derived(n)]), model.card, note)
     used = [*items, *(i for found in extra.values() if found for i in found)]
     if client is not None:  # the workers read the imagery and the model; this process writes the outputs
         check_visible(client, [model.path, *asset_hrefs(used)])
-    attrs = {"model": _model_id(model), "inputs": sorted({i.id for i in used}),
-             "inference": asdict(spec.inference)}
-    if per_chunk(model.card, **extra):
-        image = _map_per_chunk(items, model, spec, attrs, progress, client)
-    else:
-        image = load_image(items, model.card, spec, **extra)
-        probability = predict_proba(image, model, spec.inference)
-        write_map(probability, spec.out, model.card.threshold, attrs, progress=progress, client=client)
-    return replace(_exports(items, image, model, spec), model=note)
+    inference = {k: v for k, v in asdict(spec.inference).items() if k != "device"}  # devices agree to 1e-6
+    attrs = {"model": model.identity, "inputs": sorted({i.id for i in used}), "inference": inference}
+    with output_lock(spec.out):
+        if per_chunk(model.card, **extra):
+            image = _map_per_chunk(items, model, spec, attrs, progress, client)
+        else:
+            image = load_image(items, model.card, spec, **extra)
+            probability = predict_proba(image, model, spec.inference)
+            write_map(probability, spec.out, model.card.threshold, attrs, progress=progress, client=client)
+        record_exports(spec.out, {absolute(p) for p in export_paths(spec.out, spec.vectors, spec.cog,
+                                                                      spec.quicklook)})
+        _warn_empty(spec.out)
+        return replace(_exports(items, image, model, spec), model=note)
 
 
 def _model_for(items: list[pystac.Item], spec: MapSpec) -> tuple[ResolvedModel, MapSpec, str]:
     """The model (given, or the bundled one that fits), the spec with a numeric resolution, and a note."""
     native = item_resolution(items)
     if spec.model:
-        model = resolve_model(model_location(spec.model))
+        model = resolve_model(model_location(spec.model), check=True)
         note = f"model {model.path}"
     else:
         offered = spec.bands or [b for r in parse_items(items) for b in r.bands]
         synthetic = all(i.properties.get("geoslide:synthetic") for i in items)
         choice = choose_bundled(offered, native, synthetic=synthetic, positional=spec.bands is not None)
-        model, note = resolve_model(choice.path), choice.reason
-    names = read_bands(model.card, spec.bands)
-    check_values(sample_bands(items, [n for n in names if not is_derived(n)]), model.card, note)
+        model, note = resolve_model(choice.path, check=True), choice.reason
     if spec.resolution == "model":
         spec = replace(spec, resolution=model_resolution(native, model.card))
     check_resolution(spec.resolution or native, model.card, note)
@@ -199,6 +237,21 @@ def _map_per_chunk(items: list[pystac.Item], model: ResolvedModel, spec: MapSpec
                   client=client, empty=mapped.empty)
     mosaic = open_mosaic(plan, chunksize=spec.inference.chunk)
     return mosaic.assign_coords(band=list(model.card.bands)) if spec.bands else mosaic
+
+
+def _check_device(device: str | None, client: Any) -> None:
+    """A ModelError now if ``device`` is unknown or absent where the inference runs (here, or on a worker)."""
+    if client is None:
+        resolve_device(device)
+    else:
+        client.submit(resolve_device, device, pure=False).result()
+
+
+def _warn_empty(out: str) -> None:
+    if (status := map_status(out)).nodata == status.total:
+        warnings.warn(f"{out} is all nodata: no pixel of the imagery was read over the map's area, so the map "
+                      "says nothing about landslides; check the items' assets and footprints", GeoslideWarning,
+                      stacklevel=3)
 
 
 def load_image(items: list[pystac.Item], card: ModelCard, spec: MapSpec, pre_items: list[pystac.Item] | None = None,
@@ -254,19 +307,34 @@ def _exports(items: list[pystac.Item], image: xr.DataArray, model: ResolvedModel
     return MapResult(out, item_path(out), png, vectors, summary)
 
 
-def _check_out(out: str, vectors: str | None) -> None:
-    """Outputs checked before any work: names, writable schemes, buckets, credentials."""
+def _check_out(out: str, vectors: str | None, cog: bool, png: bool) -> None:
+    """Outputs checked before any work: names, writable schemes, buckets, and no file of another's replaced."""
     path = check_writable(out)
     if Path(name(path)).suffix != ".zarr":
         raise OutputError(f"--out {out} should end in .zarr (the map store); e.g. --out {Path(name(path)).stem}.zarr")
     if isinstance(path, Path) and path.exists() and not path.is_dir():
         raise OutputError(f"{out} exists and is a file; pick a new --out")
+    check_map_out(path)
     if vectors:
         check_writable(vectors)
+    ours = map_exports(path)
+    for href in export_paths(out, vectors, cog, png):
+        check_not_link(href)
+        if absolute(href) not in ours and lexists(href):
+            raise OutputError(f"{href} exists and was not written by geoslide for {out}; move it away or choose "
+                              "another --out" + (" or --vectors" if vectors else ""))
 
 
-def _model_id(model: ResolvedModel) -> str:
-    return f"{model.card.architecture}@{model.path}"
+def export_paths(out: str, vectors: str | None, cog: bool, png: bool) -> list[Location]:
+    """The files a map writes beside its store: STAC item, quicklook, COGs, vectors (GeoParquet and GeoJSON)."""
+    paths = [item_path(out)]
+    if png:
+        paths.append(with_suffix(out, ".png"))
+    if cog:
+        paths += [with_suffix(out, f".{v}.tif") for v in ("probability", "mask")]
+    if vectors:
+        paths += [location(vectors), with_suffix(vectors, ".geojson")]
+    return paths
 
 
 def _model_summary(model: ResolvedModel) -> dict[str, Any]:

@@ -77,7 +77,7 @@ _LOADS = 0
 def _load(path: str, model: str | Path | ResolvedModel, device: str) -> tuple[nn.Module, ModelCard]:
     """Weights (and the card, unless ``model`` carries it) from ``path``."""
     if isinstance(model, ResolvedModel):
-        net, card = load_weights(path, model.card, device), model.card
+        net, card = load_weights(path, model.card, device, model.digest), model.card
     else:
         net, card = load_checkpoint(path, device)
     return for_inference(net, device), card

@@ -15,6 +15,7 @@ from scipy import ndimage
 
 from geoslide.errors import GridError
 from geoslide.fileio import Location, location, write_atomic
+from geoslide.mapping.cog import read_back
 
 FILL_RGB = np.array([255.0, 40.0, 0.0])
 FILL_ALPHA = 0.45
@@ -109,6 +110,7 @@ def _write_png(rgba: np.ndarray, path: Location) -> Location:
             with rasterio.open(tmp, "w", driver="PNG", width=rgba.shape[2], height=rgba.shape[1], count=4,
                                dtype="uint8") as dst:
                 dst.write(rgba)
+        read_back(tmp, path)
 
     write_atomic(path, write)
     return path

@@ -7,12 +7,16 @@ Layout (the only module that knows it)::
       mask         (y, x) uint8   1 = landslide (p >= threshold), 0 = background, 255 = nodata
       x, y         pixel-centre coordinates (float64)
       spatial_ref  () CF grid mapping (``crs_wkt``, ``GeoTransform``) for xarray/rioxarray
-      progress/done  (chunk rows, chunk cols) uint8: 1 once a chunk of both arrays is written
+      progress/done  (chunk rows, chunk cols) uint8: 1 once a chunk of both arrays is written (2 if all nodata)
 
 Probability is quantised to 1/250 (error at most 0.002); the mask is thresholded on the unquantised
 probability. Store chunks equal the input's dask chunks. Each chunk is computed, written into both
 arrays and only then marked done, so a rerun with the same fingerprint computes only the chunks not
-yet done and ends with the same bytes as an uninterrupted run.
+yet done and ends with the same bytes as an uninterrupted run. The store is created with a
+``partial`` marker that the format attribute replaces last: a half-created store is started again
+by the next run. Writers hold the output's lock (:func:`geoslide.fileio.output_lock`). The
+``exports`` attribute lists the files written beside the store (PNG, item, COGs, vectors), which
+a rerun may replace; any other file of those names is left alone.
 
 Readers: ``xr.open_zarr(out, decode_coords="all")`` gives the CRS through rioxarray (``spatial_ref``
 is also listed in ``coordinates``, so plain ``open_zarr`` works too). GDAL's Zarr driver (tested with
@@ -43,15 +47,17 @@ from tqdm.auto import tqdm
 from zarr.codecs import GzipCodec
 
 from geoslide.errors import ConfigError, CRSError, GridError, OutputError
-from geoslide.fileio import Location, exists, location, zarr_store
+from geoslide.fileio import Location, exists, location, output_lock, remove_tree, zarr_store
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.mapping.blocks import BlockSink, compute_blocks
 from geoslide.raster.grid import GridSpec, grid_of
 
 FORMAT = "geoslide-map-store/1"
+PARTIAL = "geoslide_map_store_partial"
 NODATA = MASK_NODATA
 PROBABILITY_SCALE = 250
 DONE = "progress/done"
+DONE_EMPTY = 2  # a done chunk without one valid pixel (DONE holds 0: to do, 1: done)
 VARIABLES = ("probability", "mask")
 DEFAULT_CHUNK = 1024
 logger = logging.getLogger(__name__)
@@ -59,10 +65,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class MapStatus:
-    """How far a map store is: chunks written out of all chunks."""
+    """How far a map store is: chunks written out of all chunks, and how many of those are all nodata."""
 
     done: int
     total: int
+    nodata: int = 0
 
     @property
     def complete(self) -> bool:
@@ -122,22 +129,29 @@ def write_encoded(encoded: da.Array, grid: GridSpec, out: str | Path, threshold:
         raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
     chunks = (encoded.chunks[1][0], encoded.chunks[2][0])
     fingerprint = _fingerprint(grid, chunks, threshold, attrs)
-    group = _open_matching(out, fingerprint)
-    if group is None:
-        group = _create(out, grid, chunks, fingerprint, threshold)
+    with output_lock(out):
+        group = _open_matching(out, fingerprint)
+        if group is None:
+            group = _create(out, grid, chunks, fingerprint, threshold)
+        _compute(group, encoded, chunks, out, progress, client, empty)
+    return location(out)
+
+
+def _compute(group: zarr.Group, encoded: da.Array, chunks: tuple[int, int], out: str | Path, progress: bool,
+             client: Any, empty: Collection[tuple[int, int]] = ()) -> None:
+    """Compute and write the chunks not yet done; ``empty`` ones are marked done (all nodata) unread."""
     done = np.asarray(group[DONE][...])
     if empty and not done.all():
         for i, j in empty:
-            done[i, j] = 1
+            done[i, j] = DONE_EMPTY
         group[DONE][...] = done
     todo = [(int(i), int(j)) for i, j in np.argwhere(done == 0)]
     if not todo:
         logger.info("%s is complete (%d/%d chunks); nothing to compute", out, done.size, done.size)
-        return location(out)
+        return
     with tqdm(total=done.size, initial=done.size - len(todo), unit="chunk", desc="map",
               disable=not progress) as bar:
         compute_blocks(encoded, todo, _block_writer(group, chunks, bar), client)
-    return location(out)
 
 
 def encode(probability: da.Array, threshold: float) -> da.Array:
@@ -184,7 +198,23 @@ def read_probability(out: str | Path) -> xr.DataArray:
 def map_status(out: str | Path) -> MapStatus:
     """Chunks done and in all of a map store."""
     done = np.asarray(_open_map_group(out)[DONE][...])
-    return MapStatus(int(np.count_nonzero(done)), int(done.size))
+    return MapStatus(int(np.count_nonzero(done)), int(done.size), int(np.count_nonzero(done == DONE_EMPTY)))
+
+
+def map_exports(out: str | Path) -> set[str]:
+    """The files (absolute paths or URLs) recorded as written by geoslide for the map store at ``out``.
+
+    Empty when there is no map store there yet.
+    """
+    if not exists(out) or _kind(out)[1] != FORMAT:
+        return set()
+    return set(_open_map_group(out).attrs.get("exports", []))
+
+
+def record_exports(out: str | Path, hrefs: set[str]) -> None:
+    """Record files geoslide is about to write for this map (before writing them), so reruns may replace them."""
+    group = _open_map_group(out, mode="r+")
+    group.attrs["exports"] = sorted(set(group.attrs.get("exports", [])) | set(hrefs))
 
 
 def map_grid(out: str | Path) -> GridSpec:
@@ -255,18 +285,40 @@ def _open_map_group(out: str | Path, mode: str = "r") -> zarr.Group:
     """An existing map store; anything else at ``out`` is an OutputError."""
     if not exists(out):
         raise OutputError(f"no map store at {out}; write one with `geoslide map --out {out}`")
-    try:
-        group = zarr.open_group(zarr_store(out, read_only=mode == "r"), mode=mode, zarr_format=3)
-        kind = group.attrs.get("geoslide_map_store")
-    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError, KeyError):
-        kind = None
+    group, kind = _kind(out, mode)
+    if kind == PARTIAL:
+        raise OutputError(f"{out} is a map store whose creation was interrupted; rerun `geoslide map` (it starts "
+                          "the store again)")
     if kind != FORMAT:
         raise OutputError(f"{out} exists and is not a geoslide map store; pick a new --out or delete it")
     return group
 
 
+def _kind(out: str | Path, mode: str = "r") -> tuple[zarr.Group | None, str | None]:
+    """The group at ``out`` and FORMAT for a map store, PARTIAL for a half-created one, else None."""
+    try:
+        group = zarr.open_group(zarr_store(out, read_only=mode == "r"), mode=mode, zarr_format=3)
+        attrs = group.attrs.asdict()
+    except (OSError, zarr.errors.BaseZarrError, ValueError, KeyError):
+        return None, None
+    if attrs.get("geoslide_map_store") == FORMAT:
+        return group, FORMAT
+    return group, PARTIAL if attrs.get(PARTIAL) == FORMAT else None
+
+
+def check_map_out(out: str | Path) -> None:
+    """An OutputError, before any work, if ``out`` holds something that is not a (half-created) map store."""
+    if exists(out) and _kind(out)[1] is None:
+        raise OutputError(f"{out} exists and is not a geoslide map store; pick a new --out or delete it")
+
+
 def _open_matching(out: str | Path, fingerprint: dict[str, Any]) -> zarr.Group | None:
-    """The store at ``out`` if it was started with ``fingerprint``; None if nothing is there."""
+    """The store at ``out`` if it was started with ``fingerprint``; None if nothing is there.
+
+    A half-created store (killed before its format attribute was written) is removed first.
+    """
+    if exists(out) and _kind(out)[1] == PARTIAL:
+        remove_tree(out)
     if not exists(out):
         return None
     group = _open_map_group(out, mode="r+")
@@ -283,7 +335,7 @@ def _open_matching(out: str | Path, fingerprint: dict[str, Any]) -> zarr.Group |
 def _create(out: str | Path, grid: GridSpec, chunks: tuple[int, int], fingerprint: dict[str, Any],
             threshold: float) -> zarr.Group:
     """A new, empty store; the format attribute is written last."""
-    group = zarr.open_group(zarr_store(out, read_only=False), mode="w-", zarr_format=3)
+    group = zarr.open_group(zarr_store(out, read_only=False), mode="w-", zarr_format=3, attributes={PARTIAL: FORMAT})
     georef = {"_CRS": _gdal_crs(grid.crs), "grid_mapping": "spatial_ref", "coordinates": "spatial_ref"}
     prob_attrs = {**georef, "_FillValue": NODATA, "scale_factor": 1.0 / PROBABILITY_SCALE, "add_offset": 0.0,
                   "long_name": "landslide probability", "units": "1"}
@@ -296,7 +348,7 @@ def _create(out: str | Path, grid: GridSpec, chunks: tuple[int, int], fingerprin
     n_blocks = tuple(-(-n // c) for n, c in zip(grid.shape, chunks, strict=True))
     group.create_array(DONE, shape=n_blocks, chunks=tuple(min(n, 256) for n in n_blocks), dtype="uint8",
                        fill_value=0, compressors=GzipCodec(), dimension_names=("chunk_y", "chunk_x"))
-    group.attrs.update({"geoslide_map_store": FORMAT, "fingerprint": fingerprint})
+    group.attrs.update({"geoslide_map_store": FORMAT, "fingerprint": fingerprint})  # last: the store is whole
     return group
 
 
@@ -338,7 +390,7 @@ def _block_writer(group: zarr.Group, chunks: tuple[int, int], bar: tqdm) -> Bloc
         rows, cols = slice(i * cy, i * cy + block.shape[1]), slice(j * cx, j * cx + block.shape[2])
         probability[rows, cols] = block[0]
         mask[rows, cols] = block[1]
-        done[i, j] = 1
+        done[i, j] = DONE_EMPTY if (block[1] == NODATA).all() else 1
         bar.update(1)
 
     return write

@@ -11,6 +11,7 @@ Layout of a model directory::
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -18,14 +19,16 @@ from typing import Any
 
 import torch
 from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 from safetensors.torch import save_file
 from torch import nn
 
 from geoslide.errors import ModelError
-from geoslide.fileio import absolute, is_file, join, makedirs, read_bytes, read_text, write_atomic, write_text
+from geoslide.fileio import absolute, join, makedirs, read_bytes, read_text, write_atomic, write_text
 from geoslide.models.registry import build_model, size_multiple
 
 WEIGHTS = "model.safetensors"
+DATA_SHA256 = "data_sha256"  # safetensors metadata: SHA-256 of the tensor bytes, checked on load
 CARD = "model.json"
 FORMAT = "geoslide-model/1"
 
@@ -106,7 +109,9 @@ def save_checkpoint(model: nn.Module, card: ModelCard, out_dir: str | Path) -> P
     """Write weights and card into ``out_dir`` (a folder or an ``s3://`` prefix), each file atomically."""
     makedirs(out_dir)
     state = cpu_state(model)
-    write_atomic(join(out_dir, WEIGHTS), lambda p: save_file(state, p, metadata={"format": FORMAT}))
+    data = save_safetensors(state, metadata={"format": FORMAT})
+    metadata = {"format": FORMAT, DATA_SHA256: hashlib.sha256(data[_data_start(data):]).hexdigest()}
+    write_atomic(join(out_dir, WEIGHTS), lambda p: save_file(state, p, metadata=metadata))
     write_text(join(out_dir, CARD), json.dumps(card.to_json(), indent=2) + "\n")
     return join(out_dir)
 
@@ -130,7 +135,8 @@ def load_checkpoint(model_dir: str | Path, device: str | torch.device = "cpu") -
     return load_weights(model_dir, card, device), card
 
 
-def load_weights(model_dir: str | Path, card: ModelCard, device: str | torch.device = "cpu") -> nn.Module:
+def load_weights(model_dir: str | Path, card: ModelCard, device: str | torch.device = "cpu", digest: str = ""
+                 ) -> nn.Module:
     """The model ``card`` describes with the safetensors weights of ``model_dir``, in eval mode.
 
     Parameters
@@ -141,16 +147,57 @@ def load_weights(model_dir: str | Path, card: ModelCard, device: str | torch.dev
         Its card, already read (see :func:`read_card`).
     device
         Torch device to load onto.
+    digest
+        The SHA-256 the weights must have (:attr:`ResolvedModel.digest`); empty to take any.
     """
     weights = join(model_dir, WEIGHTS)
-    if not is_file(weights):
-        raise ModelError(f"{model_dir} has a card but no {WEIGHTS}; the checkpoint is incomplete")
+    data = weight_bytes(model_dir)
+    if digest and hashlib.sha256(data).hexdigest() != digest:
+        raise ModelError(f"{weights} changed while this map was being made; rerun it with a new --out (the model "
+                         "is part of what the map store records)")
+    _check_data_digest(data, weights)
     model = build_model(card.architecture, len(card.bands), **card.params)
     try:
-        model.load_state_dict(load_safetensors(read_bytes(weights)))
+        tensors = load_safetensors(data)
+    except Exception as exc:  # safetensors raises its own SafetensorError on corrupt or truncated files
+        raise ModelError(f"{weights} is not a readable safetensors file ({exc}); retrain or copy the model "
+                         "again") from None
+    try:
+        model.load_state_dict(tensors)
     except RuntimeError as exc:
-        raise ModelError(f"weights in {weights} do not fit {card.architecture} {card.params}: {exc}") from exc
+        raise ModelError(f"weights in {weights} do not fit {card.architecture} {card.params}: "
+                         f"{str(exc).splitlines()[0]}") from None
     return model.to(device).eval()
+
+
+def _data_start(data: bytes) -> int:
+    """Where the tensor bytes of a safetensors file start (after the 8-byte length and the JSON header)."""
+    return 8 + int.from_bytes(data[:8], "little")
+
+
+def _check_data_digest(data: bytes, weights: str | Path) -> None:
+    """A ModelError if the file's header records a SHA-256 of its tensor bytes that they no longer have.
+
+    Files written before geoslide recorded it (the header lacks it) are not checked.
+    """
+    try:
+        header = json.loads(data[8:_data_start(data)])
+    except (ValueError, UnicodeDecodeError):
+        raise ModelError(f"{weights} is not a readable safetensors file (bad header); retrain or copy the model "
+                         "again") from None
+    expected = (header.get("__metadata__") or {}).get(DATA_SHA256) if isinstance(header, dict) else None
+    if expected and hashlib.sha256(data[_data_start(data):]).hexdigest() != expected:
+        raise ModelError(f"{weights} is corrupt (its tensors do not match the checksum written with them); retrain "
+                         "or copy the model again")
+
+
+def weight_bytes(model_dir: str | Path) -> bytes:
+    """The bytes of a model directory's weights file; a ModelError if there is none."""
+    weights = join(model_dir, WEIGHTS)
+    try:
+        return read_bytes(weights)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise ModelError(f"{model_dir} has a card but no {WEIGHTS}; the checkpoint is incomplete") from None
 
 
 @dataclass(frozen=True)
@@ -168,17 +215,36 @@ class ResolvedModel:
         Its card.
     multiple
         The factor input heights and widths must be a multiple of (see :func:`geoslide.models.size_multiple`).
+    digest
+        SHA-256 of the weights file when they were checked (:func:`resolve_model` with ``check=True``);
+        workers refuse weights that differ. Empty: not checked.
     """
 
     path: str
     card: ModelCard
     multiple: int
+    digest: str = ""
+
+    @property
+    def identity(self) -> str:
+        """What the model is, by content: architecture, weights digest and card digest (16 hex digits each)."""
+        card = hashlib.sha256(json.dumps(self.card.to_json(), sort_keys=True).encode()).hexdigest()
+        return f"{self.card.architecture}:weights-sha256={self.digest[:16]}:card-sha256={card[:16]}"
 
 
-def resolve_model(model_dir: str | Path) -> ResolvedModel:
-    """Read a model directory's card (a folder or a URL) and learn its size multiple, without loading weights."""
+def resolve_model(model_dir: str | Path, check: bool = False) -> ResolvedModel:
+    """Read a model directory's card (a folder or a URL) and learn its size multiple.
+
+    With ``check`` the weights are read and loaded here, on the CPU, so that a missing, truncated or
+    corrupt file is a ModelError before anything is written, and their SHA-256 is recorded.
+    """
     card = read_card(model_dir)
-    return ResolvedModel(absolute(model_dir), card, card_multiple(card))
+    digest = ""
+    if check:
+        data = weight_bytes(model_dir)
+        load_weights(model_dir, card, "cpu")
+        digest = hashlib.sha256(data).hexdigest()
+    return ResolvedModel(absolute(model_dir), card, card_multiple(card), digest)
 
 
 def card_multiple(card: ModelCard) -> int:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure  # no pyplot: a report must not change a notebook's backend
 
+from geoslide.fileio import write_atomic
+
 METRICS = ("precision", "recall", "f1", "iou", "miou")
 
 def metric_columns(frame: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
@@ -25,5 +27,5 @@ def plot_f1(frame: pd.DataFrame, path: str | Path, label: str = "table", title: 
     ax.set_ylabel("F1")
     ax.set_xlabel("")
     ax.grid(axis="y", alpha=0.3)
-    fig.savefig(path, dpi=100)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     return Path(path)

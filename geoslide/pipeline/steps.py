@@ -11,6 +11,7 @@ import pandas as pd
 from geoslide.catalog.search import search
 from geoslide.data.store import PatchStore
 from geoslide.errors import ConfigError, LabelError
+from geoslide.fileio import write_text
 from geoslide.pipeline.config import DemoStep, ImplantStep, Pipeline, Scene, Source
 from geoslide.pipeline.modelcard import write_model_card
 from geoslide.pipeline.report import metric_columns, plot_f1
@@ -19,12 +20,14 @@ from geoslide.tables import markdown_table
 
 
 def build_data(pipeline: Pipeline, root: Path, progress: bool, client: Any = None) -> PatchStore:
-    """Demo events, imports and patches into the pipeline's store (skipped when already complete)."""
+    """Demo events, imports and patches into the pipeline's store (skipped when already complete).
+
+    An unfinished store is resumed: imports and patch builds skip what they committed before.
+    """
     store = Path(resolve(root, pipeline.store))
     if marked_done(store):
         check_unseen(pipeline, PatchStore.open(store))
         return PatchStore.open(store)
-    discard_partial(store, root)
     for step in pipeline.demo:
         _demo(step, root, progress)
     for step in pipeline.implant:
@@ -121,10 +124,10 @@ def evaluate_all(pipeline: Pipeline, store: PatchStore, models: dict[str, Path],
     tables += [_scene_rows(scene, name, path, root, step, progress, client) for scene in step.scenes
                for name, path in models.items()]
     rows = pd.concat(tables, ignore_index=True)
-    rows.to_csv(root / "report.csv", index=False)
+    write_text(root / "report.csv", rows.to_csv(index=False))
     plot_f1(rows, root / "report.png", title=f"{pipeline.name}: F1")
     text = _markdown(pipeline, rows)
-    (root / "report.md").write_text(text)
+    write_text(root / "report.md", text)
     for name, path in models.items():
         write_model_card(Path(path), pipeline.name, pipeline.description, rows[rows["model"] == name],
                          pipeline.source)

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from geoslide.cluster import SCHEDULER_ENV, cluster_client
-from geoslide.fileio import check_writable
+from geoslide.fileio import output_lock
 from geoslide.training.distributed import train_distributed
 from geoslide.training.loop import fit
+from geoslide.training.resume import check_run_folder
 from geoslide.training.spec import TrainSpec
 
 
@@ -47,10 +48,11 @@ def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, schedule
         The best epoch's metrics (see :func:`geoslide.training.loop.fit`), plus the cluster's
         details when one was used.
     """
-    check_writable(out_dir)
-    if client is not None:
-        return train_distributed(store_path, spec, out_dir, client=client, progress=progress)
-    if scheduler or workers is not None or os.environ.get(SCHEDULER_ENV):
-        with cluster_client(scheduler=scheduler, workers=workers) as client:
+    check_run_folder(out_dir)
+    with output_lock(out_dir):
+        if client is not None:
             return train_distributed(store_path, spec, out_dir, client=client, progress=progress)
-    return fit(store_path, spec, out_dir, progress=progress)
+        if scheduler or workers is not None or os.environ.get(SCHEDULER_ENV):
+            with cluster_client(scheduler=scheduler, workers=workers) as client:
+                return train_distributed(store_path, spec, out_dir, client=client, progress=progress)
+        return fit(store_path, spec, out_dir, progress=progress)

@@ -19,11 +19,43 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 from torch import nn
 
-from geoslide.errors import ModelError
-from geoslide.fileio import join, list_names, makedirs, parent, read_bytes, read_text, remove, write_atomic, write_text
+from geoslide.errors import ModelError, OutputError
+from geoslide.fileio import (
+    check_not_link,
+    check_writable,
+    is_file,
+    join,
+    list_names,
+    makedirs,
+    parent,
+    read_bytes,
+    read_text,
+    remove,
+    write_atomic,
+    write_text,
+)
 from geoslide.models.card import cpu_state, unwrap
 
 INFO = "state.json"
+LAST = "last"
+#: What a training run writes into its folder (besides ``last/``).
+RUN_FILES = ("model.json", "model.safetensors", "metrics.csv", "training.png")
+
+
+def check_run_folder(out: str | Path) -> None:
+    """An OutputError, before training, if ``out`` holds files that no geoslide run wrote there.
+
+    A folder is a run's when it is empty or missing, holds a saved state (``last/state.json``), or
+    holds nothing but ``last/`` (a run killed before its first state was complete). Outputs that are
+    symbolic links are refused too: geoslide neither replaces nor writes through them.
+    """
+    check_writable(out)
+    names = [n for n in list_names(out) if not n.startswith(".")]
+    if names and not is_file(join(out, LAST, INFO)) and set(names) != {LAST}:
+        raise OutputError(f"{out} holds files geoslide did not write there ({', '.join(names[:3])}); train into an "
+                          "empty or new --out")
+    for name in (*RUN_FILES, LAST):
+        check_not_link(join(out, name))
 
 
 def save_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimizer,

@@ -59,8 +59,8 @@ def test_batches_are_bounded(hrgldd, tmp_path, monkeypatch):
     calls = []
     original = PatchStore.append
     monkeypatch.setattr(common, "MAX_BATCH", 3)
-    monkeypatch.setattr(PatchStore, "append", lambda self, i, m, meta: calls.append(len(meta)) or original(
-        self, i, m, meta))
+    monkeypatch.setattr(PatchStore, "append", lambda self, i, m, meta, **kw: calls.append(len(meta)) or original(
+        self, i, m, meta, **kw))
     store = import_dataset("hr-gldd", hrgldd, tmp_path / "s.zarr")
     assert calls == [3, 3, 3, 1] and len(store) == 10
 
@@ -113,3 +113,28 @@ def test_pipeline_import_options():
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['colour'\] in imports"):
         parse_pipeline({"name": "t", "models": [{"name": "unet", "model": "unet"}],
                         "imports": [{"kind": "gdcld", "src": "x", "colour": 1}]})
+
+
+def test_an_interrupted_import_resumes_without_duplicates(hrgldd, tmp_path, monkeypatch):
+    import geoslide.data.importers._common as common
+
+    reference = import_dataset("hr-gldd", hrgldd, tmp_path / "ref.zarr")
+    monkeypatch.setattr(common, "MAX_BATCH", 3)
+    original, calls = PatchStore.append, []
+
+    def dies_on_third(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("killed")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PatchStore, "append", dies_on_third)
+    with pytest.raises(OSError, match="killed"):
+        import_dataset("hr-gldd", hrgldd, tmp_path / "s.zarr")
+    assert len(PatchStore.open(tmp_path / "s.zarr")) == 6
+    monkeypatch.setattr(PatchStore, "append", original)
+    store = import_dataset("hr-gldd", hrgldd, tmp_path / "s.zarr")
+    again = import_dataset("hr-gldd", hrgldd, tmp_path / "s.zarr")
+    assert len(store) == len(again) == len(reference) == 10
+    np.testing.assert_array_equal(again.images().compute(), reference.images().compute())
+    np.testing.assert_array_equal(again.masks().compute(), reference.masks().compute())

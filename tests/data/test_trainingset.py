@@ -165,7 +165,7 @@ def test_appending_an_event_keeps_what_is_there(built):
 def test_append_with_other_bands_is_refused(built):
     _, _, out = built
     other = TrainingSetSpec(bands=("red", "nir"), patch=PatchSpec(size=64))
-    with pytest.raises(ConfigError, match="match --bands/--patch-size"):
+    with pytest.raises(PatchStoreError, match="match --bands/--patch-size"):
         build_patches(_post("demo-storm"), _inventory_path("demo-storm"), out, other)
 
 
@@ -304,3 +304,49 @@ def test_a_scene_with_no_patch_window_gives_empty_patch_arrays():
     images, masks = extract(image, da.zeros((50, 40), dtype="uint8"), np.zeros((0, 2), dtype=int), 128)
     assert images.compute().shape == (0, 3, 128, 128) and images.dtype == np.float32
     assert masks.compute().shape == (0, 128, 128) and masks.dtype == np.uint8
+
+
+def test_an_empty_store_is_resumed_and_a_rerun_adds_no_duplicates(tmp_path):
+    """A store with 0 committed patches is a store, not "absent"; a second build of the same items adds nothing."""
+    spec = TrainingSetSpec(bands=("red", "green", "blue", "nir"), patch=PatchSpec(size=64))
+    out = tmp_path / "p.zarr"
+    PatchStore.create(out, ["red", "green", "blue", "nir"], 64)  # as left by a build killed before its first commit
+    items, labels = _post("demo-quake"), _inventory_path("demo-quake")
+    first = build_patches(items, labels, out, spec)
+    n, images, meta = len(first), first.images().compute(), first.meta()
+    assert n > 10
+    again = build_patches(items, labels, out, spec)
+    assert len(again) == n
+    np.testing.assert_array_equal(again.images().compute(), images)
+    pd.testing.assert_frame_equal(again.meta(), meta)
+    keys = {f"{i.collection_id}/{i.id}" for i in items}
+    assert set(again.sources()) == keys and sum(v["rows"][1] - v["rows"][0] for v in again.sources().values()) == n
+
+
+def test_a_scene_cut_with_other_options_is_refused(tmp_path):
+    out = tmp_path / "p.zarr"
+    items, labels = _post("demo-quake"), _inventory_path("demo-quake")
+    build_patches(items, labels, out, TrainingSetSpec(bands=("red", "nir"), patch=PatchSpec(size=64)))
+    other = TrainingSetSpec(bands=("red", "nir"), patch=PatchSpec(size=64, stride=32))
+    with pytest.raises(PatchStoreError, match="cut with other options"):
+        build_patches(items, labels, out, other)
+
+
+def test_a_half_created_store_is_replaced_and_a_foreign_folder_refused(tmp_path):
+    import zarr
+
+    out = tmp_path / "p.zarr"
+    group = zarr.open_group(str(out), mode="w-", zarr_format=3, attributes={"geoslide_patch_store_partial":
+                                                                          "geoslide-patch-store/1"})
+    group.create_array("images", shape=(0, 2, 64, 64), dtype="float32")  # killed here
+    with pytest.raises(PatchStoreError, match="creation was interrupted"):
+        PatchStore.open(out)
+    spec = TrainingSetSpec(bands=("red", "nir"), patch=PatchSpec(size=64))
+    store = build_patches(_post("demo-quake"), _inventory_path("demo-quake"), out, spec)
+    assert len(store) > 0 and store.bands == ["red", "nir"]
+    foreign = tmp_path / "mine.zarr"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(PatchStoreError, match="not a geoslide patch store"):
+        build_patches(_post("demo-quake"), _inventory_path("demo-quake"), foreign, spec)
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]

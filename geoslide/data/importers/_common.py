@@ -9,11 +9,14 @@ Patches of a split released without labels (Landslide4Sense ``ValidData``/``Test
 imported for prediction: their masks are all nodata (255), so ``nodata_fraction`` is 1, which is
 the flag that they have no label; training and scoring skip them
 (:func:`geoslide.data.splits.split_rows`). Anything an importer passes over is reported with a
-:class:`~geoslide.errors.GeoslideWarning`, never skipped silently.
+:class:`~geoslide.errors.GeoslideWarning`, never skipped silently. Each batch goes in under a key
+naming the plan and the batch, so a rerun after an interruption appends only the batches that
+are missing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,6 +28,7 @@ from tqdm import tqdm
 
 from geoslide.data.store import COLUMNS, PatchStore
 from geoslide.errors import GeoslideWarning, LabelError, PatchStoreError
+from geoslide.fileio import output_lock
 from geoslide.inventory.codes import MASK_NODATA
 
 MAX_BATCH = 64
@@ -202,22 +206,37 @@ def write_plan(plan: ImportPlan, out: str | Path, *, progress: bool = False) -> 
     PatchStore
         The store, with the new patches committed after the ones it had.
     """
-    existing = PatchStore.open_existing(out)
+    existing = PatchStore.open_resumable(out)
     if existing is not None:
         _check_fits(existing, plan, out)
     batches = list(_batches(len(plan.meta), _batch_size(plan)))
     for index in tqdm(batches, desc="checking masks", unit="batch", disable=not progress):
         plan.read_masks(index)
     plan.after_check()
-    store = existing if existing is not None else PatchStore.create(out, plan.bands, plan.patch_size, plan.units)
-    for index in tqdm(batches, desc="importing patches", unit="batch", disable=not progress):
-        masks = plan.read_masks(index)
-        meta = plan.meta.iloc[index].reset_index(drop=True)
-        valid = (masks != MASK_NODATA).sum(axis=(1, 2))
-        meta["landslide_fraction"] = ((masks == 1).sum(axis=(1, 2)) / np.maximum(valid, 1)).astype("float32")
-        meta["nodata_fraction"] = (1 - valid / plan.patch_size**2).astype("float32")
-        store.append(plan.read_images(index), masks, meta)
+    digest = plan_digest(plan)
+    with output_lock(out):
+        store = PatchStore.open_or_create(out, plan.bands, plan.patch_size, plan.units)
+        for index in tqdm(batches, desc="importing patches", unit="batch", disable=not progress):
+            key = f"import:{digest}:{index[0]}"
+            if not store.has_source(key, digest):
+                store.append(plan.read_images(index), *_masks_and_meta(plan, index), source=key, digest=digest)
     return store
+
+
+def _masks_and_meta(plan: ImportPlan, index: list[int]) -> tuple[np.ndarray, pd.DataFrame]:
+    masks = plan.read_masks(index)
+    meta = plan.meta.iloc[index].reset_index(drop=True)
+    valid = (masks != MASK_NODATA).sum(axis=(1, 2))
+    meta["landslide_fraction"] = ((masks == 1).sum(axis=(1, 2)) / np.maximum(valid, 1)).astype("float32")
+    meta["nodata_fraction"] = (1 - valid / plan.patch_size**2).astype("float32")
+    return masks, meta
+
+
+def plan_digest(plan: ImportPlan) -> str:
+    """A digest of what an import plan reads (bands, patch size, one row per patch), naming its batches."""
+    rows = pd.util.hash_pandas_object(plan.meta, index=False).to_numpy()
+    head = f"{list(plan.bands)}:{plan.patch_size}:{_batch_size(plan)}".encode()
+    return hashlib.sha256(head + rows.tobytes()).hexdigest()[:16]
 
 
 def _check_fits(store: PatchStore, plan: ImportPlan, out: str | Path) -> None:
