@@ -389,6 +389,7 @@ def _map(args: argparse.Namespace) -> int:
                    allow_mixed_dates=args.allow_mixed_dates, allow_missing_assets=args.allow_missing_assets)
     with _cluster(args) as client:
         result = run_map(args.stac_query, spec, args.catalog, client=client, progress=True)
+    print(f"model: {result.model}")
     print(f"{result.out}: map store; STAC item {result.item}" + (f"; quicklook {result.quicklook}"
                                                                     if result.quicklook else ""))
     if result.summary is not None:

@@ -6,7 +6,6 @@ chunk by chunk and redoes only the cheap exports.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -165,8 +164,6 @@ def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = 
     _check_device(spec.inference.device, client)
     items = search(stac_query, catalog)
     model, spec, note = _model_for(items, spec)
-    if progress:
-        print(f"geoslide map: {note}", file=sys.stderr)
     extra = extra_items(model.card, spec, catalog)
     names = read_bands(model.card, spec.bands)
     items = check_readable(items, names, spec.allow_missing_assets)

@@ -22,6 +22,7 @@ from geoslide.data.trainingset import TrainingSetSpec, build_patches
 from geoslide.errors import ConfigError, GeoslideWarning, LabelError, PatchStoreError
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import rasterize_inventory
+from geoslide.inventory.read import read_inventory
 from geoslide.raster.grid import GridSpec
 
 GRID = GridSpec(32645, (351_201.7, 3_071_443.3, 351_201.7 + 3 * 470, 3_071_443.3 + 3 * 333), 3.0)
@@ -60,12 +61,19 @@ def test_invalid_polygons_are_repaired_with_a_counted_warning():
 
 @pytest.mark.parametrize(("frame", "match"), [
     (gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 1, 1)]), "has no CRS"),
-    (gpd.GeoDataFrame(geometry=[], crs=32645), "no polygons"),
     (gpd.GeoDataFrame(geometry=[shapely.box(10.0, 45.0, 10.1, 45.1)], crs=4326), "outside the imagery"),
 ])
 def test_bad_labels(frame, match):
     with pytest.raises(LabelError, match=match):
         rasterize_inventory(frame, GRID)
+
+
+def test_an_inventory_without_polygons_labels_nothing_but_cannot_make_a_training_set():
+    """Landslide-free labels (to count false alarms) rasterize to zeros; a training set needs a landslide."""
+    empty = gpd.GeoDataFrame(geometry=[], crs=32645)
+    assert not rasterize_inventory(empty, GRID, chunks=128).values.any()
+    with pytest.raises(LabelError, match="no polygons"):
+        read_inventory(empty)
 
 
 @pytest.mark.parametrize(("shape", "size", "stride"),

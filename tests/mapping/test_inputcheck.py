@@ -104,4 +104,4 @@ def test_without_model_the_choice_is_said(tmp_path):
     named = _catalog(tmp_path / "named", None, FILE_ORDER, scale=1e-4)
     proc = _map(named, tmp_path / "auto.zarr")
     assert proc.returncode == 0, proc.stderr
-    assert "geoslide map: bundled model" in proc.stderr
+    assert "model: bundled model 'demo'" in proc.stdout  # the choice is said with the results
