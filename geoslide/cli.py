@@ -168,9 +168,13 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
                    help="model directory, a path or an s3:// or http(s):// URL (default: the bundled demo model)")
     p.add_argument("--out", required=True, metavar="OUT.zarr", help="map store, a path or s3:// URL; the item, "
                    "quicklook and COGs go beside it (an unfinished one is resumed)")
-    p.add_argument("--vectors", default=None, metavar="OUT.parquet", help="also write landslide polygons "
-                   "(GeoParquet + GeoJSON in WGS84; a path or s3:// URL) and print the event summary")
-    p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="minimum mapping unit for --vectors")
+    p.add_argument("--vectors", default=None, metavar="OUT.parquet",
+                   help="also write landslide polygons and print the event summary; the suffix picks the format, "
+                        "in the map's CRS: .parquet (GeoParquet 1.1), .gpkg (GeoPackage) or .fgb (FlatGeobuf), and "
+                        "a GeoJSON in WGS84 (RFC 7946) is written beside it; a path or s3:// URL")
+    p.add_argument("--min-area", type=float, default=None, metavar="M2",
+                   help="minimum mapping unit for --vectors in m2; 0 keeps every polygon (default: the model card's "
+                        "min_area, 4 pixels at the model's resolution: 36 m2 for the bundled model)")
     p.add_argument("--split-amalgamated", action="store_true", help="split merged landslides in --vectors")
     p.add_argument("--chunk", type=int, default=1024, metavar="PX", help="chunk side for inference (default 1024)")
     p.add_argument("--overlap", type=int, default=None, metavar="PX", help="context per side (default: from the model)")

@@ -17,16 +17,24 @@ from geoslide.catalog.search import search
 from geoslide.cluster import check_visible
 from geoslide.errors import BandError, ConfigError, GridError, MixedDatesError, OutputError
 from geoslide.fileio import Location, check_writable, location, name, with_suffix
+from geoslide.inventory.context import Provenance, acquisition_date, with_provenance
 from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
-from geoslide.inventory.write import write_vectors
+from geoslide.inventory.write import vector_format, write_vectors
 from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import predict_proba
 from geoslide.mapping.item import item_path, map_item
 from geoslide.mapping.quicklook import quicklook
 from geoslide.mapping.store import open_map, write_map
 from geoslide.mapping.tiling import InferenceSpec
-from geoslide.models.card import ModelCard, ResolvedModel, bundled_model_path, resolve_model
+from geoslide.models.card import (
+    MIN_MAPPING_PIXELS,
+    ModelCard,
+    ResolvedModel,
+    bundled_model_path,
+    default_min_area,
+    resolve_model,
+)
 from geoslide.raster.inputs import load_inputs, missing_inputs, plan_inputs
 from geoslide.raster.items import asset_hrefs
 from geoslide.raster.scenes import mixed_scenes
@@ -44,13 +52,16 @@ class MapSpec:
     model
         Model directory; None takes the bundled demo model.
     vectors
-        GeoParquet path for landslide polygons (a GeoJSON in WGS84 is written beside it); None skips.
+        Path for landslide polygons in the map's CRS: ``.parquet`` (GeoParquet 1.1), ``.gpkg``
+        (GeoPackage) or ``.fgb`` (FlatGeobuf); a GeoJSON in WGS 84 is written beside it. None skips.
     inference
         Chunk, overlap, tile and batch sizes, device.
     resolution, epsg
         Target grid; None keeps the items' (several CRSs need ``epsg``).
     min_area
-        Minimum mapping unit in m2 for the vectors.
+        Minimum mapping unit in m2 for the vectors; None takes the model card's ``min_area``
+        (:data:`~geoslide.models.card.MIN_MAPPING_PIXELS` pixels at the model's resolution), 0 keeps
+        every polygon.
     split
         Split amalgamated landslides in the vectors.
     cog, quicklook
@@ -74,7 +85,7 @@ class MapSpec:
     inference: InferenceSpec = field(default_factory=InferenceSpec)
     resolution: float | None = None
     epsg: int | None = None
-    min_area: float = 0.0
+    min_area: float | None = None
     split: bool = False
     cog: bool = False
     quicklook: bool = True
@@ -89,7 +100,7 @@ class MapSpec:
                             "target CRS's units, or leave it unset to keep the items'")
         if self.epsg is not None and self.epsg < 1:
             raise GridError(f"epsg must be a positive EPSG code, got {self.epsg}; e.g. 32645 for UTM 45N")
-        if not self.min_area >= 0:
+        if self.min_area is not None and not self.min_area >= 0:
             raise ConfigError(f"min-area must be >= 0 m2, got {self.min_area}; 0 keeps every polygon")
 
 
@@ -160,17 +171,44 @@ def _exports(items: list[pystac.Item], image: xr.DataArray, model: ResolvedModel
     out = location(spec.out)
     stored = open_map(out)
     summary = vectors = None
+    min_area = map_min_area(spec, model.card, stored["mask"].rio.resolution())
     if spec.vectors:
-        polygons = vectorize(stored["mask"], min_area=spec.min_area, split=spec.split,
-                             probability=stored["probability"])
-        vectors, _ = write_vectors(polygons, spec.vectors)
-        summary = inventory_summary(polygons, event=spec.event or _event(items, out))
+        polygons = vectorize(stored["mask"], min_area=min_area, split=spec.split, probability=stored["probability"])
+        event = spec.event or _event(items, out)
+        provenance = Provenance(event, acquisition_date([i.datetime or _start(i) for i in items]),
+                                model_name(model), [i.id for i in items])
+        vectors, _ = write_vectors(with_provenance(polygons, provenance), spec.vectors)
+        summary = inventory_summary(polygons, event=event)
     png = quicklook(image, stored["mask"], with_suffix(out, ".png")) if spec.quicklook else None
     cogs = {v: export_cog(out, v, with_suffix(out, f".{v}.tif")) for v in ("probability", "mask")} if spec.cog else {}
-    params = {"threshold": model.card.threshold, "min_area_m2": spec.min_area, "split": spec.split,
+    params = {"threshold": model.card.threshold, "min_area_m2": min_area, "split": spec.split,
               **{f"inference_{k}": v for k, v in asdict(spec.inference).items()}}
     map_item(out, items, _model_summary(model), params, cogs=cogs, vectors=vectors, quicklook_png=png)
     return MapResult(out, item_path(out), png, vectors, summary)
+
+
+def map_min_area(spec: MapSpec, card: ModelCard, resolution: tuple[float, float]) -> float:
+    """The minimum mapping unit (m2): the spec's, else the card's, else a few pixels of the model or the map.
+
+    ``resolution`` is the map grid's pixel size, used only for cards without ``min_area`` and
+    ``resolution`` (and then only in a projected CRS in metres, as the map grids geoslide writes are).
+    """
+    if spec.min_area is not None:
+        return float(spec.min_area)
+    if card.min_area is not None:
+        return float(card.min_area)
+    if (from_model := default_min_area(card.resolution)) is not None:
+        return from_model
+    return MIN_MAPPING_PIXELS * abs(float(resolution[0]) * float(resolution[1]))
+
+
+def model_name(model: ResolvedModel) -> str:
+    """A model's name in outputs: its directory's name (``demo`` for the bundled model)."""
+    return Path(name(model.path)).name or model.card.architecture
+
+
+def _start(item: pystac.Item) -> Any:
+    return pystac.utils.str_to_datetime(start) if (start := item.properties.get("start_datetime")) else None
 
 
 def _check_out(out: str, vectors: str | None) -> None:
@@ -181,6 +219,7 @@ def _check_out(out: str, vectors: str | None) -> None:
     if isinstance(path, Path) and path.exists() and not path.is_dir():
         raise OutputError(f"{out} exists and is a file; pick a new --out")
     if vectors:
+        vector_format(vectors)
         check_writable(vectors)
 
 

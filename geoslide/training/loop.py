@@ -33,7 +33,7 @@ from geoslide.errors import PatchStoreError
 from geoslide.evaluation.metrics import ThresholdSweep
 from geoslide.fileio import Location, is_file, join, location, write_atomic
 from geoslide.models import build_model
-from geoslide.models.card import CARD, ModelCard, read_card, save_checkpoint, unwrap
+from geoslide.models.card import CARD, ModelCard, default_min_area, read_card, save_checkpoint, unwrap
 from geoslide.models.normalise import Normalisation
 from geoslide.models.outputs import final_logits
 from geoslide.models.receptive import receptive_field
@@ -154,6 +154,7 @@ def _setup(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.ndar
     card = ModelCard(architecture=spec.model, params=dict(spec.model_params), bands=tuple(store.bands),
                      mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(meta),
                      receptive_field=receptive_field(model, len(store.bands)),
+                     min_area=default_min_area(_resolution(meta)),
                      training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows))})
     optimiser = build_optimiser(spec.optimiser, model.parameters(), spec.lr, spec.weight_decay)
     schedule = build_schedule(spec.schedule, optimiser, spec.lr, _total_steps(spec, len(rows)))

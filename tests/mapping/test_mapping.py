@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
@@ -15,6 +16,7 @@ from geoslide.cli import main
 from geoslide.errors import OutputError
 from geoslide.evaluation.score import evaluate_map
 from geoslide.inventory.read import read_inventory
+from geoslide.inventory.vectorize import vectorize
 from geoslide.mapping.job import MapSpec, run_map
 from geoslide.mapping.store import map_status, open_map
 from geoslide.mapping.tiling import InferenceSpec
@@ -77,6 +79,20 @@ def test_outputs_beside_the_store_describe_the_run(quake_map):
     assert quake_map.quicklook.read_bytes()[:4] == b"\x89PNG"
     assert quake_map.summary["count"] > 10 and quake_map.summary["total_km2"] > 0.05
     assert quake_map.vectors.with_suffix(".geojson").is_file()
+
+
+def test_polygons_carry_their_context_and_the_model_cards_minimum_mapping_unit(quake_map):
+    polygons = gpd.read_parquet(quake_map.vectors)
+    post = search(QUAKE_POST)
+    assert set(polygons.event) == {post[0].properties["geoslide:event"]} and set(polygons.model) == {"demo"}
+    assert set(polygons.date) == {post[0].datetime.date()} and set(polygons.source) == {",".join(i.id for i in post)}
+    card = read_card(bundled_model_path())
+    assert card.min_area == 4 * card.resolution**2  # a 2 x 2 block at the model's resolution, stated in the card
+    assert polygons.pixel_count.min() >= 4 and polygons.area_m2.min() >= card.min_area
+    every = vectorize(open_map(quake_map.out)["mask"])  # min_area 0 keeps the small ones the default dropped
+    assert (every.area_m2 < card.min_area).sum() == len(every) - len(polygons) > 0
+    item = json.loads(quake_map.item.read_text())
+    assert item["properties"]["geoslide:params"]["min_area_m2"] == card.min_area
 
 
 def test_a_rerun_computes_nothing_and_another_model_is_refused(quake_map, tmp_path):
