@@ -16,7 +16,7 @@ import pandas as pd
 import pystac
 import xarray as xr
 
-from geoslide.cluster import check_visible, shared_parent, task_path
+from geoslide.cluster import announce_dashboard, check_visible, shared_parent, task_path
 from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
 from geoslide.data.splits import SplitOptions, assign_split, check_split
 from geoslide.data.store import PatchStore
@@ -25,6 +25,7 @@ from geoslide.fileio import check_writable
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import rasterize_inventory
 from geoslide.inventory.read import prepare_inventory, read_inventory
+from geoslide.progress import show_progress
 from geoslide.raster.cube import common_bands
 from geoslide.raster.derived import DIFFERENCE_PREFIX, is_derived
 from geoslide.raster.grid import GridSpec, grid_of
@@ -66,7 +67,7 @@ class TrainingSetSpec:
 
 
 def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | Path, spec: TrainingSetSpec,
-                  negatives: str | Path | None = None, progress: bool = False,
+                  negatives: str | Path | None = None, progress: bool | None = None,
                   pre_items: Sequence[pystac.Item] | None = None,
                   dem_items: Sequence[pystac.Item] | None = None, client: Any = None) -> PatchStore:
     """Cut every item into patches with their landslide masks and append them to the store at ``out``.
@@ -80,6 +81,9 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     With a ``distributed.Client`` the graphs run on its workers, which must see the imagery and the
     store's folder (checked first; a local ``out`` is made absolute, since workers have another cwd).
     """
+    progress = show_progress(progress)
+    if progress and client is not None:
+        announce_dashboard(client)
     check_split(spec.split)
     _warn_mixed(items, pre_items)
     check_writable(out)

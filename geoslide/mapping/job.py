@@ -14,7 +14,7 @@ import pystac
 import xarray as xr
 
 from geoslide.catalog.search import search
-from geoslide.cluster import check_visible
+from geoslide.cluster import announce_dashboard, check_visible
 from geoslide.errors import BandError, ConfigError, GridError, MixedDatesError, OutputError
 from geoslide.fileio import Location, check_writable, location, name, with_suffix
 from geoslide.inventory.context import Provenance, acquisition_date, with_provenance
@@ -35,6 +35,7 @@ from geoslide.models.card import (
     default_min_area,
     resolve_model,
 )
+from geoslide.progress import show_progress
 from geoslide.raster.inputs import load_inputs, missing_inputs, plan_inputs
 from geoslide.raster.items import asset_hrefs
 from geoslide.raster.scenes import mixed_scenes
@@ -116,8 +117,11 @@ class MapResult:
 
 
 def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = None, client: Any = None,
-            progress: bool = False) -> MapResult:
+            progress: bool | None = None) -> MapResult:
     """Search, load, mosaic and map ``stac_query``'s items with a model; see :class:`MapSpec`."""
+    progress = show_progress(progress)
+    if progress and client is not None:
+        announce_dashboard(client)
     _check_out(spec.out, spec.vectors)
     model = resolve_model(spec.model or bundled_model_path())
     items = search(stac_query, catalog)

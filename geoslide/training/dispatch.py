@@ -12,13 +12,14 @@ from typing import Any
 
 from geoslide.cluster import SCHEDULER_ENV, cluster_client
 from geoslide.fileio import check_writable
+from geoslide.progress import show_progress
 from geoslide.training.distributed import train_distributed
 from geoslide.training.loop import fit
 from geoslide.training.spec import TrainSpec
 
 
 def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, scheduler: str | None = None,
-          workers: int | None = None, progress: bool = False, client: Any = None) -> dict[str, Any]:
+          workers: int | None = None, progress: bool | None = None, client: Any = None) -> dict[str, Any]:
     """Train in this process, or data-parallel on a Dask cluster when one is named or asked for.
 
     A cluster is used when ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``) gives an address or
@@ -37,7 +38,7 @@ def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, schedule
     workers
         Start a local cluster of this many worker processes.
     progress
-        Show a progress bar of the epochs.
+        Show a progress bar of the epochs; None: when a person watches (:func:`geoslide.progress.watching`).
     client
         A ``distributed.Client`` to train on (then ``scheduler`` and ``workers`` are not used).
 
@@ -47,6 +48,7 @@ def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, schedule
         The best epoch's metrics (see :func:`geoslide.training.loop.fit`), plus the cluster's
         details when one was used.
     """
+    progress = show_progress(progress)
     check_writable(out_dir)
     if client is not None:
         return train_distributed(store_path, spec, out_dir, client=client, progress=progress)

@@ -17,6 +17,7 @@ from geoslide.data.importers import gdcld, hrgldd, landslide4sense
 from geoslide.data.importers._common import ImportPlan, write_plan
 from geoslide.data.store import PatchStore
 from geoslide.errors import ConfigError
+from geoslide.progress import show_progress
 
 Planner = Callable[..., ImportPlan]  # planner(src, *, event=None, sensor=None) -> ImportPlan
 
@@ -73,7 +74,7 @@ def plan_import(kind: str, src: str | Path, *, event: str | None = None,
 
 
 def import_dataset(kind: str, src: str | Path, out: str | Path, *, event: str | None = None,
-                   sensor: str | None = None, progress: bool = False) -> PatchStore:
+                   sensor: str | None = None, progress: bool | None = None) -> PatchStore:
     """Import a public landslide dataset into a patch store (created if missing, else appended to).
 
     Parameters
@@ -92,8 +93,8 @@ def import_dataset(kind: str, src: str | Path, out: str | Path, *, event: str | 
     sensor : str, optional
         Sensor for every patch. Defaults: ``"sentinel2"``, ``"planetscope"``, the GDCLD sensor
         folder or ``"mixed"``.
-    progress : bool
-        Show progress bars.
+    progress : bool or None
+        Show progress bars; None: when a person watches (:func:`geoslide.progress.watching`).
 
     Returns
     -------
@@ -109,4 +110,5 @@ def import_dataset(kind: str, src: str | Path, out: str | Path, *, event: str | 
     PatchStoreError
         Wrong shapes or band counts, or a store whose bands or patch size differ.
     """
+    progress = show_progress(progress)
     return write_plan(plan_import(kind, src, event=event, sensor=sensor), out, progress=progress)
