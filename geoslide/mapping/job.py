@@ -25,7 +25,7 @@ from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import predict_proba
 from geoslide.mapping.item import item_path, map_item
 from geoslide.mapping.quicklook import quicklook
-from geoslide.mapping.store import open_map, write_map
+from geoslide.mapping.store import map_grid, open_map, write_map
 from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import (
     MIN_MAPPING_PIXELS,
@@ -175,7 +175,7 @@ def _exports(items: list[pystac.Item], image: xr.DataArray, model: ResolvedModel
     out = location(spec.out)
     stored = open_map(out)
     summary = vectors = None
-    min_area = map_min_area(spec, model.card, stored["mask"].rio.resolution())
+    min_area = map_min_area(spec, model.card, map_grid(out).resolution)
     if spec.vectors:
         polygons = vectorize(stored["mask"], min_area=min_area, split=spec.split, probability=stored["probability"])
         event = spec.event or _event(items, out)
@@ -191,11 +191,11 @@ def _exports(items: list[pystac.Item], image: xr.DataArray, model: ResolvedModel
     return MapResult(out, item_path(out), png, vectors, summary)
 
 
-def map_min_area(spec: MapSpec, card: ModelCard, resolution: tuple[float, float]) -> float:
+def map_min_area(spec: MapSpec, card: ModelCard, resolution: float) -> float:
     """The minimum mapping unit (m2): the spec's, else the card's, else a few pixels of the model or the map.
 
-    ``resolution`` is the map grid's pixel size, used only for cards without ``min_area`` and
-    ``resolution`` (and then only in a projected CRS in metres, as the map grids geoslide writes are).
+    ``resolution`` is the map grid's pixel size (metres in the projected grids geoslide maps on),
+    used only for cards with neither ``min_area`` nor ``resolution``.
     """
     if spec.min_area is not None:
         return float(spec.min_area)
@@ -203,7 +203,7 @@ def map_min_area(spec: MapSpec, card: ModelCard, resolution: tuple[float, float]
         return float(card.min_area)
     if (from_model := default_min_area(card.resolution)) is not None:
         return from_model
-    return MIN_MAPPING_PIXELS * abs(float(resolution[0]) * float(resolution[1]))
+    return MIN_MAPPING_PIXELS * float(resolution) ** 2
 
 
 def model_name(model: ResolvedModel) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
@@ -13,11 +14,11 @@ from rasterio.features import rasterize
 
 from geoslide import grid_of, open_cube, search
 from geoslide.cli import main
-from geoslide.errors import OutputError
+from geoslide.errors import ModelError, OutputError
 from geoslide.evaluation.score import evaluate_map
 from geoslide.inventory.read import read_inventory
 from geoslide.inventory.vectorize import vectorize
-from geoslide.mapping.job import MapSpec, run_map
+from geoslide.mapping.job import MapSpec, map_min_area, run_map
 from geoslide.mapping.store import map_status, open_map
 from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import bundled_model_path, read_card
@@ -139,3 +140,16 @@ def test_cli_errors_are_one_line_exit_2(args, match, capsys, tmp_path, monkeypat
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and match in err
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_minimum_mapping_unit_comes_from_the_option_the_card_or_the_pixels():
+    card = read_card(bundled_model_path())
+    spec = MapSpec(out="x.zarr")
+    assert map_min_area(spec, card, 10.0) == card.min_area == 36.0
+    assert map_min_area(MapSpec(out="x.zarr", min_area=0), card, 10.0) == 0.0
+    older = replace(card, min_area=None)  # cards written before min_area: 4 pixels at the model's resolution
+    assert map_min_area(spec, older, 10.0) == 4 * card.resolution**2
+    mixed = replace(older, resolution=None)  # trained on mixed resolutions: 4 pixels of the map
+    assert map_min_area(spec, mixed, 10.0) == 400.0
+    with pytest.raises(ModelError, match="min_area"):
+        replace(card, min_area=-1.0)
