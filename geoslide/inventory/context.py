@@ -11,8 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import geopandas as gpd
+import pandas as pd
+import pyarrow as pa
 
 CONTEXT_COLUMNS = ("event", "date", "model", "source")
+DATE = pd.ArrowDtype(pa.date32())
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,15 @@ def with_provenance(polygons: gpd.GeoDataFrame, provenance: Provenance) -> gpd.G
     """
     out = polygons.drop(columns=[c for c in CONTEXT_COLUMNS if c in polygons.columns])
     at = list(out.columns).index("landslide_id") + 1 if "landslide_id" in out.columns else 0
-    values = {"event": provenance.event, "date": provenance.date, "model": provenance.model,
-              "source": ",".join(provenance.source)}
+    n, index = len(out), out.index
+    columns = {  # typed, so that an empty inventory has the same schema as any other
+        "event": pd.Series([provenance.event] * n, index=index, dtype="string"),
+        "date": pd.Series([provenance.date] * n, index=index, dtype=DATE),
+        "model": pd.Series([provenance.model] * n, index=index, dtype="string"),
+        "source": pd.Series([",".join(provenance.source)] * n, index=index, dtype="string"),
+    }
     for offset, column in enumerate(CONTEXT_COLUMNS):
-        out.insert(at + offset, column, [values[column]] * len(out))
+        out.insert(at + offset, column, columns[column])
     return out
 
 

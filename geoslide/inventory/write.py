@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import pandas as pd
+import pyarrow as pa
 
 from geoslide.catalog.extensions import PARQUET_MEDIA
 from geoslide.errors import CRSError, GeoslideError, OutputError
@@ -96,9 +98,16 @@ def _write_pair(polygons: gpd.GeoDataFrame, fmt: VectorFormat, tmp: str, geojson
     else:  # OGR drivers create their file and check its suffix: a staging name with the format's own
         staging = Path(f"{tmp}{fmt.suffix}")
         try:
-            polygons.to_file(staging, layer=layer, driver=fmt.driver, engine="pyogrio")
+            _for_ogr(polygons).to_file(staging, layer=layer, driver=fmt.driver, engine="pyogrio")
             os.replace(staging, tmp)
         finally:
             staging.unlink(missing_ok=True)
-    write_atomic(geojson, lambda out: polygons.to_crs(4326).to_file(out, layer=layer, driver="GeoJSON",
-                                                                    engine="pyogrio", RFC7946="YES"))
+    write_atomic(geojson, lambda out: _for_ogr(polygons).to_crs(4326).to_file(out, layer=layer, driver="GeoJSON",
+                                                                              engine="pyogrio", RFC7946="YES"))
+
+
+def _for_ogr(polygons: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Calendar-date columns (Arrow ``date32``) as ISO ``YYYY-MM-DD`` strings, which every OGR driver writes."""
+    dates = [c for c, t in polygons.dtypes.items()
+             if isinstance(t, pd.ArrowDtype) and pa.types.is_date(t.pyarrow_dtype)]
+    return polygons.astype({c: "string" for c in dates}) if dates else polygons

@@ -100,6 +100,19 @@ def test_provenance_columns_let_inventories_of_several_events_merge(polygons, tm
     assert (first["event"], first["date"], first["model"]) == ("demo-quake", "2025-04-26", "demo")
 
 
+def test_an_empty_inventory_has_the_schema_of_any_other(polygons, tmp_path):
+    empty = with_provenance(vectorize(as_mask(np.zeros((40, 40), np.uint8), 16)), PROVENANCE)
+    full, _ = write_vectors(polygons, tmp_path / "full.parquet")
+    none, _ = write_vectors(empty, tmp_path / "none.parquet")
+    assert pq.read_schema(none).remove_metadata() == pq.read_schema(full).remove_metadata()
+    for suffix in (".gpkg", ".fgb"):
+        infos = [pyogrio.read_info(write_vectors(frame, tmp_path / f"{name}{suffix}")[0])
+                 for name, frame in (("full", polygons), ("none", empty))]
+        assert [dict(zip(i["fields"], i["ogr_types"], strict=True)) for i in infos] == \
+            [dict(zip(infos[0]["fields"], infos[0]["ogr_types"], strict=True))] * 2
+        assert len(gpd.read_file(tmp_path / f"none{suffix}", engine="pyogrio")) == 0
+
+
 def test_acquisition_date_is_the_latest_utc_day():
     late = dt.datetime(2025, 4, 26, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-2)))  # 27 April in UTC
     assert acquisition_date([dt.datetime(2025, 4, 20, 5, tzinfo=dt.UTC), late, None]) == dt.date(2025, 4, 27)
