@@ -87,8 +87,16 @@ def test_progress_shows_on_a_terminal_and_not_in_a_pipe(tmp_path):
     assert status == 0 and "%|" not in terminal
 
 
-def test_pytest_itself_is_not_watching():
-    assert not watching()  # pytest captures stderr: the library's default is silent here
+def test_a_file_or_a_closed_stream_is_not_watched_a_terminal_is(monkeypatch, tmp_path):
+    with (tmp_path / "log").open("w") as log:
+        monkeypatch.setattr(sys, "stderr", log)
+        assert not watching()
+    assert not watching()  # closed
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "w") as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        assert watching()
+    os.close(leader)
 
 
 def test_dashboard_link_of_a_local_cluster_is_printed_and_served(capsys):
