@@ -11,7 +11,7 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
-# torch is pinned in pyproject.toml; keep TORCH_VERSION equal to that pin.
+# pyproject.toml takes torch>=2.4,<3; TORCH_VERSION picks the build (2.13.0: the version CI tests).
 ARG TORCH_VERSION=2.13.0
 # Index to take torch from: .../whl/cpu (default, small) or a CUDA index such as .../whl/cu128.
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
@@ -21,8 +21,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/geoslide
 ENV PATH=/opt/geoslide/bin:$PATH
-# torch first, from the chosen index: `pip install .` then finds torch==${TORCH_VERSION}
-# (a +cpu/+cuXXX local version satisfies the pin) and does not pull the default PyPI build.
+# torch first, from the chosen index: `pip install .` then finds torch ${TORCH_VERSION} (a
+# +cpu/+cuXXX build satisfies the range) and does not pull the default PyPI build.
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 WORKDIR /src
 COPY pyproject.toml README.md ./

@@ -12,14 +12,17 @@ import errno
 import importlib
 import json
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from geoslide._version import version
 from geoslide.errors import GeoslideError
 
 Handler = Callable[[argparse.Namespace], int]
+#: The ``--stac-query`` example of the help texts; it matches items of the bundled catalog (tested).
+STAC_QUERY_EXAMPLE = '{"collections": ["demo-quake-planetscope"], "datetime": "2023-05-01/.."}'
 
 
 class _Names(Sequence[str]):
@@ -57,15 +60,26 @@ def _add_named(p: argparse.ArgumentParser, *flags: str, names: _Names, **kwargs:
     p.add_argument(*flags, **kwargs).choices = names
 
 
-class _RegistryHelp(argparse.HelpFormatter):
-    """Fills ``{models}`` and ``{losses}`` in help texts from the registries, when help is printed."""
+class _Help(argparse.HelpFormatter):
+    """Shows each option's default, and fills ``{models}`` and ``{losses}`` from the registries, when help is printed.
+
+    A default is added to a help text that does not already speak of one, unless it is None or
+    False (an option that is off or taken from elsewhere says so itself) or the option is a switch.
+    """
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = super()._get_help_string(action)
+        text = super()._get_help_string(action) or ""
         for key, names in (("{models}", _MODELS), ("{losses}", _LOSSES)):
-            if text and key in text:
-                text = text.replace(key, str(names))
+            text = text.replace(key, str(names))
+        shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings and action.nargs != 0
+        if shown and "default" not in text:
+            value = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
+            text = f"{text} (default: {str(value).replace('%', '%%')})".lstrip()
         return text
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        """Wrapped at spaces only, so that names such as ``demo-quake-planetscope`` stay whole for copying."""
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 def _add_search(sub: argparse._SubParsersAction) -> None:
@@ -86,6 +100,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size-m", type=float, default=None, metavar="M",
                    help="side of each event's square domain in metres (default: the event's own, 3000 m for "
                         "demo-quake); landslide counts scale with the area")
+    _progress_arg(p)
     p.set_defaults(handler=_demo)
 
 
@@ -154,6 +169,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
                    help="gdcld: patches whole scenes are cut into (default 1024)")
     p.add_argument("--to-8bit", action="store_true",
                    help="gdcld: stretch images that are not 8-bit to 0-255 (2-98%% per band), as the paper converted")
+    _progress_arg(p)
     p.set_defaults(handler=_import)
 
 
@@ -166,7 +182,7 @@ def _add_stats(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a segmentation model on a patch store", formatter_class=_RegistryHelp)
+    p = sub.add_parser("train", help="train a segmentation model on a patch store")
     p.add_argument("--patches", required=True, metavar="STORE.zarr", help="patch store with train/val splits (a path "
                    "or s3:// URL)")
     p.add_argument("--model", default=None, metavar="NAME", help="architecture: {models} (or --init)")
@@ -178,17 +194,17 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-params", default="{}", metavar="JSON",
                    help='architecture options, e.g. \'{"base_filters": 16}\'')
     p.add_argument("--loss", default="dice", help="{losses}; plain losses also join with +, e.g. focal+dice")
-    _add_named(p, "--optimiser", names=_OPTIMISERS, default="adam")
+    _add_named(p, "--optimiser", names=_OPTIMISERS, default="adam", help="optimiser")
     p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    _add_named(p, "--schedule", names=_SCHEDULES, default="constant")
-    p.add_argument("--epochs", type=int, default=50)
+    p.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0: none)")
+    _add_named(p, "--schedule", names=_SCHEDULES, default="constant", help="learning-rate schedule")
+    p.add_argument("--epochs", type=int, default=50, help="most epochs to train")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
     p.add_argument("--batch-size", type=int, default=16, help="global batch (split over workers)")
     p.add_argument("--balance", action="store_true", help="class-balanced sampling of patches with landslides")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no flips/rotations")
     p.add_argument("--patience", type=int, default=10, help="early stopping on validation F1 (epochs)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, sampling and augmentation")
     _cluster_args(p)
     p.set_defaults(handler=_train)
 
@@ -201,9 +217,13 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
                    "(default: the bundled model that fits the items' bands and resolution, which is printed)")
     p.add_argument("--out", required=True, metavar="OUT.zarr", help="map store, a path or s3:// URL; the item, "
                    "quicklook and COGs go beside it (an unfinished one is resumed)")
-    p.add_argument("--vectors", default=None, metavar="OUT.parquet", help="also write landslide polygons "
-                   "(GeoParquet + GeoJSON in WGS84; a path or s3:// URL) and print the event summary")
-    p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="minimum mapping unit for --vectors")
+    p.add_argument("--vectors", default=None, metavar="OUT.parquet",
+                   help="also write landslide polygons and print the event summary; the suffix picks the format, "
+                        "in the map's CRS: .parquet (GeoParquet 1.1), .gpkg (GeoPackage) or .fgb (FlatGeobuf), and "
+                        "a GeoJSON in WGS84 (RFC 7946) is written beside it; a path or s3:// URL")
+    p.add_argument("--min-area", type=float, default=None, metavar="M2",
+                   help="minimum mapping unit for --vectors in m2; 0 keeps every polygon (default: the model card's "
+                        "min_area, 4 pixels at the model's resolution: 36 m2 for the bundled model)")
     p.add_argument("--split-amalgamated", action="store_true", help="split merged landslides in --vectors")
     p.add_argument("--chunk", type=int, default=1024, metavar="PX", help="chunk side for inference (default 1024)")
     p.add_argument("--overlap", type=int, default=None, metavar="PX", help="context per side (default: from the model)")
@@ -260,11 +280,21 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="Dask scheduler to use (default: $DASK_SCHEDULER_ADDRESS, else local)")
     p.add_argument("--workers", type=int, default=None, metavar="N", help="start a local cluster of N processes")
+    p.add_argument("--dashboard", action="store_true",
+                   help="print the link of the Dask dashboard (a local --workers cluster serves one); needs "
+                        "--workers or --scheduler")
+    _progress_arg(p)
+
+
+def _progress_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars on stderr (default: when stderr is a terminal)")
 
 
 def _stac_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stac-query", default="{}", metavar="JSON",
-                   help='STAC item-search body, e.g. \'{"collections": ["demo-quake"], "datetime": "2025-06-01/.."}\'')
+                   help=f"STAC item-search body, e.g. '{STAC_QUERY_EXAMPLE}' (the bundled catalog's post-event "
+                        "PlanetScope scene of the demo earthquake); {} matches every item")
     p.add_argument("--catalog", default=None, metavar="URL|PATH",
                    help="STAC API URL, or static catalog path or s3:// / http(s):// URL (default: the bundled demo "
                         "catalog)")
@@ -295,7 +325,7 @@ def _patches(args: argparse.Namespace) -> int:
     pre = search(args.pre_stac_query, args.catalog) if args.pre_stac_query else None
     dem = search(args.dem_stac_query, args.catalog) if args.dem_stac_query else None
     with _cluster(args) as client:
-        store = build_patches(items, args.labels, args.out, spec, negatives=args.negatives, progress=True,
+        store = build_patches(items, args.labels, args.out, spec, negatives=args.negatives, progress=args.progress,
                               pre_items=pre, dem_items=dem, client=client)
     print(f"{args.out}: {len(store)} patches of {store.patch_size} px, bands {', '.join(store.bands)}")
     return 0
@@ -309,7 +339,7 @@ def _import(args: argparse.Namespace) -> int:
                             units=args.units, channels=tuple(args.channels) if args.channels else None,
                             sites=args.sites, label_codes=parse_label_codes(args.label_codes),
                             patch_size=args.patch_size, to_8bit=args.to_8bit)
-    store = import_dataset(args.kind, args.src, args.out, options=options, progress=True)
+    store = import_dataset(args.kind, args.src, args.out, options=options, progress=args.progress)
     units = f", units {', '.join(store.units)}" if store.units else ""
     print(f"{args.out}: {len(store)} patches of {store.patch_size} px, bands {', '.join(store.bands)}{units}")
     return 0
@@ -328,7 +358,7 @@ def _demo(args: argparse.Namespace) -> int:
     from geoslide.demo.catalog import write_demo
 
     path = write_demo(args.out, seed=args.seed, events=args.events, sensors=args.sensors, size_m=args.size_m,
-                      progress=True)
+                      progress=args.progress)
     print(path)
     return 0
 
@@ -361,7 +391,8 @@ def _train(args: argparse.Namespace) -> int:
                      schedule=args.schedule, epochs=args.epochs, max_steps=args.max_steps,
                      batch_size=args.batch_size, augment=args.augment, balance=args.balance,
                      patience=args.patience, seed=args.seed)
-    summary = train(args.patches, spec, args.out, scheduler=args.scheduler, workers=args.workers, progress=True)
+    with _cluster(args) as client:
+        summary = train(args.patches, spec, args.out, progress=args.progress, client=client)
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -388,7 +419,7 @@ def _map(args: argparse.Namespace) -> int:
                    pre_stac_query=args.pre_stac_query, dem_stac_query=args.dem_stac_query,
                    allow_mixed_dates=args.allow_mixed_dates, allow_missing_assets=args.allow_missing_assets)
     with _cluster(args) as client:
-        result = run_map(args.stac_query, spec, args.catalog, client=client, progress=True)
+        result = run_map(args.stac_query, spec, args.catalog, client=client, progress=args.progress)
     print(f"model: {result.model}")
     print(f"{result.out}: map store; STAC item {result.item}" + (f"; quicklook {result.quicklook}"
                                                                     if result.quicklook else ""))
@@ -424,7 +455,7 @@ def _run(args: argparse.Namespace) -> int:
 
     pipeline = load_pipeline(args.pipeline)
     with _cluster(args) as client:
-        report = run_pipeline(pipeline, work=args.work, progress=True, client=client)
+        report = run_pipeline(pipeline, work=args.work, progress=args.progress, client=client)
     print(report)
     return 0
 
@@ -444,7 +475,7 @@ def _json_option(text: str, name: str) -> dict:
 def _cluster(args: argparse.Namespace):
     from geoslide.cluster import cluster_client
 
-    return cluster_client(scheduler=args.scheduler, workers=args.workers)
+    return cluster_client(scheduler=args.scheduler, workers=args.workers, dashboard=args.dashboard)
 
 
 #: Operating-system errors a user fixes (space, permissions, read-only or missing folders), not bugs.
@@ -468,9 +499,11 @@ def _os_error(exc: OSError) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="geoslide", description="Map landslides from STAC imagery at any scale.")
+    parser = argparse.ArgumentParser(prog="geoslide", description="Map landslides from STAC imagery at any scale.",
+                                     formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"geoslide {version()}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=partial(argparse.ArgumentParser, formatter_class=_Help))
     for add in (_add_search, _add_demo, _add_patches, _add_import, _add_stats, _add_train, _add_map, _add_evaluate,
                 _add_run):
         add(sub)

@@ -13,12 +13,13 @@ directory, so paths bound for tasks are made absolute here first (:func:`task_pa
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from geoslide.errors import ClusterError, OutputError
 from geoslide.fileio import local_path
@@ -146,9 +147,30 @@ def worker_info(client: Any) -> dict[str, dict[str, Any]]:
     return client.sync(client.scheduler.identity, n_workers=-1)["workers"]
 
 
+def dashboard_link(client: Any) -> str | None:
+    """The URL of the Dask dashboard of ``client``'s scheduler; None when it serves none (no bokeh there)."""
+    if "dashboard" not in client.scheduler_info().get("services", {}):
+        return None
+    return client.dashboard_link
+
+
+def announce_dashboard(client: Any, stream: TextIO | None = None) -> str | None:
+    """Print ``Dask dashboard: URL`` (or why there is none) on stderr, once per client; returns the URL."""
+    link = dashboard_link(client)
+    if id(client) in _ANNOUNCED:
+        return link
+    _ANNOUNCED.add(id(client))
+    text = link or "none (the scheduler serves no dashboard: install bokeh>=3.1 where it runs)"
+    print(f"Dask dashboard: {text}", file=stream or sys.stderr, flush=True)
+    return link
+
+
+_ANNOUNCED: set[int] = set()
+
+
 @contextmanager
 def cluster_client(scheduler: str | None = None, workers: int | None = None,
-                   spec: ClusterSpec | None = None) -> Iterator[Any]:
+                   spec: ClusterSpec | None = None, dashboard: bool = False) -> Iterator[Any]:
     """A Dask client for the block, or None to compute in this process.
 
     Parameters
@@ -159,18 +181,26 @@ def cluster_client(scheduler: str | None = None, workers: int | None = None,
         Start a local cluster of this many worker processes when no address is set.
     spec
         Full options instead of ``scheduler``/``workers``.
+    dashboard
+        Serve a local cluster's dashboard and print the dashboard's link (see :func:`announce_dashboard`).
 
     Yields None when no address is set and no local cluster is asked for. A local cluster
     started here is closed when the block ends.
     """
-    spec = spec or ClusterSpec(address=scheduler, n_workers=workers)
+    spec = spec or ClusterSpec(address=scheduler, n_workers=workers, dashboard=dashboard)
     if spec.scheduler_address() is None and spec.n_workers is None:
+        if dashboard or spec.dashboard:
+            raise ClusterError("the Dask dashboard needs a cluster: give --workers N or --scheduler ADDRESS "
+                               f"(or set ${SCHEDULER_ENV})")
         yield None
         return
     client, cluster = connect(spec)
     try:
+        if dashboard or spec.dashboard:
+            announce_dashboard(client)
         yield client
     finally:
+        _ANNOUNCED.discard(id(client))
         client.close()
         if cluster is not None:
             cluster.close()

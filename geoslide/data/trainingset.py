@@ -18,7 +18,7 @@ import pandas as pd
 import pystac
 import xarray as xr
 
-from geoslide.cluster import check_visible, shared_parent, task_path
+from geoslide.cluster import announce_dashboard, check_visible, shared_parent, task_path
 from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
 from geoslide.data.splits import SplitOptions, assign_split, check_split
 from geoslide.data.store import PatchStore
@@ -27,6 +27,7 @@ from geoslide.fileio import check_writable, output_lock, read_bytes
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rasterize import rasterize_inventory
 from geoslide.inventory.read import prepare_inventory, read_inventory
+from geoslide.progress import show_progress
 from geoslide.raster.cube import common_bands
 from geoslide.raster.derived import DIFFERENCE_PREFIX, is_derived
 from geoslide.raster.grid import GridSpec, grid_of
@@ -69,7 +70,7 @@ class TrainingSetSpec:
 
 
 def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | Path, spec: TrainingSetSpec,
-                  negatives: str | Path | None = None, progress: bool = False,
+                  negatives: str | Path | None = None, progress: bool | None = None,
                   pre_items: Sequence[pystac.Item] | None = None,
                   dem_items: Sequence[pystac.Item] | None = None, client: Any = None) -> PatchStore:
     """Cut every item into patches with their landslide masks and append them to the store at ``out``.
@@ -87,6 +88,9 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     interruption skips the scenes already in and appends the rest, so the store ends as an
     uninterrupted build leaves it. The build holds the store's lock; a second writer gets a BusyError.
     """
+    progress = show_progress(progress)
+    if progress and client is not None:
+        announce_dashboard(client)
     check_split(spec.split)
     _warn_mixed(items, pre_items)
     check_writable(out)

@@ -34,6 +34,7 @@ from geoslide.demo.sensors import REFLECTANCE_SCALE, SENSORS, Sensor
 from geoslide.demo.world import World, build_world, sample_dem, slope_degrees
 from geoslide.errors import ConfigError, GeoslideError
 from geoslide.fileio import Location, check_writable, exists, is_url, join, upload_tree
+from geoslide.progress import show_progress
 from geoslide.raster.grid import GridSpec
 
 DEFAULT_EVENTS = ("demo-quake", "demo-storm")
@@ -42,7 +43,7 @@ PHASE_DAYS = {"uav": 2, "planetscope": 1, "sentinel2": 4}  # days after the even
 
 
 def write_demo(out: str | Path, seed: int = 0, events: Sequence[str] = DEFAULT_EVENTS,
-               sensors: Sequence[str] | None = None, size_m: float | None = None, progress: bool = False
+               sensors: Sequence[str] | None = None, size_m: float | None = None, progress: bool | None = None
                ) -> Location:
     """Generate demo events and write them as a static STAC catalog.
 
@@ -61,13 +62,14 @@ def write_demo(out: str | Path, seed: int = 0, events: Sequence[str] = DEFAULT_E
         Side of each event's square domain in metres, instead of the event's own; the number of
         landslides scales with the area.
     progress
-        Show a progress bar on stderr.
+        Show a progress bar on stderr; None: when a person watches (:func:`geoslide.progress.watching`).
 
     Returns
     -------
     Path or str
         The root ``catalog.json`` (its URL for an ``s3://`` prefix).
     """
+    progress = show_progress(progress)
     if is_url(out):
         return _write_demo_to_store(str(out), seed=seed, events=events, sensors=sensors, size_m=size_m,
                                     progress=progress)

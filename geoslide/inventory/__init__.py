@@ -8,5 +8,6 @@
 - ``vectorize``: a chunked landslide mask to polygons merged across chunk edges.
 - ``amalgamated``: amalgamated landslides split at narrow necks.
 - ``summary``: polygon areas and the HR-GLDD Table 1 figures of an inventory.
-- ``write``: polygons written as GeoParquet and WGS 84 GeoJSON together.
+- ``context``: event, acquisition date, model and source items as columns of the polygons.
+- ``write``: polygons written as GeoParquet, GeoPackage or FlatGeobuf, and WGS 84 GeoJSON, together.
 """

@@ -16,6 +16,7 @@ from rasterio.windows import Window
 from geoslide.errors import OutputError
 from geoslide.fileio import Location, location, write_atomic
 from geoslide.mapping.store import NODATA, PROBABILITY_SCALE, map_attrs, map_grid, map_status, stored_array
+from geoslide.mapping.style import mask_colormap, write_mask_style
 from geoslide.raster.grid import GridSpec
 
 OVERVIEW_RESAMPLING = {"probability": "AVERAGE", "mask": "MODE"}
@@ -28,7 +29,8 @@ def export_cog(out_zarr: str | Path, variable: str, path: str | Path, blocksize:
     1/250 in its band metadata), chunk by chunk into a tiled GeoTIFF that GDAL's COG driver then
     rewrites with overviews, so the map never sits in memory whole. Both are local files (beside
     ``path``, or in a temporary folder when ``path`` is an ``s3://`` URL); the COG is renamed into
-    place or uploaded only when it is complete.
+    place or uploaded only when it is complete. The mask carries a colour table (background grey,
+    landslides red) and gets a QGIS style beside it (``.qml``, see :mod:`geoslide.mapping.style`).
 
     Parameters
     ----------
@@ -60,6 +62,8 @@ def export_cog(out_zarr: str | Path, variable: str, path: str | Path, blocksize:
         read_back(tmp, path)
 
     write_atomic(path, write)
+    if variable == "mask":
+        write_mask_style(path)
     return path
 
 
@@ -95,6 +99,7 @@ def _write_tiled(source: Any, grid: GridSpec, variable: str, path: Path, thresho
             dst.update_tags(1, units="1", long_name="landslide probability")
         else:
             dst.update_tags(1, flag_values="0 1", flag_meanings="background landslide", threshold=str(threshold))
+            dst.write_colormap(1, mask_colormap())
 
 
 def _chunk_windows(shape: tuple[int, int], chunks: tuple[int, int]) -> Iterator[tuple[Window, slice, slice]]:

@@ -13,7 +13,6 @@ import shapely.geometry
 from geoslide._version import version
 from geoslide.catalog.extensions import (
     COG_MEDIA,
-    PARQUET_MEDIA,
     PROCESSING_EXT,
     PROJECTION_EXT,
     RASTER_EXT,
@@ -23,6 +22,7 @@ from geoslide.catalog.footprint import wgs84_footprint
 from geoslide.catalog.stacio import stac_io
 from geoslide.errors import OutputError
 from geoslide.fileio import Location, absolute, name, with_suffix
+from geoslide.inventory.write import vector_format
 from geoslide.mapping.store import NODATA, PROBABILITY_SCALE, map_attrs, map_grid
 from geoslide.raster.grid import GridSpec
 
@@ -126,7 +126,7 @@ def _add_assets(item: pystac.Item, out_zarr: str | Path, cogs: Mapping[str, str 
                                               extra_fields={"bands": [_band(variable, grid)]}))
     if vectors is not None:
         item.add_asset("vectors", pystac.Asset(absolute(vectors), title="landslide polygons",
-                                               media_type=PARQUET_MEDIA, roles=["data"]))
+                                               media_type=vector_format(vectors).media_type, roles=["data"]))
     if quicklook_png is not None:
         item.add_asset("quicklook", pystac.Asset(absolute(quicklook_png), title="quicklook",
                                                  media_type=pystac.MediaType.PNG, roles=["overview", "visual"]))

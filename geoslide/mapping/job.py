@@ -15,7 +15,7 @@ import pystac
 import xarray as xr
 
 from geoslide.catalog.search import search
-from geoslide.cluster import check_visible
+from geoslide.cluster import announce_dashboard, check_visible
 from geoslide.errors import BandError, ConfigError, GeoslideWarning, GridError, MixedDatesError, OutputError
 from geoslide.fileio import (
     Location,
@@ -28,9 +28,10 @@ from geoslide.fileio import (
     output_lock,
     with_suffix,
 )
+from geoslide.inventory.context import Provenance, acquisition_date, with_provenance
 from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
-from geoslide.inventory.write import write_vectors
+from geoslide.inventory.write import vector_format, write_vectors
 from geoslide.mapping.chunkmap import chunked_map
 from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import predict_proba
@@ -48,6 +49,7 @@ from geoslide.mapping.quicklook import quicklook
 from geoslide.mapping.store import (
     check_map_out,
     map_exports,
+    map_grid,
     map_status,
     open_map,
     record_exports,
@@ -55,8 +57,16 @@ from geoslide.mapping.store import (
     write_map,
 )
 from geoslide.mapping.tiling import InferenceSpec
-from geoslide.models.card import ModelCard, ResolvedModel, model_location, resolve_model
+from geoslide.models.card import (
+    MIN_MAPPING_PIXELS,
+    ModelCard,
+    ResolvedModel,
+    default_min_area,
+    model_location,
+    resolve_model,
+)
 from geoslide.models.choice import choose_bundled
+from geoslide.progress import show_progress
 from geoslide.raster.chunkread import open_mosaic
 from geoslide.raster.derived import is_derived
 from geoslide.raster.inputs import load_inputs, missing_inputs, plan_inputs
@@ -82,14 +92,17 @@ class MapSpec:
         Item bands fed to the model, one for each of the model's bands in its order (e.g. an RGB
         model on bands named ``b1 b2 b3``); None reads the model's bands by name.
     vectors
-        GeoParquet path for landslide polygons (a GeoJSON in WGS84 is written beside it); None skips.
+        Path for landslide polygons in the map's CRS: ``.parquet`` (GeoParquet 1.1), ``.gpkg``
+        (GeoPackage) or ``.fgb`` (FlatGeobuf); a GeoJSON in WGS 84 is written beside it. None skips.
     inference
         Chunk, overlap, tile and batch sizes, device.
     resolution, epsg
         Target grid; None keeps the items' (several CRSs need ``epsg``). ``resolution="model"``
         resamples to the nearest pixel size in the model's training range.
     min_area
-        Minimum mapping unit in m2 for the vectors.
+        Minimum mapping unit in m2 for the vectors; None takes the model card's ``min_area``
+        (:data:`~geoslide.models.card.MIN_MAPPING_PIXELS` pixels at the model's resolution), 0 keeps
+        every polygon.
     split
         Split amalgamated landslides in the vectors.
     cog, quicklook
@@ -117,7 +130,7 @@ class MapSpec:
     bands: tuple[str, ...] | None = None
     resolution: float | str | None = None
     epsg: int | None = None
-    min_area: float = 0.0
+    min_area: float | None = None
     split: bool = False
     cog: bool = False
     quicklook: bool = True
@@ -135,7 +148,7 @@ class MapSpec:
                             "target CRS's units, or leave it unset to keep the items'")
         if self.epsg is not None and self.epsg < 1:
             raise GridError(f"epsg must be a positive EPSG code, got {self.epsg}; e.g. 32645 for UTM 45N")
-        if not self.min_area >= 0:
+        if self.min_area is not None and not self.min_area >= 0:
             raise ConfigError(f"min-area must be >= 0 m2, got {self.min_area}; 0 keeps every polygon")
 
 
@@ -152,7 +165,7 @@ class MapResult:
 
 
 def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = None, client: Any = None,
-            progress: bool = False) -> MapResult:
+            progress: bool | None = None) -> MapResult:
     """Search, load, mosaic and map ``stac_query``'s items with a model; see :class:`MapSpec`.
 
     Everything that can be checked is checked before the map store is created: the outputs, the
@@ -160,6 +173,9 @@ def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = 
     the first asset of every item. The store, the exports and the STAC item are written holding
     the output's lock.
     """
+    progress = show_progress(progress)
+    if progress and client is not None:
+        announce_dashboard(client)
     _check_out(spec.out, spec.vectors, spec.cog, spec.quicklook)
     _check_device(spec.inference.device, client)
     items = search(stac_query, catalog)
@@ -291,17 +307,44 @@ def _exports(items: list[pystac.Item], image: xr.DataArray, model: ResolvedModel
     out = location(spec.out)
     stored = open_map(out)
     summary = vectors = None
+    min_area = map_min_area(spec, model.card, map_grid(out).resolution)
     if spec.vectors:
-        polygons = vectorize(stored["mask"], min_area=spec.min_area, split=spec.split,
-                             probability=stored["probability"])
-        vectors, _ = write_vectors(polygons, spec.vectors)
-        summary = inventory_summary(polygons, event=spec.event or _event(items, out))
+        polygons = vectorize(stored["mask"], min_area=min_area, split=spec.split, probability=stored["probability"])
+        event = spec.event or _event(items, out)
+        provenance = Provenance(event, acquisition_date([i.datetime or _start(i) for i in items]),
+                                model_name(model), [i.id for i in items])
+        vectors, _ = write_vectors(with_provenance(polygons, provenance), spec.vectors)
+        summary = inventory_summary(polygons, event=event)
     png = quicklook(image, stored["mask"], with_suffix(out, ".png")) if spec.quicklook else None
     cogs = {v: export_cog(out, v, with_suffix(out, f".{v}.tif")) for v in ("probability", "mask")} if spec.cog else {}
-    params = {"threshold": model.card.threshold, "min_area_m2": spec.min_area, "split": spec.split,
+    params = {"threshold": model.card.threshold, "min_area_m2": min_area, "split": spec.split,
               **{f"inference_{k}": v for k, v in asdict(spec.inference).items()}}
     map_item(out, items, _model_summary(model), params, cogs=cogs, vectors=vectors, quicklook_png=png)
     return MapResult(out, item_path(out), png, vectors, summary)
+
+
+def map_min_area(spec: MapSpec, card: ModelCard, resolution: float) -> float:
+    """The minimum mapping unit (m2): the spec's, else the card's, else a few pixels of the model or the map.
+
+    ``resolution`` is the map grid's pixel size (metres in the projected grids geoslide maps on),
+    used only for cards with neither ``min_area`` nor ``resolution``.
+    """
+    if spec.min_area is not None:
+        return float(spec.min_area)
+    if card.min_area is not None:
+        return float(card.min_area)
+    if (from_model := default_min_area(card.resolution)) is not None:
+        return from_model
+    return MIN_MAPPING_PIXELS * float(resolution) ** 2
+
+
+def model_name(model: ResolvedModel) -> str:
+    """A model's name in outputs: its directory's name (``demo`` for the bundled model)."""
+    return Path(name(model.path)).name or model.card.architecture
+
+
+def _start(item: pystac.Item) -> Any:
+    return pystac.utils.str_to_datetime(start) if (start := item.properties.get("start_datetime")) else None
 
 
 def _check_out(out: str, vectors: str | None, cog: bool, png: bool) -> None:
@@ -313,6 +356,7 @@ def _check_out(out: str, vectors: str | None, cog: bool, png: bool) -> None:
         raise OutputError(f"{out} exists and is a file; pick a new --out")
     check_map_out(path)
     if vectors:
+        vector_format(vectors)
         check_writable(vectors)
     ours = map_exports(path)
     for href in export_paths(out, vectors, cog, png):
@@ -323,12 +367,12 @@ def _check_out(out: str, vectors: str | None, cog: bool, png: bool) -> None:
 
 
 def export_paths(out: str, vectors: str | None, cog: bool, png: bool) -> list[Location]:
-    """The files a map writes beside its store: STAC item, quicklook, COGs, vectors (GeoParquet and GeoJSON)."""
+    """The files a map writes beside its store: STAC item, quicklook, COGs and style, vectors (+ GeoJSON)."""
     paths = [item_path(out)]
     if png:
         paths.append(with_suffix(out, ".png"))
     if cog:
-        paths += [with_suffix(out, f".{v}.tif") for v in ("probability", "mask")]
+        paths += [with_suffix(out, f".{v}.tif") for v in ("probability", "mask")] + [with_suffix(out, ".mask.qml")]
     if vectors:
         paths += [location(vectors), with_suffix(vectors, ".geojson")]
     return paths

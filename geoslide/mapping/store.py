@@ -50,6 +50,7 @@ from geoslide.errors import ConfigError, CRSError, GridError, OutputError
 from geoslide.fileio import Location, exists, location, output_lock, remove_tree, zarr_store
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.mapping.blocks import BlockSink, compute_blocks
+from geoslide.progress import show_progress
 from geoslide.raster.grid import GridSpec, grid_of
 
 FORMAT = "geoslide-map-store/1"
@@ -78,7 +79,7 @@ class MapStatus:
 
 
 def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attrs: Mapping[str, Any],
-              progress: bool = False, client: Any = None) -> Location:
+              progress: bool | None = None, client: Any = None) -> Location:
     """Compute ``probability`` chunk by chunk into a map store, resuming one left unfinished.
 
     Parameters
@@ -94,7 +95,7 @@ def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attr
         JSON-ready parameters that identify the run (model id, input item ids, ...). With the
         threshold, grid and chunks they form the fingerprint a rerun must match.
     progress
-        Show a progress bar over chunks.
+        Show a progress bar over chunks; None: when a person watches (:func:`geoslide.progress.watching`).
     client
         A ``distributed.Client`` to compute on; dask's default scheduler otherwise.
 
@@ -110,6 +111,7 @@ def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attr
     GridError, CRSError, ConfigError
         Probabilities off a regular (y, x) grid or without CRS; a threshold outside (0, 1).
     """
+    progress = show_progress(progress)
     if not 0.0 < threshold < 1.0:
         raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
     probability = _prepared(probability)

@@ -31,6 +31,9 @@ WEIGHTS = "model.safetensors"
 DATA_SHA256 = "data_sha256"  # safetensors metadata: SHA-256 of the tensor bytes, checked on load
 CARD = "model.json"
 FORMAT = "geoslide-model/1"
+MIN_MAPPING_PIXELS = 4
+"""Pixels (at the model's resolution) in the default minimum mapping unit: a 2 x 2 block, so that
+single pixels and pairs, which no landslide inventory maps, are not reported as landslides."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,11 @@ class ModelCard:
         Probability at and above which a pixel is mapped as landslide.
     receptive_field
         Pixels of input one output pixel sees (width of the square window), for inference overlap.
+    min_area
+        Minimum mapping unit in m2: maps made with the model drop smaller landslides from their
+        polygons unless told otherwise (``--min-area``). Training sets it to
+        :data:`MIN_MAPPING_PIXELS` pixels at ``resolution`` (:func:`default_min_area`); None in
+        older cards, when the map falls back to that many of its own pixels.
     training
         Free-form provenance: data, epochs, loss, optimiser, validation metrics.
     """
@@ -71,6 +79,7 @@ class ModelCard:
     resolution_range: tuple[float, float] | None = None
     threshold: float = 0.5
     receptive_field: int | None = None
+    min_area: float | None = None
     training: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -81,6 +90,8 @@ class ModelCard:
             raise ModelError("model card has a non-positive std; recompute the normalisation")
         if not 0.0 < self.threshold < 1.0:
             raise ModelError(f"threshold must be in (0, 1), got {self.threshold}")
+        if self.min_area is not None and not self.min_area >= 0:
+            raise ModelError(f"min_area must be >= 0 m2, got {self.min_area}")
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (tuples become lists)."""
@@ -103,6 +114,14 @@ class ModelCard:
             return cls(**data)
         except TypeError as exc:
             raise ModelError(f"model card is incomplete: {exc}") from exc
+
+
+def default_min_area(resolution: float | None) -> float | None:
+    """The default minimum mapping unit (m2): :data:`MIN_MAPPING_PIXELS` pixels of ``resolution`` metres.
+
+    None when the resolution is unknown (training data of mixed resolutions).
+    """
+    return None if resolution is None else MIN_MAPPING_PIXELS * float(resolution) ** 2
 
 
 def save_checkpoint(model: nn.Module, card: ModelCard, out_dir: str | Path) -> Path | str:

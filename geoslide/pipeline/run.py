@@ -5,14 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from geoslide.cluster import shared_folder
+from geoslide.cluster import announce_dashboard, shared_folder
 from geoslide.fileio import is_url
 from geoslide.pipeline.config import Pipeline
 from geoslide.pipeline.steps import build_data, evaluate_all, train_all
 from geoslide.pipeline.workdir import staged
+from geoslide.progress import show_progress
 
 
-def run_pipeline(pipeline: Pipeline, work: str | Path | None = None, progress: bool = False,
+def run_pipeline(pipeline: Pipeline, work: str | Path | None = None, progress: bool | None = None,
                  client: Any = None) -> str:
     """Run every step (resuming finished ones) and return the Markdown report.
 
@@ -20,6 +21,9 @@ def run_pipeline(pipeline: Pipeline, work: str | Path | None = None, progress: b
     None takes ``runs/<name>``. With a ``distributed.Client``, patches, training and scene maps run on
     its workers, which must see the (local) working folder at the same path (a shared volume; checked first).
     """
+    progress = show_progress(progress)
+    if progress and client is not None:
+        announce_dashboard(client)
     work = work or Path("runs") / pipeline.name
     if client is not None:
         shared_folder(client, work)  # before anything is made here; URLs pass

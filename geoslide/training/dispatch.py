@@ -12,6 +12,7 @@ from typing import Any
 
 from geoslide.cluster import SCHEDULER_ENV, cluster_client
 from geoslide.fileio import output_lock
+from geoslide.progress import show_progress
 from geoslide.training.distributed import train_distributed
 from geoslide.training.loop import fit
 from geoslide.training.resume import check_run_folder
@@ -19,7 +20,7 @@ from geoslide.training.spec import TrainSpec
 
 
 def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, scheduler: str | None = None,
-          workers: int | None = None, progress: bool = False, client: Any = None) -> dict[str, Any]:
+          workers: int | None = None, progress: bool | None = None, client: Any = None) -> dict[str, Any]:
     """Train in this process, or data-parallel on a Dask cluster when one is named or asked for.
 
     A cluster is used when ``scheduler`` (or ``$DASK_SCHEDULER_ADDRESS``) gives an address or
@@ -38,7 +39,7 @@ def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, schedule
     workers
         Start a local cluster of this many worker processes.
     progress
-        Show a progress bar of the epochs.
+        Show a progress bar of the epochs; None: when a person watches (:func:`geoslide.progress.watching`).
     client
         A ``distributed.Client`` to train on (then ``scheduler`` and ``workers`` are not used).
 
@@ -48,6 +49,7 @@ def train(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, schedule
         The best epoch's metrics (see :func:`geoslide.training.loop.fit`), plus the cluster's
         details when one was used.
     """
+    progress = show_progress(progress)
     check_run_folder(out_dir)
     with output_lock(out_dir):
         if client is not None:

@@ -36,9 +36,19 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from geoslide.cluster import ClusterError, ClusterSpec, check_visible, connect, shared_folder, task_path, worker_info
+from geoslide.cluster import (
+    ClusterError,
+    ClusterSpec,
+    announce_dashboard,
+    check_visible,
+    connect,
+    shared_folder,
+    task_path,
+    worker_info,
+)
 from geoslide.errors import ConfigError, GeoslideError, GeoslideWarning
 from geoslide.fileio import Location, join, location, makedirs
+from geoslide.progress import show_progress
 from geoslide.training.loop import check_store, fit
 from geoslide.training.spec import TrainSpec
 
@@ -98,7 +108,7 @@ class Group:
 
 
 def train_distributed(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, client: Any = None,
-                      n_workers: int | None = None, resources: str | None = "GPU", progress: bool = False,
+                      n_workers: int | None = None, resources: str | None = "GPU", progress: bool | None = None,
                       max_restarts: int = 2, timeout: float = 120.0, replace_timeout: float = 60.0,
                       scheduler: str | None = None) -> dict[str, Any]:
     """Train data-parallel on Dask workers; returns rank 0's :func:`~geoslide.training.loop.fit` summary.
@@ -115,7 +125,8 @@ def train_distributed(store_path: str | Path, spec: TrainSpec, out_dir: str | Pa
     resources
         Worker resource that marks GPU workers; when any worker has it, only those train (nccl).
     progress
-        Show a progress bar of the epochs here (rank 0 reports each epoch as a Dask event).
+        Show a progress bar of the epochs here (rank 0 reports each epoch as a Dask event); None: when a
+        person watches (:func:`geoslide.progress.watching`).
     max_restarts
         Restarts of the whole group after a lost worker or a communication failure.
     timeout
@@ -131,6 +142,7 @@ def train_distributed(store_path: str | Path, spec: TrainSpec, out_dir: str | Pa
         Rank 0's summary plus ``restarts``, ``world``, ``backend``, ``workers`` and
         ``rank_weights_sha256`` (each rank's final weights digest; all equal).
     """
+    progress = show_progress(progress)
     launch = LaunchSpec(n_workers, resources, max_restarts, timeout, replace_timeout)
     store_path, out = task_path(store_path), location(task_path(out_dir))
     check_store(store_path, spec)
@@ -148,6 +160,8 @@ def train_distributed(store_path: str | Path, spec: TrainSpec, out_dir: str | Pa
 def _train_on(client: Any, store_path: str, spec: TrainSpec, out: Location, launch: LaunchSpec,
               progress: bool) -> dict[str, Any]:
     """Launch the group, and launch it again after each restartable failure (paths absolute or URLs)."""
+    if progress:
+        announce_dashboard(client)
     check_visible(client, [store_path])
     shared_folder(client, out)
     makedirs(out)

@@ -33,10 +33,11 @@ from geoslide.errors import ModelError, PatchStoreError
 from geoslide.evaluation.metrics import ThresholdSweep
 from geoslide.fileio import Location, is_file, join, location, write_atomic
 from geoslide.models import build_model
-from geoslide.models.card import CARD, ModelCard, load_weights, read_card, save_checkpoint, unwrap
+from geoslide.models.card import CARD, ModelCard, default_min_area, load_weights, read_card, save_checkpoint, unwrap
 from geoslide.models.normalise import Normalisation
 from geoslide.models.outputs import final_logits
 from geoslide.models.receptive import receptive_field
+from geoslide.progress import show_progress
 from geoslide.training.batches import (
     augment,
     balance_weights,
@@ -69,7 +70,7 @@ class _Run:
 
 
 def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int = 0, world: int = 1,
-        device: str | None = None, progress: bool = False,
+        device: str | None = None, progress: bool | None = None,
         on_epoch: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
     """Train on the store's ``train`` split, validating on ``val``; returns the best epoch's metrics.
 
@@ -78,6 +79,7 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
     ``OUT/last`` when that holds a state of the same spec. ``on_epoch`` gets each epoch's record
     after it is saved (for progress reporting).
     """
+    progress = show_progress(progress)
     store = PatchStore.open(store_path)
     meta = store.meta()  # read once: splits, sampling weights and resolution all come from it
     rows, val_rows = training_rows(store, meta, spec)
@@ -155,6 +157,7 @@ def _setup(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.ndar
                      mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(meta),
                      resolution_range=_resolution_range(meta),
                      receptive_field=receptive_field(model, len(store.bands)),
+                     min_area=default_min_area(_resolution(meta)),
                      training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows)),
                                "units": store.units, **provenance})
     optimiser = build_optimiser(spec.optimiser, model.parameters(), spec.lr, spec.weight_decay)

@@ -239,8 +239,8 @@ def test_failed_write_leaves_previous_files(tmp_path):
             write_vectors(broken, parquet)
         assert (parquet.read_bytes(), geojson.read_bytes()) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.geojson", "v.parquet"]
-    with pytest.raises(OutputError, match=r"\.parquet"):
-        write_vectors(got, tmp_path / "v.gpkg")
+    with pytest.raises(OutputError, match=r"\.parquet, \.gpkg, \.fgb"):
+        write_vectors(got, tmp_path / "v.shp")
 
 
 def test_inventory_summary_matches_numpy():

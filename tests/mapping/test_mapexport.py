@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
 import dask.array as da
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 import rasterio
 import xarray as xr
 from pyproj import Transformer
+from rasterio.enums import ColorInterp
 from stac_schemas import OfflineValidator, fetch_schemas
 from test_mapstore import THRESHOLD, Blocks, probability
 
@@ -57,6 +59,25 @@ def test_cog_is_cloud_optimized_and_equals_the_store(store, tmp_path, variable):
         full = (blocks != 255).all(axis=(1, 3))
         means = blocks.mean(axis=(1, 3))
         assert np.abs(overview[full] - means[full]).max() <= 1
+
+
+def test_mask_cog_has_a_colour_table_and_a_qgis_style_beside_it(store, tmp_path):
+    path = export_cog(store, "mask", tmp_path / "event.mask.tif", blocksize=64)
+    with rasterio.open(path) as src:
+        assert src.colorinterp == (ColorInterp.palette,)
+        table = src.colormap(1)
+        assert table[0][:3] == (200, 200, 200) and table[1][:3] == (230, 25, 25)  # grey background, red landslides
+        overview = src.read(1, out_shape=(GRID.shape[0] // 4, GRID.shape[1] // 4))
+        assert set(np.unique(overview)) <= {0, 1, 255}  # MODE overviews keep the classes the palette names
+    qml = ElementTree.parse(tmp_path / "event.mask.qml").getroot()  # QGIS loads OUT.mask.qml for OUT.mask.tif
+    renderer = qml.find("pipe/rasterrenderer")
+    assert renderer.get("type") == "paletted" and renderer.get("band") == "1"
+    entries = {int(e.get("value")): e for e in renderer.iter("paletteEntry")}
+    assert set(entries) == {0, 1, 255}
+    for value, entry in entries.items():
+        assert entry.get("color") == "#{:02x}{:02x}{:02x}".format(*table[value][:3])
+    assert [entries[v].get("alpha") for v in (0, 1, 255)] == ["0", "255", "0"]  # only landslides are drawn
+    assert not (tmp_path / "probability.qml").exists()
 
 
 def test_cog_of_an_unfinished_store_is_refused(tmp_path):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
@@ -12,10 +14,11 @@ from rasterio.features import rasterize
 
 from geoslide import grid_of, open_cube, search
 from geoslide.cli import main
-from geoslide.errors import OutputError
+from geoslide.errors import ModelError, OutputError
 from geoslide.evaluation.score import evaluate_map
 from geoslide.inventory.read import read_inventory
-from geoslide.mapping.job import MapSpec, run_map
+from geoslide.inventory.vectorize import vectorize
+from geoslide.mapping.job import MapSpec, map_min_area, run_map
 from geoslide.mapping.store import map_status, open_map
 from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import bundled_model_path, read_card
@@ -79,6 +82,20 @@ def test_outputs_beside_the_store_describe_the_run(quake_map):
     assert quake_map.vectors.with_suffix(".geojson").is_file()
 
 
+def test_polygons_carry_their_context_and_the_model_cards_minimum_mapping_unit(quake_map):
+    polygons = gpd.read_parquet(quake_map.vectors)
+    post = search(QUAKE_POST)
+    assert set(polygons.event) == {post[0].properties["geoslide:event"]} and set(polygons.model) == {"demo"}
+    assert set(polygons.date) == {post[0].datetime.date()} and set(polygons.source) == {",".join(i.id for i in post)}
+    card = read_card(bundled_model_path())
+    assert card.min_area == 4 * card.resolution**2  # a 2 x 2 block at the model's resolution, stated in the card
+    assert polygons.pixel_count.min() >= 4 and polygons.area_m2.min() >= card.min_area
+    every = vectorize(open_map(quake_map.out)["mask"])  # min_area 0 keeps the small ones the default dropped
+    assert (every.area_m2 < card.min_area).sum() == len(every) - len(polygons) > 0
+    item = json.loads(quake_map.item.read_text())
+    assert item["properties"]["geoslide:params"]["min_area_m2"] == card.min_area
+
+
 def test_a_rerun_computes_nothing_and_another_model_is_refused(quake_map, tmp_path):
     spec = MapSpec(out=str(quake_map.out), inference=InferenceSpec(chunk=256), quicklook=False)
     before = (quake_map.out / "mask").stat().st_mtime_ns
@@ -123,3 +140,16 @@ def test_cli_errors_are_one_line_exit_2(args, match, capsys, tmp_path, monkeypat
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and match in err
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_minimum_mapping_unit_comes_from_the_option_the_card_or_the_pixels():
+    card = read_card(bundled_model_path())
+    spec = MapSpec(out="x.zarr")
+    assert map_min_area(spec, card, 10.0) == card.min_area == 36.0
+    assert map_min_area(MapSpec(out="x.zarr", min_area=0), card, 10.0) == 0.0
+    older = replace(card, min_area=None)  # cards written before min_area: 4 pixels at the model's resolution
+    assert map_min_area(spec, older, 10.0) == 4 * card.resolution**2
+    mixed = replace(older, resolution=None)  # trained on mixed resolutions: 4 pixels of the map
+    assert map_min_area(spec, mixed, 10.0) == 400.0
+    with pytest.raises(ModelError, match="min_area"):
+        replace(card, min_area=-1.0)

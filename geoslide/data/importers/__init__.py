@@ -23,6 +23,7 @@ from geoslide.data.importers._common import ImportOptions, ImportPlan, write_pla
 from geoslide.data.splits import SplitOptions, assign_split, check_split
 from geoslide.data.store import PatchStore
 from geoslide.errors import ConfigError
+from geoslide.progress import show_progress
 
 Planner = Callable[[Path, ImportOptions], ImportPlan]
 
@@ -107,7 +108,7 @@ def _resplit(plan: ImportPlan, options: ImportOptions) -> ImportPlan:
 
 
 def import_dataset(kind: str, src: str | Path, out: str | Path, *, options: ImportOptions | None = None,
-                   event: str | None = None, sensor: str | None = None, progress: bool = False) -> PatchStore:
+                   event: str | None = None, sensor: str | None = None, progress: bool | None = None) -> PatchStore:
     """Import a public landslide dataset into a patch store (created if missing, else appended to).
 
     Parameters
@@ -123,8 +124,8 @@ def import_dataset(kind: str, src: str | Path, out: str | Path, *, options: Impo
         See :class:`ImportOptions`.
     event, sensor : str, optional
         Shortcuts for ``options.event`` and ``options.sensor``.
-    progress : bool
-        Show progress bars.
+    progress : bool or None
+        Show progress bars; None: when a person watches (:func:`geoslide.progress.watching`).
 
     Returns
     -------
@@ -144,4 +145,4 @@ def import_dataset(kind: str, src: str | Path, out: str | Path, *, options: Impo
     if event is not None or sensor is not None:
         options = replace(options, event=event if event is not None else options.event,
                           sensor=sensor if sensor is not None else options.sensor)
-    return write_plan(plan_import(kind, src, options), out, progress=progress)
+    return write_plan(plan_import(kind, src, options), out, progress=show_progress(progress))

@@ -30,6 +30,7 @@ from geoslide.data.store import COLUMNS, PatchStore
 from geoslide.errors import GeoslideWarning, LabelError, PatchStoreError
 from geoslide.fileio import output_lock
 from geoslide.inventory.codes import MASK_NODATA
+from geoslide.progress import show_progress
 
 MAX_BATCH = 64
 BATCH_BYTES = 256 * 2**20
@@ -189,7 +190,7 @@ def split_of(name: str) -> str | None:
     return SPLIT_ALIASES.get(name.lower())
 
 
-def write_plan(plan: ImportPlan, out: str | Path, *, progress: bool = False) -> PatchStore:
+def write_plan(plan: ImportPlan, out: str | Path, *, progress: bool | None = None) -> PatchStore:
     """Check every mask, then append the planned patches to ``out`` (created if missing).
 
     Parameters
@@ -198,14 +199,15 @@ def write_plan(plan: ImportPlan, out: str | Path, *, progress: bool = False) -> 
         What to import.
     out : str or pathlib.Path
         The patch store; an existing one must have the same bands and patch size.
-    progress : bool
-        Show progress bars.
+    progress : bool or None
+        Show progress bars; None: when a person watches (:func:`geoslide.progress.watching`).
 
     Returns
     -------
     PatchStore
         The store, with the new patches committed after the ones it had.
     """
+    progress = show_progress(progress)
     existing = PatchStore.open_resumable(out)
     if existing is not None:
         _check_fits(existing, plan, out)
