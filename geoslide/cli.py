@@ -179,6 +179,8 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=float, default=None, help="target pixel size (default: the items')")
     p.add_argument("--epsg", type=int, default=None, help="target CRS (needed when items differ in CRS)")
     p.add_argument("--cog", action="store_true", help="also export probability and mask as COGs")
+    p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3,
+                   help="Zarr format of the map store; 2 opens in GDAL 3.6-3.10 and QGIS (default: 3)")
     p.add_argument("--no-quicklook", dest="quicklook", action="store_false", help="skip the quicklook PNG")
     p.add_argument("--pre-stac-query", default=None, metavar="JSON",
                    help="pre-event items (same catalog), for a model of post - pre bands d_<band>")
@@ -308,7 +310,7 @@ def _map(args: argparse.Namespace) -> int:
                    resolution=args.resolution, epsg=args.epsg, min_area=args.min_area,
                    split=args.split_amalgamated, cog=args.cog, quicklook=args.quicklook,
                    pre_stac_query=args.pre_stac_query, dem_stac_query=args.dem_stac_query,
-                   allow_mixed_dates=args.allow_mixed_dates)
+                   allow_mixed_dates=args.allow_mixed_dates, zarr_format=args.zarr_format)
     with _cluster(args) as client:
         result = run_map(args.stac_query, spec, args.catalog, client=client, progress=True)
     print(f"{result.out}: map store; STAC item {result.item}" + (f"; quicklook {result.quicklook}"

@@ -24,7 +24,7 @@ from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import predict_proba
 from geoslide.mapping.item import item_path, map_item
 from geoslide.mapping.quicklook import quicklook
-from geoslide.mapping.store import open_map, write_map
+from geoslide.mapping.store import check_zarr_format, open_map, write_map
 from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import ModelCard, ResolvedModel, bundled_model_path, resolve_model
 from geoslide.raster.inputs import load_inputs, missing_inputs, plan_inputs
@@ -66,6 +66,8 @@ class MapSpec:
     allow_mixed_dates
         Mosaic items of different ``geoslide:phase`` or dates more than
         :data:`~geoslide.raster.scenes.MAX_DAYS_APART` days apart, which is refused otherwise.
+    zarr_format
+        Zarr format of the map store: 3, or 2 for GDAL 3.6-3.10 and the QGIS builds on them.
     """
 
     out: str
@@ -82,8 +84,10 @@ class MapSpec:
     pre_stac_query: str | dict | None = None
     dem_stac_query: str | dict | None = None
     allow_mixed_dates: bool = False
+    zarr_format: int = 3
 
     def __post_init__(self) -> None:
+        check_zarr_format(self.zarr_format)
         if self.resolution is not None and not self.resolution > 0:
             raise GridError(f"resolution must be positive, got {self.resolution}; give the pixel size in the "
                             "target CRS's units, or leave it unset to keep the items'")
@@ -118,7 +122,8 @@ def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = 
     probability = predict_proba(image, model, spec.inference)
     attrs = {"model": _model_id(model), "inputs": sorted({i.id for i in used}),
              "inference": asdict(spec.inference)}
-    write_map(probability, spec.out, model.card.threshold, attrs, progress=progress, client=client)
+    write_map(probability, spec.out, model.card.threshold, attrs, progress=progress, client=client,
+              zarr_format=spec.zarr_format)
     return _exports(items, image, model, spec)
 
 

@@ -1,33 +1,40 @@
-"""The map store: a resumable Zarr v3 group holding a landslide probability map and its mask.
+"""The map store: a resumable Zarr group (v3, or v2 on request) holding a landslide probability map and its mask.
 
 Layout (the only module that knows it)::
 
-    OUT.zarr/                 group attrs: geoslide_map_store, fingerprint (threshold, grid, chunks, params)
+    OUT.zarr/                 group attrs: geoslide_map_store, fingerprint (threshold, grid, chunks, params),
+                              CF ``Conventions``, the zarr-conventions ``proj:`` and ``spatial:`` attributes
       probability  (y, x) uint8   round(p * 250); 255 = nodata. CF ``scale_factor`` 0.004 decodes it.
       mask         (y, x) uint8   1 = landslide (p >= threshold), 0 = background, 255 = nodata
       x, y         pixel-centre coordinates (float64)
       spatial_ref  () CF grid mapping (``crs_wkt``, ``GeoTransform``) for xarray/rioxarray
-      progress/done  (chunk rows, chunk cols) uint8: 1 once a chunk of both arrays is written
+      progress/done  (chunk rows * chunk cols,) uint8: 1 once a chunk of both arrays is written;
+                     left out of the consolidated metadata
 
 Probability is quantised to 1/250 (error at most 0.002); the mask is thresholded on the unquantised
 probability. Store chunks equal the input's dask chunks. Each chunk is computed, written into both
 arrays and only then marked done, so a rerun with the same fingerprint computes only the chunks not
-yet done and ends with the same bytes as an uninterrupted run.
+yet done and ends with the same bytes as an uninterrupted run. ``progress/done`` is not in the
+consolidated metadata, so GDAL and xarray, which list what that metadata lists, do not show it.
 
-Readers: ``xr.open_zarr(out, decode_coords="all")`` gives the CRS through rioxarray (``spatial_ref``
-is also listed in ``coordinates``, so plain ``open_zarr`` works too). GDAL's Zarr driver (tested with
-3.12) takes the CRS from the ``_CRS`` attribute (or the CF ``grid_mapping``), the geotransform from the
-regular ``x``/``y`` arrays named in ``dimension_names`` and nodata from ``fill_value``:
-``ZARR:"OUT.zarr":/mask``. GDAL 3.10 and older cannot read any Zarr v3 array zarr-python writes (they
-predate the ``bytes`` codec), so use :mod:`geoslide.mapping.cog` COGs there. Chunks are gzip-compressed,
-the one codec every GDAL Zarr build decodes; gzip headers carry a write time, so chunk files of two
-runs differ in those four bytes only.
+Readers: :func:`open_map` gives float32 probabilities. ``xr.open_zarr(out, decode_coords="all")``
+gives the CRS through rioxarray (``spatial_ref`` is also listed in ``coordinates``, so plain
+``open_zarr`` works too); its CF decoding of ``probability`` is float64, because xarray takes the
+float type of a JSON ``scale_factor`` as float64. The metadata is consolidated, so xarray opens the
+store without warning. GDAL's Zarr driver takes the CRS from the ``_CRS`` attribute (or the CF
+``grid_mapping``), the geotransform from the regular ``x``/``y`` arrays and nodata from the fill
+value: ``ZARR:"OUT.zarr":/mask``. A Zarr v3 store needs GDAL >= 3.11 (3.10 and older lack the
+``bytes`` codec); ``zarr_format=2`` writes a store that GDAL 3.6-3.10 (Debian 12, rasterio 1.4
+wheels, most QGIS installs) read, tested with each. Chunks are gzip-compressed, the one codec
+every GDAL Zarr build decodes; gzip headers carry a write time, so chunk files of two runs differ
+in those four bytes only.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +45,12 @@ import numpy as np
 import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 import zarr
+from numcodecs import GZip
 from pyproj import CRS
 from tqdm.auto import tqdm
 from zarr.codecs import GzipCodec
 
+from geoslide._version import version
 from geoslide.errors import ConfigError, CRSError, GridError, OutputError
 from geoslide.fileio import Location, exists, location, zarr_store
 from geoslide.inventory.codes import MASK_NODATA
@@ -54,6 +63,18 @@ PROBABILITY_SCALE = 250
 DONE = "progress/done"
 VARIABLES = ("probability", "mask")
 DEFAULT_CHUNK = 1024
+ZARR_FORMATS = (2, 3)
+# zarr-conventions registrations, as each convention's README gives them
+PROJ_CONVENTION = {
+    "schema_url": "https://raw.githubusercontent.com/zarr-experimental/geo-proj/refs/tags/v1/schema.json",
+    "spec_url": "https://github.com/zarr-experimental/geo-proj/blob/v1/README.md",
+    "uuid": "f17cb550-5864-4468-aeb7-f3180cfb622f", "name": "proj:",
+    "description": "Coordinate reference system information for geospatial data"}
+SPATIAL_CONVENTION = {
+    "schema_url": "https://raw.githubusercontent.com/zarr-conventions/spatial/refs/tags/v0.1/schema.json",
+    "spec_url": "https://github.com/zarr-conventions/spatial/blob/v0.1/README.md",
+    "uuid": "689b58e2-cf7b-45e0-9fff-9cfc0883d6b4", "name": "spatial",
+    "description": "Spatial coordinate information"}
 logger = logging.getLogger(__name__)
 
 
@@ -71,7 +92,7 @@ class MapStatus:
 
 
 def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attrs: Mapping[str, Any],
-              progress: bool = False, client: Any = None) -> Location:
+              progress: bool = False, client: Any = None, zarr_format: int = 3) -> Location:
     """Compute ``probability`` chunk by chunk into a map store, resuming one left unfinished.
 
     Parameters
@@ -90,6 +111,9 @@ def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attr
         Show a progress bar over chunks.
     client
         A ``distributed.Client`` to compute on; dask's default scheduler otherwise.
+    zarr_format
+        3 (default), or 2 for GDAL 3.6-3.10 and the QGIS builds on them. A rerun must give the
+        format the store was started with.
 
     Returns
     -------
@@ -99,20 +123,22 @@ def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attr
     Raises
     ------
     OutputError
-        ``out`` holds something else, or a map made with another fingerprint.
+        ``out`` holds something else, a map made with another fingerprint or in the other Zarr format.
     GridError, CRSError, ConfigError
-        Probabilities off a regular (y, x) grid or without CRS; a threshold outside (0, 1).
+        Probabilities off a regular (y, x) grid or without CRS; a threshold outside (0, 1); a
+        Zarr format other than 2 or 3.
     """
     if not 0.0 < threshold < 1.0:
         raise ConfigError(f"threshold must be in (0, 1), got {threshold}")
+    check_zarr_format(zarr_format)
     probability = _prepared(probability)
     grid = grid_of(probability)
     chunks = (probability.chunks[0][0], probability.chunks[1][0])
     fingerprint = _fingerprint(grid, chunks, threshold, attrs)
-    group = _open_matching(out, fingerprint)
+    group = _open_matching(out, fingerprint, zarr_format)
     if group is None:
-        group = _create(out, grid, chunks, fingerprint, threshold)
-    done = np.asarray(group[DONE][...])
+        group = _create(out, grid, chunks, fingerprint, threshold, zarr_format)
+    done = np.asarray(_done_array(out, grid, chunks)[...]).reshape(_n_blocks(grid, chunks))
     todo = [(int(i), int(j)) for i, j in np.argwhere(done == 0)]
     if not todo:
         logger.info("%s is complete (%d/%d chunks); nothing to compute", out, done.size, done.size)
@@ -120,8 +146,14 @@ def write_map(probability: xr.DataArray, out: str | Path, threshold: float, attr
     encoded = encode(probability.data, threshold)
     with tqdm(total=done.size, initial=done.size - len(todo), unit="chunk", desc="map",
               disable=not progress) as bar:
-        compute_blocks(encoded, todo, _block_writer(group, chunks, bar), client)
+        compute_blocks(encoded, todo, _block_writer(group, _done_array(out, grid, chunks), chunks, bar), client)
     return location(out)
+
+
+def check_zarr_format(zarr_format: int) -> None:
+    """Refuse a Zarr format other than 2 or 3, in one line."""
+    if zarr_format not in ZARR_FORMATS:
+        raise ConfigError(f"zarr format must be 2 or 3, got {zarr_format}; 2 for GDAL < 3.11 and QGIS, else 3")
 
 
 def encode(probability: da.Array, threshold: float) -> da.Array:
@@ -148,12 +180,13 @@ def decode_probability(raw: np.ndarray | xr.DataArray) -> np.ndarray | xr.DataAr
 def open_map(out: str | Path) -> xr.Dataset:
     """The map as a lazy Dataset: ``probability`` float32 (NaN nodata), ``mask`` uint8 (255 nodata), with CRS."""
     group = _open_map_group(out)
-    raw = xr.open_zarr(zarr_store(out), decode_coords="all", mask_and_scale=False, consolidated=False, zarr_format=3)
+    raw = xr.open_zarr(zarr_store(out), decode_coords="all", mask_and_scale=False)
     crs = CRS.from_epsg(group.attrs["fingerprint"]["grid"]["epsg"])
     probability = decode_probability(raw["probability"]).rename("probability")
     probability.attrs = {"long_name": "landslide probability", "units": "1"}
     mask = raw["mask"]
-    mask.attrs = {k: v for k, v in mask.attrs.items() if k not in ("_CRS", "grid_mapping", "coordinates")}
+    mask.attrs = {k: v for k, v in mask.attrs.items()
+                  if k not in ("_CRS", "grid_mapping", "coordinates") and not k.startswith(("spatial:", "proj:"))}
     ds = xr.Dataset({"probability": probability, "mask": mask})
     ds.attrs = {"threshold": group.attrs["fingerprint"]["threshold"]}
     return ds.rio.write_crs(crs)
@@ -166,8 +199,14 @@ def read_probability(out: str | Path) -> xr.DataArray:
 
 def map_status(out: str | Path) -> MapStatus:
     """Chunks done and in all of a map store."""
-    done = np.asarray(_open_map_group(out)[DONE][...])
+    _open_map_group(out)
+    done = np.asarray(zarr.open_array(zarr_store(out), path=DONE, mode="r")[...])
     return MapStatus(int(np.count_nonzero(done)), int(done.size))
+
+
+def map_zarr_format(out: str | Path) -> int:
+    """The Zarr format (2 or 3) of a map store."""
+    return int(_open_map_group(out).metadata.zarr_format)
 
 
 def map_grid(out: str | Path) -> GridSpec:
@@ -239,7 +278,7 @@ def _open_map_group(out: str | Path, mode: str = "r") -> zarr.Group:
     if not exists(out):
         raise OutputError(f"no map store at {out}; write one with `geoslide map --out {out}`")
     try:
-        group = zarr.open_group(zarr_store(out, read_only=mode == "r"), mode=mode, zarr_format=3)
+        group = zarr.open_group(zarr_store(out, read_only=mode == "r"), mode=mode)
         kind = group.attrs.get("geoslide_map_store")
     except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError, KeyError):
         kind = None
@@ -248,11 +287,14 @@ def _open_map_group(out: str | Path, mode: str = "r") -> zarr.Group:
     return group
 
 
-def _open_matching(out: str | Path, fingerprint: dict[str, Any]) -> zarr.Group | None:
-    """The store at ``out`` if it was started with ``fingerprint``; None if nothing is there."""
+def _open_matching(out: str | Path, fingerprint: dict[str, Any], zarr_format: int) -> zarr.Group | None:
+    """The store at ``out`` if it was started with ``fingerprint`` in ``zarr_format``; None if nothing is there."""
     if not exists(out):
         return None
     group = _open_map_group(out, mode="r+")
+    if group.metadata.zarr_format != zarr_format:
+        raise OutputError(f"{out} is a Zarr v{group.metadata.zarr_format} map store, not v{zarr_format}; pass "
+                          f"--zarr-format {group.metadata.zarr_format} to resume it, or pick a new --out")
     old = _flat(group.attrs["fingerprint"])
     new = _flat(fingerprint)
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -264,23 +306,71 @@ def _open_matching(out: str | Path, fingerprint: dict[str, Any]) -> zarr.Group |
 
 
 def _create(out: str | Path, grid: GridSpec, chunks: tuple[int, int], fingerprint: dict[str, Any],
-            threshold: float) -> zarr.Group:
-    """A new, empty store; the format attribute is written last."""
-    group = zarr.open_group(zarr_store(out, read_only=False), mode="w-", zarr_format=3)
-    georef = {"_CRS": _gdal_crs(grid.crs), "grid_mapping": "spatial_ref", "coordinates": "spatial_ref"}
+            threshold: float, zarr_format: int) -> zarr.Group:
+    """A new, empty store; the format attribute is written last, then the metadata is consolidated."""
+    group = zarr.open_group(zarr_store(out, read_only=False), mode="w-", zarr_format=zarr_format)
+    georef = {"_CRS": _gdal_crs(grid.crs), "grid_mapping": "spatial_ref", "coordinates": "spatial_ref",
+              **_spatial_attrs(grid, arrays=True)}
     prob_attrs = {**georef, "_FillValue": NODATA, "scale_factor": 1.0 / PROBABILITY_SCALE, "add_offset": 0.0,
                   "long_name": "landslide probability", "units": "1"}
     mask_attrs = {**georef, "_FillValue": NODATA, "long_name": "landslide mask", "flag_values": [0, 1],
                   "flag_meanings": "background landslide", "threshold": float(threshold)}
     for name, attrs in (("probability", prob_attrs), ("mask", mask_attrs)):
-        group.create_array(name, shape=grid.shape, chunks=chunks, dtype="uint8", fill_value=NODATA,
-                           compressors=GzipCodec(), dimension_names=("y", "x"), attributes=attrs)
+        _new_array(group, name, grid.shape, chunks, "uint8", NODATA, ("y", "x"), attrs)
     _write_coords(group, grid)
-    n_blocks = tuple(-(-n // c) for n, c in zip(grid.shape, chunks, strict=True))
-    group.create_array(DONE, shape=n_blocks, chunks=tuple(min(n, 256) for n in n_blocks), dtype="uint8",
-                       fill_value=0, compressors=GzipCodec(), dimension_names=("chunk_y", "chunk_x"))
-    group.attrs.update({"geoslide_map_store": FORMAT, "fingerprint": fingerprint})
-    return group
+    group.attrs.update({"Conventions": "CF-1.8", "title": "landslide probability and mask",
+                        "source": f"geoslide {version()}", **_spatial_attrs(grid, arrays=False),
+                        "geoslide_map_store": FORMAT, "fingerprint": fingerprint})
+    return _consolidated(out, zarr_format)
+
+
+def _done_array(out: str | Path, grid: GridSpec, chunks: tuple[int, int]) -> zarr.Array:
+    """The progress array, created (all zeros) if missing.
+
+    It is made after the metadata is consolidated and so is left out of it: GDAL lists the arrays
+    of the consolidated metadata as subdatasets, and xarray does not see it either.
+    """
+    try:
+        return zarr.open_array(zarr_store(out, read_only=False), path=DONE, mode="r+")
+    except (FileNotFoundError, KeyError, zarr.errors.ArrayNotFoundError, zarr.errors.NodeTypeValidationError):
+        group = zarr.open_group(zarr_store(out, read_only=False), mode="r+", use_consolidated=False)
+        n_done = int(np.prod(_n_blocks(grid, chunks)))
+        return _new_array(group, DONE, (n_done,), (min(n_done, 65536),), "uint8", 0, ("chunk",), {})
+
+
+def _n_blocks(grid: GridSpec, chunks: tuple[int, int]) -> tuple[int, int]:
+    return tuple(-(-n // c) for n, c in zip(grid.shape, chunks, strict=True))  # type: ignore[return-value]
+
+
+def _new_array(group: zarr.Group, name: str, shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str,
+               fill: Any, dims: tuple[str, ...], attrs: dict[str, Any]) -> zarr.Array:
+    """A gzip-compressed array named by ``dims`` the way its Zarr format names dimensions."""
+    if group.metadata.zarr_format == 2:
+        return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
+                                  compressors=GZip(5), attributes={**attrs, "_ARRAY_DIMENSIONS": list(dims)})
+    return group.create_array(name, shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
+                              compressors=GzipCodec(), dimension_names=dims or None, attributes=attrs)
+
+
+def _consolidated(out: str | Path, zarr_format: int) -> zarr.Group:
+    """Consolidate the store's metadata (xarray opens it without a warning) and reopen it for writing."""
+    with warnings.catch_warnings():  # zarr-python notes that v3 consolidation is its own extension
+        warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
+        zarr.consolidate_metadata(zarr_store(out, read_only=False), zarr_format=zarr_format)
+    return zarr.open_group(zarr_store(out, read_only=False), mode="r+")
+
+
+def _spatial_attrs(grid: GridSpec, arrays: bool) -> dict[str, Any]:
+    """zarr-conventions ``proj:`` (CRS) and ``spatial:`` (grid) attributes; arrays name their dimensions."""
+    crs = grid.crs
+    out: dict[str, Any] = {
+        "proj:code": f"EPSG:{grid.epsg}", "proj:wkt2": crs.to_wkt(), "spatial:dimensions": ["y", "x"],
+        "spatial:transform": [float(v) for v in list(grid.transform)[:6]],
+        "spatial:shape": [int(n) for n in grid.shape], "spatial:bbox": [float(v) for v in grid.bounds],
+        "spatial:registration": "pixel"}
+    if not arrays:
+        out = {"zarr_conventions": [PROJ_CONVENTION, SPATIAL_CONVENTION], **out}
+    return out
 
 
 def _gdal_crs(crs: CRS) -> dict[str, Any]:
@@ -301,27 +391,26 @@ def _write_coords(group: zarr.Group, grid: GridSpec) -> None:
             name = "longitude" if dim == "x" else "latitude"
         attrs = {"standard_name": name, "long_name": f"{dim} coordinate of pixel centres", "units": unit,
                  "axis": dim.upper()}
-        arr = group.create_array(dim, shape=values.shape, chunks=values.shape, dtype="float64", fill_value=np.nan,
-                                 compressors=GzipCodec(), dimension_names=(dim,), attributes=attrs)
+        arr = _new_array(group, dim, values.shape, values.shape, "float64", np.nan, (dim,), attrs)
         arr[:] = values
     cf = crs.to_cf()
     cf.update({"spatial_ref": cf["crs_wkt"], "GeoTransform": " ".join(repr(v) for v in grid.transform.to_gdal())})
-    ref = group.create_array("spatial_ref", shape=(), dtype="int64", fill_value=0, compressors=GzipCodec(),
-                             attributes=cf)
+    ref = _new_array(group, "spatial_ref", (), (), "int64", 0, (), cf)
     ref[...] = 0
 
 
-def _block_writer(group: zarr.Group, chunks: tuple[int, int], bar: tqdm) -> BlockSink:
+def _block_writer(group: zarr.Group, done: zarr.Array, chunks: tuple[int, int], bar: tqdm) -> BlockSink:
     """A sink writing one encoded block into both arrays, then marking it done."""
-    probability, mask, done = group["probability"], group["mask"], group[DONE]
+    probability, mask = group["probability"], group["mask"]
     cy, cx = chunks
+    n_cols = -(-probability.shape[1] // cx)
 
     def write(index: tuple[int, int], block: np.ndarray) -> None:
         i, j = index
         rows, cols = slice(i * cy, i * cy + block.shape[1]), slice(j * cx, j * cx + block.shape[2])
         probability[rows, cols] = block[0]
         mask[rows, cols] = block[1]
-        done[i, j] = 1
+        done[i * n_cols + j] = 1
         bar.update(1)
 
     return write
