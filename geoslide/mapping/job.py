@@ -27,6 +27,7 @@ from geoslide.mapping.quicklook import quicklook
 from geoslide.mapping.store import check_zarr_format, open_map, write_map
 from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import ModelCard, ResolvedModel, bundled_model_path, resolve_model
+from geoslide.models.mlm import mlm_item_path
 from geoslide.raster.inputs import load_inputs, missing_inputs, plan_inputs
 from geoslide.raster.items import asset_hrefs
 from geoslide.raster.scenes import mixed_scenes
@@ -165,16 +166,19 @@ def _exports(items: list[pystac.Item], image: xr.DataArray, model: ResolvedModel
     out = location(spec.out)
     stored = open_map(out)
     summary = vectors = None
+    vector_files: list[Location] = []
     if spec.vectors:
         polygons = vectorize(stored["mask"], min_area=spec.min_area, split=spec.split,
                              probability=stored["probability"])
-        vectors, _ = write_vectors(polygons, spec.vectors)
+        vector_files = [f for f in write_vectors(polygons, spec.vectors) if f]  # every file written
+        vectors = vector_files[0]
         summary = inventory_summary(polygons, event=spec.event or _event(items, out))
     png = quicklook(image, stored["mask"], with_suffix(out, ".png")) if spec.quicklook else None
     cogs = {v: export_cog(out, v, with_suffix(out, f".{v}.tif")) for v in ("probability", "mask")} if spec.cog else {}
     params = {"threshold": model.card.threshold, "min_area_m2": spec.min_area, "split": spec.split,
               **{f"inference_{k}": v for k, v in asdict(spec.inference).items()}}
-    map_item(out, items, _model_summary(model), params, cogs=cogs, vectors=vectors, quicklook_png=png)
+    map_item(out, items, _model_summary(model), params, cogs=cogs, vectors=vector_files, quicklook_png=png,
+             model_item=mlm_item_path(model.path))
     return MapResult(out, item_path(out), png, vectors, summary)
 
 
