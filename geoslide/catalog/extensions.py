@@ -22,11 +22,13 @@ GEOPACKAGE_MEDIA = "application/geopackage+sqlite3"
 FLATGEOBUF_MEDIA = "application/vnd.flatgeobuf"
 SAFETENSORS_MEDIA = "application/octet-stream; application=safetensors"
 
-# Zarr: `application/vnd.zarr` is the IANA-registered type and the STAC Zarr best practice, with a
-# `version` parameter; `application/vnd+zarr` is its deprecated predecessor. A Zarr v3 store is
-# labelled `application/vnd.zarr; version=3`. A v2 store (`--zarr-format 2`, written for GDAL
-# 3.6-3.10 and QGIS) keeps the old `application/vnd+zarr`: the QGIS releases on those GDALs know only
-# that one, and a tool that knows the new type reads the old one too.
+# Zarr, decided knowingly: the STAC Zarr best practices (radiantearth/stac-best-practices #37)
+# replaced the deprecated `application/vnd+zarr` with `application/vnd.zarr` and a `version`
+# parameter (no Zarr type is registered with IANA). A Zarr v3 store is labelled
+# `application/vnd.zarr; version=3`. But QGIS's STAC browser (through 4.2 at least, qgis/QGIS
+# #67460) streams a Zarr asset only when it is typed exactly `application/vnd+zarr`, so a v2 store
+# (`--zarr-format 2`, written for GDAL 3.6-3.10 and QGIS) keeps the old type; it would otherwise be
+# `application/vnd.zarr; version=2`.
 ZARR_MEDIA = {3: "application/vnd.zarr; version=3", 2: "application/vnd+zarr"}
 
 # media types of the files geoslide writes, by suffix (the map item lists whatever was written)

@@ -410,7 +410,7 @@ def _block_writer(group: zarr.Group, done: zarr.Array, chunks: tuple[int, int], 
         rows, cols = slice(i * cy, i * cy + block.shape[1]), slice(j * cx, j * cx + block.shape[2])
         probability[rows, cols] = block[0]
         mask[rows, cols] = block[1]
-        done[i * n_cols + j] = 1
+        done[(i, j) if done.ndim == 2 else i * n_cols + j] = 1  # 2-D in stores of geoslide 0.1.0
         bar.update(1)
 
     return write

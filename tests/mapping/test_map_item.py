@@ -53,7 +53,7 @@ def test_every_file_written_is_an_asset_with_size_and_checksum(cli_map):
         if path.is_file():
             assert asset["file:checksum"] == "1220" + hashlib.sha256(path.read_bytes()).hexdigest()
             assert asset["file:size"] == path.stat().st_size
-    assert d["assets"]["zarr"]["type"] == "application/vnd+zarr"  # v2: the type the QGIS of GDAL < 3.11 knows
+    assert d["assets"]["zarr"]["type"] == "application/vnd+zarr"  # v2, for QGIS: the one Zarr type it streams
     assert d["assets"]["vectors"]["type"] == "application/vnd.apache.parquet"
     assert d["assets"]["vectors-geojson"]["type"] == "application/geo+json"
 
