@@ -21,6 +21,7 @@ from pyproj import CRS
 from test_mapstore import ATTRS, GDAL_READ, THRESHOLD, Blocks, probability
 
 from geoslide.errors import ConfigError, OutputError
+from geoslide.mapping.job import MapSpec
 from geoslide.mapping.store import map_grid, map_status, map_zarr_format, open_map, stored_array, write_map
 
 SUBDATASETS = r"""
@@ -175,4 +176,6 @@ def test_v2_store_resumes_and_refuses_the_other_format(tmp_path, store):
 def test_zarr_format_other_than_2_or_3_is_refused_before_writing(tmp_path):
     with pytest.raises(ConfigError, match="2 or 3"):
         write_map(probability(), tmp_path / "x.zarr", THRESHOLD, ATTRS, zarr_format=4)
+    with pytest.raises(ConfigError, match="2 or 3"):
+        MapSpec(out=str(tmp_path / "x.zarr"), zarr_format=1)
     assert not (tmp_path / "x.zarr").exists()
