@@ -50,7 +50,7 @@ def mlm_item(model_dir: str | os.PathLike[str], when: datetime | None = None) ->
     card = read_card(model_dir)
     weights = join(model_dir, WEIGHTS)
     item = pystac.Item(id=f"geoslide-{Path(name(model_dir)).name}", geometry=None, bbox=None,
-                       datetime=when or datetime.now(UTC), properties=_properties(card, weights),
+                       datetime=when or datetime.now(UTC), properties=_properties(card, model_dir),
                        stac_extensions=[MLM_EXT, RASTER_V1_EXT, FILE_EXT, CLASSIFICATION_EXT])
     # MLM takes the input bands' definitions from raster v1 ``raster:bands`` on the model asset
     # (STAC 1.1 core ``bands`` are not allowed in item properties)
@@ -93,15 +93,15 @@ def mlm_name(card: ModelCard, model_dir: str | os.PathLike[str]) -> str:
     return f"geoslide {card.architecture} {Path(name(model_dir)).name}"
 
 
-def _properties(card: ModelCard, weights: str | os.PathLike[str]) -> dict[str, Any]:
+def _properties(card: ModelCard, model_dir: str | os.PathLike[str]) -> dict[str, Any]:
     training = card.training or {}
     spec = training.get("spec", {}) if isinstance(training.get("spec"), dict) else {}
     props: dict[str, Any] = {
-        "mlm:name": mlm_name(card, Path(str(weights)).parent),
+        "mlm:name": mlm_name(card, model_dir),
         "mlm:architecture": ARCHITECTURES.get(card.architecture, card.architecture),
         "mlm:tasks": ["semantic-segmentation", "segmentation"],
         "mlm:framework": "PyTorch", "mlm:framework_version": torch.__version__.split("+")[0],
-        "mlm:total_parameters": _parameters(weights), "mlm:pretrained": False,
+        "mlm:total_parameters": _parameters(join(model_dir, WEIGHTS)), "mlm:pretrained": False,
         "mlm:accelerator": None, "mlm:accelerator_constrained": False,
         "mlm:accelerator_summary": "CPU or CUDA; geoslide picks CUDA where a worker has a GPU",
         "mlm:input": [_input(card)], "mlm:output": [_output(card)],
