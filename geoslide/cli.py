@@ -237,6 +237,8 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
                    "model); without --model, the bundled model is chosen among those taking these bands")
     p.add_argument("--epsg", type=int, default=None, help="target CRS (needed when items differ in CRS)")
     p.add_argument("--cog", action="store_true", help="also export probability and mask as COGs")
+    p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3,
+                   help="Zarr format of the map store; 2 opens in GDAL 3.6-3.10 and QGIS (default: 3)")
     p.add_argument("--no-quicklook", dest="quicklook", action="store_false", help="skip the quicklook PNG")
     p.add_argument("--pre-stac-query", default=None, metavar="JSON",
                    help="pre-event items (same catalog), for a model of post - pre bands d_<band>")
@@ -417,7 +419,8 @@ def _map(args: argparse.Namespace) -> int:
                    min_area=args.min_area,
                    split=args.split_amalgamated, cog=args.cog, quicklook=args.quicklook,
                    pre_stac_query=args.pre_stac_query, dem_stac_query=args.dem_stac_query,
-                   allow_mixed_dates=args.allow_mixed_dates, allow_missing_assets=args.allow_missing_assets)
+                   allow_mixed_dates=args.allow_mixed_dates, allow_missing_assets=args.allow_missing_assets,
+                   zarr_format=args.zarr_format)
     with _cluster(args) as client:
         result = run_map(args.stac_query, spec, args.catalog, client=client, progress=args.progress)
     print(f"model: {result.model}")

@@ -1,8 +1,11 @@
-"""Offline STAC validation for the tests: core 1.1.0 (bundled in pystac) + projection/eo/raster v2.0.0.
+"""Offline STAC validation for the tests: core 1.1.0 (bundled in pystac) and the extensions geoslide writes.
 
-The extension schemas are not in pystac and the network is closed, so they are taken from the
-``eopf==2.8.1`` wheel on PyPI (digest pinned below), which carries copies of them; they land in
-``tools/stac-schemas`` (git-ignored) on first use.
+The extension schemas are not in pystac and the network is closed. projection/eo/raster v2.0.0,
+raster v1.1.0, classification v2.0.0 and processing v1.2.0 are taken from the ``eopf==2.8.1`` wheel
+on PyPI (digest pinned below), which carries copies of them; they land in ``tools/stac-schemas``
+(git-ignored) on first use. label, file and mlm (and the classification/processing v1.1.0 that mlm
+refers to) are on no PyPI package: ``tests/fixtures/stac-schemas`` holds the official files, each
+checked against the sha256 in its ``SOURCES.md``.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from pystac.validation.stac_validator import GetSchemaError, JsonSchemaSTACValid
 
 WHEEL = "eopf==2.8.1"
 WHEEL_SHA256 = "f4450ba7fd2cb8f52bfca8aada6e992751c036d059d94ee0f7422637d9ae0307"
-MEMBERS = [f"eopf/product/stac_extensions/extensions/{n}_v2.0.0.json" for n in ("projection", "eo", "raster")]
+MEMBERS = [f"eopf/product/stac_extensions/extensions/{n}.json" for n in (
+    "projection_v2.0.0", "eo_v2.0.0", "raster_v2.0.0", "raster_v1.1.0", "classification_v2.0.0",
+    "processing_v1.2.0")]
 CACHE = Path(__file__).resolve().parents[1] / "tools" / "stac-schemas"
+VENDORED = Path(__file__).resolve().parent / "fixtures" / "stac-schemas"
 
 
 def fetch_schemas() -> Path:
@@ -44,14 +50,35 @@ def fetch_schemas() -> Path:
     return CACHE
 
 
+def vendored_schemas() -> list[Path]:
+    """The schema files of :data:`VENDORED`, each checked against the sha256 its ``SOURCES.md`` lists."""
+    rows = [line.split("|") for line in (VENDORED / "SOURCES.md").read_text().splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip().endswith(".json")]
+    paths = []
+    for row in rows:
+        path, expected = VENDORED / row[1].strip(), row[5].strip()
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != expected:
+            raise RuntimeError(f"{path.name} has sha256 {digest}, SOURCES.md says {expected}")
+        paths.append(path)
+    return paths
+
+
+def _url_of(path: Path) -> str:
+    """``label_v1.0.1.json`` -> the extension's schema URL (not the file's ``$id``, which can be wrong)."""
+    name, version = path.stem.rsplit("_", 1)
+    return f"https://stac-extensions.github.io/{name}/{version}/schema.json"
+
+
 class OfflineValidator(JsonSchemaSTACValidator):
     """pystac's JSON-schema validator with local extension schemas and no network."""
 
     def __init__(self, schema_dir: Path) -> None:
         super().__init__()
-        for path in schema_dir.glob("*.json"):
+        for path in [*schema_dir.glob("*.json"), *vendored_schemas()]:
             schema = json.loads(path.read_text())
-            self.schema_cache[schema["$id"].rstrip("#")] = schema
+            self.schema_cache[_url_of(path)] = schema
+            self.schema_cache.setdefault(schema["$id"].rstrip("#"), schema)  # for the schema's own "#/..." refs
         proj = Path(__import__("pyproj").datadir.get_data_dir()) / "projjson.schema.json"
         if proj.is_file():
             schema = json.loads(proj.read_text())

@@ -212,6 +212,10 @@ def test_training_with_patch_store_and_model_on_s3_equals_the_local_run(s3_bucke
         pd.testing.assert_frame_equal(pd.read_csv(csv).drop(columns="seconds"),
                                       pd.read_csv(tmp_path / "model" / "metrics.csv").drop(columns="seconds"))
     assert read_bytes(f"{s3_bucket}/model/training.png")[:4] == b"\x89PNG"
+    got, want = (json.loads(text) for text in (read_text(f"{s3_bucket}/model/item.json"),
+                                                (tmp_path / "model" / "item.json").read_text()))
+    assert got["assets"]["weights"]["file:checksum"] == want["assets"]["weights"]["file:checksum"]
+    assert got["assets"]["weights"]["href"] == "./model.safetensors"
     state = json.loads(read_text(f"{s3_bucket}/model/last/state.json"))
     assert is_file(f"{s3_bucket}/model/last/{state['tensors']}") and state["info"]["step"] == 6
     again = _geoslide(*_train(s3_bucket), env=dict(os.environ))

@@ -6,5 +6,6 @@
 - ``bundled``: where the catalogs shipped with geoslide are.
 - ``build``: STAC items for the rasters geoslide creates, read from their file headers.
 - ``extensions``: the STAC extension schema URLs and media types geoslide writes.
+- ``files``: STAC file extension fields (size, sha2-256 multihash) of a written output.
 - ``footprint``: the WGS84 geometry of a box in any CRS, for item geometries.
 """

@@ -48,6 +48,7 @@ from geoslide.mapping.modelcache import resolve_device
 from geoslide.mapping.quicklook import quicklook
 from geoslide.mapping.store import (
     check_map_out,
+    check_zarr_format,
     map_exports,
     map_grid,
     map_status,
@@ -66,6 +67,7 @@ from geoslide.models.card import (
     resolve_model,
 )
 from geoslide.models.choice import choose_bundled
+from geoslide.models.mlm import mlm_item_path
 from geoslide.progress import show_progress
 from geoslide.raster.chunkread import open_mosaic
 from geoslide.raster.derived import is_derived
@@ -121,6 +123,8 @@ class MapSpec:
     allow_missing_assets
         Leave out, with a warning that counts them, items whose assets cannot be read (HTTP 404,
         missing or corrupt files), instead of refusing to start.
+    zarr_format
+        Zarr format of the map store: 3, or 2 for GDAL 3.6-3.10 and the QGIS builds on them.
     """
 
     out: str
@@ -139,8 +143,10 @@ class MapSpec:
     dem_stac_query: str | dict | None = None
     allow_mixed_dates: bool = False
     allow_missing_assets: bool = False
+    zarr_format: int = 3
 
     def __post_init__(self) -> None:
+        check_zarr_format(self.zarr_format)
         if isinstance(self.resolution, str) and self.resolution != "model":
             raise GridError(f"resolution must be a number of metres or 'model', got {self.resolution!r}")
         if isinstance(self.resolution, (int, float)) and not self.resolution > 0:
@@ -196,7 +202,8 @@ def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = 
         else:
             image = load_image(items, model.card, spec, **extra)
             probability = predict_proba(image, model, spec.inference)
-            write_map(probability, spec.out, model.card.threshold, attrs, progress=progress, client=client)
+            write_map(probability, spec.out, model.card.threshold, attrs, progress=progress, client=client,
+                      zarr_format=spec.zarr_format)
         record_exports(spec.out, {absolute(p) for p in export_paths(spec.out, spec.vectors, spec.cog,
                                                                       spec.quicklook)})
         _warn_empty(spec.out)
@@ -247,7 +254,7 @@ def _map_per_chunk(items: list[pystac.Item], model: ResolvedModel, spec: MapSpec
                         "map a larger area")
     mapped = chunked_map(plan, model, spec.inference)
     write_encoded(mapped.encoded, plan.grid, spec.out, model.card.threshold, attrs, progress=progress,
-                  client=client, empty=mapped.empty)
+                  client=client, empty=mapped.empty, zarr_format=spec.zarr_format)
     mosaic = open_mosaic(plan, chunksize=spec.inference.chunk)
     return mosaic.assign_coords(band=list(model.card.bands)) if spec.bands else mosaic
 
@@ -308,18 +315,22 @@ def _exports(items: list[pystac.Item], image: xr.DataArray, model: ResolvedModel
     stored = open_map(out)
     summary = vectors = None
     min_area = map_min_area(spec, model.card, map_grid(out).resolution)
+    vector_files: list[Location] = []
     if spec.vectors:
         polygons = vectorize(stored["mask"], min_area=min_area, split=spec.split, probability=stored["probability"])
         event = spec.event or _event(items, out)
         provenance = Provenance(event, acquisition_date([i.datetime or _start(i) for i in items]),
                                 model_name(model), [i.id for i in items])
-        vectors, _ = write_vectors(with_provenance(polygons, provenance), spec.vectors)
+        vector_files = [f for f in write_vectors(with_provenance(polygons, provenance), spec.vectors) if f]
+        vectors = vector_files[0]
         summary = inventory_summary(polygons, event=event)
     png = quicklook(image, stored["mask"], with_suffix(out, ".png")) if spec.quicklook else None
     cogs = {v: export_cog(out, v, with_suffix(out, f".{v}.tif")) for v in ("probability", "mask")} if spec.cog else {}
     params = {"threshold": model.card.threshold, "min_area_m2": min_area, "split": spec.split,
               **{f"inference_{k}": v for k, v in asdict(spec.inference).items()}}
-    map_item(out, items, _model_summary(model), params, cogs=cogs, vectors=vectors, quicklook_png=png)
+    styles = [with_suffix(out, ".mask.qml")] if spec.cog else []  # written beside the mask COG
+    map_item(out, items, _model_summary(model), params, cogs=cogs, vectors=vector_files, quicklook_png=png,
+             files=styles, model_item=mlm_item_path(model.path))
     return MapResult(out, item_path(out), png, vectors, summary)
 
 

@@ -12,6 +12,7 @@ Beside the architectures:
 
 - ``registry``: names -> builders (:func:`build_model`, :func:`model_names`);
 - ``card``: model directories: card, weights, :class:`~geoslide.models.card.ResolvedModel`;
+- ``mlm``: the STAC Machine Learning Model item (``item.json``) of a model directory;
 - ``outputs``: the final logits of a model output;
 - ``normalise``: per-band input normalisation;
 - ``receptive``: receptive fields.

@@ -6,7 +6,8 @@ keeps the best model by validation F1 with its tuned threshold, stops early, and
 
 - ``OUT/model.safetensors`` + ``OUT/model.json``: the best model (rank 0 only);
 - ``OUT/last/``: the latest weights and optimiser state, to resume an interrupted run;
-- ``OUT/metrics.csv`` and ``OUT/training.png``: the per-epoch log and its plot.
+- ``OUT/metrics.csv`` and ``OUT/training.png``: the per-epoch log and its plot;
+- ``OUT/item.json``: the STAC MLM item of the best model (:mod:`geoslide.models.mlm`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,17 @@ from geoslide.errors import ModelError, PatchStoreError
 from geoslide.evaluation.metrics import ThresholdSweep
 from geoslide.fileio import Location, is_file, join, location, write_atomic
 from geoslide.models import build_model
-from geoslide.models.card import CARD, ModelCard, default_min_area, load_weights, read_card, save_checkpoint, unwrap
+from geoslide.models.card import (
+    CARD,
+    WEIGHTS,
+    ModelCard,
+    default_min_area,
+    load_weights,
+    read_card,
+    save_checkpoint,
+    unwrap,
+)
+from geoslide.models.mlm import write_mlm_item
 from geoslide.models.normalise import Normalisation
 from geoslide.models.outputs import final_logits
 from geoslide.models.receptive import receptive_field
@@ -292,6 +303,8 @@ def _finish_epoch(run: _Run, record: dict[str, float], spec: TrainSpec, out: Loc
     save_state(join(out, "last"), run.model, run.optimiser, run.scheduler, _state_info(run, spec))
     write_atomic(join(out, "metrics.csv"), lambda p: pd.DataFrame(run.log).to_csv(p, index=False))
     plot_log(run.log, join(out, "training.png"))
+    if is_file(join(out, WEIGHTS)):  # the MLM item lists the best weights and the files above
+        write_mlm_item(out)
 
 
 def _card_with(card: ModelCard, record: dict[str, float]) -> ModelCard:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,6 @@ from stac_schemas import OfflineValidator, fetch_schemas
 from test_mapstore import THRESHOLD, Blocks, probability
 
 import geoslide
-from geoslide.catalog.extensions import PROCESSING_EXT
 from geoslide.errors import GridError, OutputError
 from geoslide.mapping.cog import export_cog
 from geoslide.mapping.item import item_path, map_item
@@ -110,8 +110,9 @@ def test_stac_item_describes_the_outputs_and_validates(store, tmp_path):
     saved = item_path(store)
     assert saved == store.parent / "event.json" and saved.is_file()
     d = json.loads(saved.read_text())
-    used = OfflineValidator(fetch_schemas()).check(d, skip=(PROCESSING_EXT,))  # no offline processing schema
-    assert len(used) == 3  # core, projection, raster
+    used = OfflineValidator(fetch_schemas()).check(d)
+    assert {u.split("/")[3] for u in used[1:]} == {"projection", "raster", "processing", "label", "classification",
+                                                    "file"}
     props = d["properties"]
     assert props["proj:code"] == "EPSG:32645" and props["proj:shape"] == [260, 300]
     assert props["proj:transform"] == pytest.approx(list(GRID.transform)[:6])
@@ -121,17 +122,30 @@ def test_stac_item_describes_the_outputs_and_validates(store, tmp_path):
             lon, lat = to_wgs84.transform(x, y)
             assert d["bbox"][0] <= lon <= d["bbox"][2] and d["bbox"][1] <= lat <= d["bbox"][3]
     assert props["start_datetime"].startswith("2025-04-02") and props["end_datetime"].startswith("2025-04-09")
-    assert props["processing:software"] == {"geoslide": geoslide.__version__}
+    assert props["processing:software"] == {"geoslide": geoslide.__version__} and props["processing:level"] == "L4"
+    assert props["label:type"] == "raster" and props["label:tasks"] == ["segmentation"]
     assert props["geoslide:threshold"] == THRESHOLD and props["geoslide:model"]["architecture"] == "unet"
     assert props["geoslide:inputs"] == ["s2-pre", "s2-post", "planet-post"]
     assert "unet" in props["processing:lineage"] and "nir" in props["processing:lineage"]
-    derived = sorted(link["href"] for link in d["links"] if link["rel"] == "derived_from")
-    assert derived == sorted(str(tmp_path / f"{i}.json") for i in ("s2-pre", "s2-post"))
+    for rel in ("derived_from", "source"):  # relative to the item, resolving to the input items
+        hrefs = [link["href"] for link in d["links"] if link["rel"] == rel]
+        assert all(not Path(h).is_absolute() for h in hrefs)
+        assert sorted((saved.parent / h).resolve() for h in hrefs) == sorted(
+            (tmp_path / f"{i}.json").resolve() for i in ("s2-pre", "s2-post"))
     assert {k: a["href"] for k, a in d["assets"].items()} == {
         "zarr": "./event.zarr", "probability": "./event_probability.tif", "quicklook": "./event.png"}
+    assert d["assets"]["zarr"]["type"] == "application/vnd.zarr; version=3"
     for asset in d["assets"].values():
-        assert (saved.parent / asset["href"]).exists()
+        path = saved.parent / asset["href"]
+        if path.is_file():
+            assert asset["file:size"] == path.stat().st_size
+            assert asset["file:checksum"] == "1220" + hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            assert asset["file:size"] == sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     assert d["assets"]["probability"]["bands"][0]["raster:scale"] == pytest.approx(1 / 250)
+    mask_band = d["assets"]["zarr"]["bands"][1]
+    assert {c["value"]: c["name"] for c in mask_band["classification:classes"]} == {
+        0: "background", 1: "landslide", 255: "nodata"}
 
 
 def _gray_image(shape: tuple[int, int]) -> xr.DataArray:
