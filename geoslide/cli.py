@@ -119,12 +119,37 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_import(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("import", help="import a published landslide dataset into a patch store")
-    _add_named(p, "kind", names=_IMPORTERS, help="dataset format")
-    p.add_argument("src", help="folder of the downloaded dataset")
+    p = sub.add_parser("import", help="import a published landslide dataset, or your own tiles and masks, into a "
+                       "patch store")
+    _add_named(p, "kind", names=_IMPORTERS, help="dataset format; tiles: any folder (or CSV list) of image tiles "
+               "and masks in GeoTIFF/PNG/JPEG, any size")
+    p.add_argument("src", help="folder of the downloaded dataset (tiles: a folder or a CSV of image,mask pairs)")
     p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to")
-    p.add_argument("--event", default=None, help="event name stored with the patches")
+    p.add_argument("--event", default=None, help="event name stored with the patches (tiles: default the folder)")
     p.add_argument("--sensor", default=None, help="sensor name stored with the patches")
+    p.add_argument("--split", default=None, metavar="RULE|FILE",
+                   help="folders (train/val/test folder names), random (whole tiles per event), blocks (west to "
+                        "east per event, georeferenced), none, or a CSV/text file of name,split (default: the "
+                        "dataset's own; tiles: folders if any, else random)")
+    p.add_argument("--split-fractions", default=None, metavar="TRAIN,VAL,TEST",
+                   help="shares for --split random/blocks (default 0.6,0.2,0.2)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random choices")
+    g = p.add_argument_group("tiles only")
+    g.add_argument("--mask-values", default=None, metavar="BG,LS[,NODATA]",
+                   help="what mask values mean: background,landslide[,nodata], '+' joins values, e.g. 0,255 or "
+                        "0,1,85 (default: 0/1 with 255 nodata, or 0/255)")
+    g.add_argument("--resolution", type=float, default=None, metavar="M",
+                   help="pixel size in metres of tiles without georeferencing")
+    g.add_argument("--patch-size", type=int, default=None, metavar="N",
+                   help="patch side in pixels (default: the store's, else 256)")
+    g.add_argument("--stride", type=int, default=None, metavar="N", help="step between patches (default: patch size)")
+    _add_named(g, "--empty", names=_EMPTY_POLICIES, default="keep", help="patches without landslides (default keep)")
+    g.add_argument("--keep-fraction", type=float, default=0.1, metavar="F", help="share of empty patches kept")
+    g.add_argument("--max-nodata", type=float, default=0.5, metavar="F",
+                   help="drop patches with a larger share of nodata (default 0.5)")
+    g.add_argument("--nodata", type=float, default=None, metavar="V",
+                   help="image value marking nodata where a file declares none (e.g. 0 for black corners)")
+    g.add_argument("--bands", nargs="+", default=None, help="names of the image bands (default red green blue[ nir])")
     p.set_defaults(handler=_import)
 
 
@@ -261,11 +286,55 @@ def _patches(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from geoslide.data.tilesplit import parse_fractions
+
+    fractions = parse_fractions(args.split_fractions)
+    if args.kind == "tiles":
+        return _import_tiles(args, fractions)
+    _tiles_only(args)
     from geoslide.data.importers import import_dataset
 
-    store = import_dataset(args.kind, args.src, args.out, event=args.event, sensor=args.sensor, progress=True)
+    store = import_dataset(args.kind, args.src, args.out, event=args.event, sensor=args.sensor, split=args.split,
+                           fractions=fractions, seed=args.seed, progress=True)
     print(f"{args.out}: {len(store)} patches of {store.patch_size} px, bands {', '.join(store.bands)}")
     return 0
+
+
+def _import_tiles(args: argparse.Namespace, fractions: tuple[float, float, float]) -> int:
+    from geoslide.data.importers.tiles import TileImportSpec, import_tiles
+
+    spec = TileImportSpec(size=args.patch_size, stride=args.stride, empty=args.empty, keep_fraction=args.keep_fraction,
+                          max_nodata=args.max_nodata, seed=args.seed, mask_values=args.mask_values,
+                          resolution=args.resolution, bands=tuple(args.bands) if args.bands else None,
+                          nodata=args.nodata, split=args.split, fractions=fractions, event=args.event,
+                          sensor=args.sensor)
+    n0 = _store_size(args.out)
+    store, found = import_tiles(args.src, args.out, spec, progress=True)
+    splits = found.plan.meta["split"].replace("", "none").value_counts()
+    print(f"{args.out}: {len(store) - n0} patches of {store.patch_size} px from {found.tiles} tiles "
+          f"(masks read as {found.mask_values.text()}; split {found.split}: "
+          f"{', '.join(f'{k} {v}' for k, v in splits.items())}); {len(store)} patches in the store, "
+          f"bands {', '.join(store.bands)}")
+    return 0
+
+
+def _tiles_only(args: argparse.Namespace) -> None:
+    from geoslide.errors import ConfigError
+
+    given = [flag for flag, value, default in (
+        ("--mask-values", args.mask_values, None), ("--resolution", args.resolution, None),
+        ("--patch-size", args.patch_size, None), ("--stride", args.stride, None), ("--empty", args.empty, "keep"),
+        ("--max-nodata", args.max_nodata, 0.5), ("--nodata", args.nodata, None), ("--bands", args.bands, None),
+    ) if value != default]
+    if given:
+        raise ConfigError(f"{', '.join(given)} apply to `geoslide import tiles` only; {args.kind} has fixed patches")
+
+
+def _store_size(path: str) -> int:
+    from geoslide.data.store import PatchStore
+
+    store = PatchStore.open_existing(path)
+    return 0 if store is None else len(store)
 
 
 def _stats(args: argparse.Namespace) -> int:

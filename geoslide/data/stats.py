@@ -32,6 +32,7 @@ import pandas as pd
 from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
 from geoslide.inventory.codes import MASK_NODATA
+from geoslide.inventory.rastermask import is_raster_mask, raster_polygons
 from geoslide.inventory.read import read_inventory
 from geoslide.inventory.summary import areas_by_event
 from geoslide.tables import markdown_table, short_number
@@ -133,8 +134,11 @@ def inventory_areas(inventory: str | Path) -> dict[str, Any]:
 
 
 def _read_inventory(path: str | Path) -> gpd.GeoDataFrame:
-    """Polygons of an inventory (see :func:`geoslide.inventory.read.read_inventory`) at plausible coordinates."""
-    frame = read_inventory(path)
+    """Polygons of an inventory (see :func:`geoslide.inventory.read.read_inventory`) at plausible coordinates.
+
+    A raster mask (GeoTIFF, ...) is vectorised on its own grid first (0/1 or 0/255 values).
+    """
+    frame = raster_polygons(path) if is_raster_mask(path) else read_inventory(path)
     frame = frame[~frame.geometry.is_empty & frame.geometry.notna()]
     frame = frame[frame.geom_type.isin(["Polygon", "MultiPolygon"])]
     if frame.empty:

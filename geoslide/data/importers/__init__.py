@@ -16,6 +16,7 @@ from pathlib import Path
 from geoslide.data.importers import gdcld, hrgldd, landslide4sense
 from geoslide.data.importers._common import ImportPlan, write_plan
 from geoslide.data.store import PatchStore
+from geoslide.data.tilesplit import tile_splits
 from geoslide.errors import ConfigError
 
 Planner = Callable[..., ImportPlan]  # planner(src, *, event=None, sensor=None) -> ImportPlan
@@ -43,8 +44,8 @@ _PLANNERS: dict[str, Planner] = {
 
 
 def importer_names() -> list[str]:
-    """Dataset kinds accepted by :func:`import_dataset`, in registry order."""
-    return list(_PLANNERS)
+    """Dataset kinds in registry order, then ``tiles`` (:func:`geoslide.data.importers.tiles.import_tiles`)."""
+    return [*_PLANNERS, "tiles"]
 
 
 def plan_import(kind: str, src: str | Path, *, event: str | None = None,
@@ -73,7 +74,9 @@ def plan_import(kind: str, src: str | Path, *, event: str | None = None,
 
 
 def import_dataset(kind: str, src: str | Path, out: str | Path, *, event: str | None = None,
-                   sensor: str | None = None, progress: bool = False) -> PatchStore:
+                   sensor: str | None = None, split: str | None = None,
+                   fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0,
+                   progress: bool = False) -> PatchStore:
     """Import a public landslide dataset into a patch store (created if missing, else appended to).
 
     Parameters
@@ -92,6 +95,13 @@ def import_dataset(kind: str, src: str | Path, out: str | Path, *, event: str | 
     sensor : str, optional
         Sensor for every patch. Defaults: ``"sentinel2"``, ``"planetscope"``, the GDCLD sensor
         folder or ``"mixed"``.
+    split : str, optional
+        Replace the dataset's own splits (:func:`geoslide.data.tilesplit.tile_splits`: ``random``
+        draws whole source files, ``blocks``, ``none``, or a file listing name,split).
+    fractions : tuple of float
+        Train/val/test shares for ``random`` and ``blocks``.
+    seed : int
+        Seed of ``random``.
     progress : bool
         Show progress bars.
 
@@ -109,4 +119,7 @@ def import_dataset(kind: str, src: str | Path, out: str | Path, *, event: str | 
     PatchStoreError
         Wrong shapes or band counts, or a store whose bands or patch size differ.
     """
-    return write_plan(plan_import(kind, src, event=event, sensor=sensor), out, progress=progress)
+    plan = plan_import(kind, src, event=event, sensor=sensor)
+    if split is not None and split != "folders":
+        plan.meta["split"] = tile_splits(plan.meta, split, fractions, seed)
+    return write_plan(plan, out, progress=progress)
