@@ -92,7 +92,8 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("patches", help="cut imagery + inventory into a Zarr patch store (appends to an existing one)")
     _stac_args(p)
     p.add_argument("--labels", required=True, metavar="PATH", help="landslide polygons (GeoParquet/GeoJSON/GPKG; "
-                   "a path or an s3:// or http(s):// URL)")
+                   "a path or an s3:// or http(s):// URL) or a raster mask (GeoTIFF, ..., any grid)")
+    _mask_values_arg(p)
     p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to (a path "
                    "or s3:// URL)")
     p.add_argument("--patch-size", type=int, default=128, metavar="N", help="patch side in pixels (default 128)")
@@ -113,6 +114,8 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
                    help="pre-event items (same catalog): append post - pre difference bands d_<band>")
     _dem_arg(p)
     p.add_argument("--event", default=None, help="event name (default: the items' geoslide:event)")
+    p.add_argument("--resolution", type=float, default=None, metavar="RES",
+                   help="pixel size to resample the scenes to, in their CRS units (default: the items')")
     p.add_argument("--seed", type=int, default=0, help="seed for random choices")
     _cluster_args(p)
     p.set_defaults(handler=_patches)
@@ -156,7 +159,8 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 def _add_stats(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="statistics of a patch store (landslide ratio, band means, areas)")
     p.add_argument("store", metavar="STORE.zarr", help="patch store")
-    p.add_argument("--inventory", default=None, metavar="PATH", help="polygons for landslide counts and areas")
+    p.add_argument("--inventory", default=None, metavar="PATH", help="polygons or a georeferenced raster mask for "
+                   "landslide counts and areas")
     p.add_argument("--csv", action="store_true", help="print CSV instead of Markdown tables")
     p.set_defaults(handler=_stats)
 
@@ -181,6 +185,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--balance", action="store_true", help="class-balanced sampling of patches with landslides")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no flips/rotations")
     p.add_argument("--patience", type=int, default=10, help="early stopping on validation F1 (epochs)")
+    p.add_argument("--train-split", default="train", metavar="NAME", help="store split to train on (default train)")
+    p.add_argument("--val-split", default="val", metavar="NAME", help="store split to validate on (default val)")
+    p.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                   help="validate on this share of the training split instead (whole tiles/scenes when there "
+                        "are 5 or more), for stores without a validation split")
     p.add_argument("--seed", type=int, default=0)
     _cluster_args(p)
     p.set_defaults(handler=_train)
@@ -217,7 +226,9 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a map against an inventory (JSON), or a model on a patch store split")
     p.add_argument("--pred", default=None, metavar="OUT.zarr", help="map store written by geoslide map")
-    p.add_argument("--labels", default=None, metavar="PATH", help="inventory polygons for --pred")
+    p.add_argument("--labels", default=None, metavar="PATH", help="inventory polygons or a raster mask (any grid) for "
+                   "--pred")
+    _mask_values_arg(p)
     p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="minimum mapping unit for objects")
     p.add_argument("--model", default=None, metavar="MODEL_DIR", help="model to score on --patches")
     p.add_argument("--patches", default=None, metavar="STORE.zarr", help="patch store for --model")
@@ -233,6 +244,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    "local copy (default: runs/<name>); on a cluster, a folder the workers see at the same path")
     _cluster_args(p)
     p.set_defaults(handler=_run)
+
+
+def _mask_values_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mask-values", default=None, metavar="BG,LS[,NODATA]",
+                   help="for a raster mask: what its values mean, background,landslide[,nodata], e.g. 0,255 or "
+                        "0,1,85 (default: 0/1 with 255 nodata, or 0/255)")
 
 
 def _dem_arg(p: argparse.ArgumentParser) -> None:
@@ -274,7 +291,8 @@ def _patches(args: argparse.Namespace) -> int:
     patch = PatchSpec(size=args.patch_size, stride=args.stride, empty=args.empty, keep_fraction=args.keep_fraction,
                       max_nodata=args.max_nodata, seed=args.seed)
     spec = TrainingSetSpec(bands=tuple(args.bands) if args.bands else None, derived=tuple(args.derived),
-                           event=args.event, split=args.split, test_events=tuple(args.test_events), patch=patch)
+                           event=args.event, split=args.split, test_events=tuple(args.test_events), patch=patch,
+                           resolution=args.resolution, mask_values=args.mask_values)
     items = search(args.stac_query, args.catalog)
     pre = search(args.pre_stac_query, args.catalog) if args.pre_stac_query else None
     dem = search(args.dem_stac_query, args.catalog) if args.dem_stac_query else None
@@ -362,7 +380,8 @@ def _train(args: argparse.Namespace) -> int:
                      loss=args.loss, optimiser=args.optimiser, lr=args.lr, weight_decay=args.weight_decay,
                      schedule=args.schedule, epochs=args.epochs, max_steps=args.max_steps,
                      batch_size=args.batch_size, augment=args.augment, balance=args.balance,
-                     patience=args.patience, seed=args.seed)
+                     patience=args.patience, seed=args.seed, train_split=args.train_split,
+                     val_split=args.val_split, val_fraction=args.val_fraction)
     summary = train(args.patches, spec, args.out, scheduler=args.scheduler, workers=args.workers, progress=True)
     print(json.dumps(summary, indent=1))
     return 0
@@ -396,7 +415,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.pred and args.labels:
         from geoslide.evaluation.score import evaluate_map
 
-        print(json.dumps(evaluate_map(args.pred, args.labels, min_area=args.min_area), indent=1))
+        print(json.dumps(evaluate_map(args.pred, args.labels, min_area=args.min_area, mask_values=args.mask_values),
+                         indent=1))
         return 0
     if args.model and args.patches:
         from geoslide.data.store import PatchStore
