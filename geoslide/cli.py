@@ -196,8 +196,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_map(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("map", help="map landslides in STAC imagery with a model (tiled inference to Zarr)")
+    p = sub.add_parser("map", help="map landslides in STAC imagery with a model (tiled inference to Zarr), or in a "
+                       "folder of image tiles (--tiles)")
     _stac_args(p)
+    p.add_argument("--tiles", default=None, metavar="DIR", help="map the image tiles (GeoTIFF/PNG/JPEG) in DIR or a "
+                   "CSV list instead of STAC items: one mask per tile in --out DIR, summary.csv, and scores where "
+                   "tiles have masks (--mask-values as for import)")
+    _mask_values_arg(p)
+    p.add_argument("--nodata", type=float, default=None, metavar="V", help="with --tiles: image value marking nodata")
     p.add_argument("--model", default=None, metavar="MODEL_DIR",
                    help="model directory, a path or an s3:// or http(s):// URL (default: the bundled demo model)")
     p.add_argument("--out", required=True, metavar="OUT.zarr", help="map store, a path or s3:// URL; the item, "
@@ -392,6 +398,8 @@ def _map(args: argparse.Namespace) -> int:
     from geoslide.mapping.tiling import InferenceSpec
 
     inference = InferenceSpec(chunk=args.chunk, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
+    if args.tiles:
+        return _map_tiles(args, inference)
     spec = MapSpec(out=args.out, model=args.model, vectors=args.vectors, inference=inference,
                    resolution=args.resolution, epsg=args.epsg, min_area=args.min_area,
                    split=args.split_amalgamated, cog=args.cog, quicklook=args.quicklook,
@@ -406,6 +414,25 @@ def _map(args: argparse.Namespace) -> int:
 
         print(f"{result.vectors}: landslide polygons")
         print(summary_markdown([result.summary]))
+    return 0
+
+
+def _map_tiles(args: argparse.Namespace, inference) -> int:
+    from geoslide.errors import ConfigError
+    from geoslide.evaluation.tiles import map_and_score_tiles
+    from geoslide.mapping.tiles import TileMapSpec
+
+    if args.stac_query != "{}" or args.catalog or args.vectors or args.cog or args.pre_stac_query:
+        raise ConfigError("--tiles maps plain tiles: drop --stac-query/--catalog/--vectors/--cog/--pre-stac-query")
+    if args.model is None:
+        raise ConfigError("--tiles needs --model MODEL_DIR (a model trained on tiles like these)")
+    spec = TileMapSpec(out=args.out, model=args.model, inference=inference, mask_values=args.mask_values,
+                       nodata=args.nodata)
+    table, overall = map_and_score_tiles(args.tiles, spec, progress=True)
+    share = table["landslide_pixels"].sum() / max(table["valid_pixels"].sum(), 1)
+    print(f"{args.out}: {len(table)} tile masks; summary.csv ({100 * share:.2f} % landslide pixels)")
+    if overall is not None:
+        print(json.dumps(overall, indent=1))
     return 0
 
 

@@ -9,6 +9,7 @@ band is not an image band.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +18,11 @@ import rasterio
 from pyproj import Geod
 from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning
+from tqdm import tqdm
 
 from geoslide.errors import ConfigError, LabelError
 from geoslide.inventory.codes import MASK_NODATA
-from geoslide.inventory.maskvalues import MaskValues
+from geoslide.inventory.maskvalues import MaskValues, choose_mask_values, parse_mask_values
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,19 @@ def mask_values_found(path: Path) -> np.ndarray:
     """Distinct raw values of a mask (band 1, its declared nodata value included)."""
     with open_raster(path) as ds:
         return np.unique(ds.read(1))
+
+
+def tiles_mask_values(masks: Sequence[Path | None], given: str | MaskValues | None, source: str,
+                      progress: bool = False) -> MaskValues:
+    """The mask coding of a set of tiles: ``given``, else decided from the values of all masks together."""
+    parsed = parse_mask_values(given)
+    if parsed is not None:
+        return parsed
+    found: set[float] = set()
+    for mask in tqdm([m for m in masks if m is not None], desc="reading mask values", unit="mask",
+                     disable=not progress):
+        found.update(mask_values_found(mask).tolist())
+    return choose_mask_values(found, None, source)
 
 
 def read_tile(image: Path, mask: Path | None, head: TileHeader, values: MaskValues | None,

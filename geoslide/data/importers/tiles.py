@@ -28,11 +28,11 @@ from geoslide.data.importers._common import ImportPlan, write_plan
 from geoslide.data.patches import PatchSpec, select_windows
 from geoslide.data.store import PatchStore
 from geoslide.data.tilefiles import TileFile, find_tiles
-from geoslide.data.tileread import TileHeader, mask_values_found, read_tile, tile_header
+from geoslide.data.tileread import TileHeader, read_tile, tile_header, tiles_mask_values
 from geoslide.data.tilesplit import check_rule, tile_splits
 from geoslide.errors import ConfigError, PatchStoreError
 from geoslide.inventory.codes import MASK_NODATA
-from geoslide.inventory.maskvalues import MaskValues, choose_mask_values, parse_mask_values
+from geoslide.inventory.maskvalues import MaskValues
 
 DEFAULT_SIZE = 256
 NAMED_BANDS = {1: ("gray",), 3: ("red", "green", "blue"), 4: ("red", "green", "blue", "nir")}
@@ -109,7 +109,7 @@ def plan_tiles(src: str | Path, spec: TileImportSpec, existing: PatchStore | Non
     heads = [tile_header(t.image) for t in tiles]
     bands = _bands(tiles, heads, spec, existing)
     size = spec.size or (existing.patch_size if existing is not None else DEFAULT_SIZE)
-    values = _mask_values(tiles, spec, str(src), progress)
+    values = tiles_mask_values([t.mask for t in tiles], spec.mask_values, str(src), progress)
     reader = _TileReader(tuple(tiles), tuple(heads), values, spec.nodata)
     frames = [_tile_rows(i, tiles[i], heads[i], reader, replace(spec, seed=spec.seed + i).patch(size), spec)
               for i in tqdm(range(len(tiles)), desc="planning patches", unit="tile", disable=not progress)]
@@ -153,16 +153,6 @@ def _bands(tiles: Sequence[TileFile], heads: Sequence[TileHeader], spec: TileImp
     if len(names) != count:
         raise ConfigError(f"--bands names {len(names)} band(s) but the tiles have {count}")
     return tuple(names)
-
-
-def _mask_values(tiles: Sequence[TileFile], spec: TileImportSpec, source: str, progress: bool) -> MaskValues:
-    given = parse_mask_values(spec.mask_values)
-    if given is not None:
-        return given
-    found = set()
-    for tile in tqdm(tiles, desc="reading mask values", unit="mask", disable=not progress):
-        found.update(mask_values_found(tile.mask).tolist())
-    return choose_mask_values(found, None, source)
 
 
 def tile_windows(height: int, width: int, size: int, step: int) -> np.ndarray:
