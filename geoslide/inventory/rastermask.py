@@ -57,7 +57,10 @@ def labels_on_grid(source, grid: GridSpec, chunks: int | tuple[int, int] = 1024,
     if not is_raster_mask(source):
         return rasterize_inventory(source, grid, chunks=chunks)
     href = gdal_path(_existing(source))
+    with _open(href) as ds:
+        declared = ds.nodata
     found = raster_values(href)
+    found = found[found != declared] if declared is not None else found  # a declared nodata needs no mapping
     values = choose_mask_values(found, parse_mask_values(mask_values), str(source))
     values.apply(found, str(source))  # every value mapped, checked before any chunk is computed
     _check_georeferenced(href, source)
@@ -94,12 +97,12 @@ def native_grid(source: str | Path) -> GridSpec:
 
 
 def raster_values(href: str) -> np.ndarray:
-    """The distinct values of band 1 of a raster, read a strip of rows at a time (nodata left out)."""
+    """The distinct values of band 1 of a raster (its declared nodata too), read a strip of rows at a time."""
     found: set[float] = set()
     with _open(href) as ds:
         for r0 in range(0, ds.height, STRIP):
-            strip = ds.read(1, window=Window(0, r0, ds.width, min(STRIP, ds.height - r0)), masked=True)
-            found.update(np.unique(strip.compressed()).tolist())
+            strip = ds.read(1, window=Window(0, r0, ds.width, min(STRIP, ds.height - r0)))
+            found.update(np.unique(strip).tolist())
     return np.array(sorted(found), dtype=np.float64)
 
 
@@ -135,10 +138,18 @@ def _warp_block(href: str, grid: GridSpec, r0: int, c0: int, h: int, w: int, val
         if window is None:
             return np.full((h, w), 255, dtype=np.uint8)
         src = ds.read(1, window=window).astype(np.float32)
-        reproject(src, out, src_transform=ds.window_transform(window), src_crs=ds.crs, src_nodata=ds.nodata,
-                  dst_transform=transform, dst_crs=grid.crs.to_wkt(), dst_nodata=np.nan,
-                  resampling=Resampling.nearest)
+        with warnings.catch_warnings():  # rasterio's in-memory datasets warn before they get their transforms
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            reproject(src, out, src_transform=ds.window_transform(window), src_crs=ds.crs,
+                      src_nodata=_declared_nodata(ds.nodata, values),
+                      dst_transform=transform, dst_crs=grid.crs.to_wkt(), dst_nodata=np.nan,
+                      resampling=Resampling.nearest)
     return values.apply(out, href)
+
+
+def _declared_nodata(nodata: float | None, values: MaskValues) -> float | None:
+    """A mask's declared nodata, unless it is a class value (GDAL tools often declare 0 on 0/1 masks)."""
+    return None if nodata is None or nodata in (*values.background, *values.landslide) else nodata
 
 
 def _source_window(ds, grid: GridSpec, transform, h: int, w: int) -> Window | None:
