@@ -62,8 +62,8 @@ def test_cli_patches_with_a_raster_mask_and_a_resolution(tmp_path):
                        crs=f"EPSG:{grid.epsg}", transform=grid.transform) as ds:
         ds.write(truth, 1)
     query = '{"collections": ["demo-quake-planetscope"], "query": {"geoslide:phase": {"eq": "post"}}}'
-    done = subprocess.run([sys.executable, "-m", "geoslide.cli", "patches", "--stac-query", query, "--labels", str(path),
-                           "--mask-values", "0,1", "--out", str(tmp_path / "s.zarr"), "--patch-size", "32",
+    done = subprocess.run([sys.executable, "-m", "geoslide.cli", "patches", "--stac-query", query, "--labels",
+                           str(path), "--mask-values", "0,1", "--out", str(tmp_path / "s.zarr"), "--patch-size", "32",
                            "--resolution", str(2 * grid.resolution), "--bands", "red", "--split", "none"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
