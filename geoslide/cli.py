@@ -161,6 +161,7 @@ def _add_stats(sub: argparse._SubParsersAction) -> None:
     p.add_argument("store", metavar="STORE.zarr", help="patch store")
     p.add_argument("--inventory", default=None, metavar="PATH", help="polygons or a georeferenced raster mask for "
                    "landslide counts and areas")
+    _mask_values_arg(p)
     p.add_argument("--csv", action="store_true", help="print CSV instead of Markdown tables")
     p.set_defaults(handler=_stats)
 
@@ -365,7 +366,7 @@ def _stats(args: argparse.Namespace) -> int:
     from geoslide.data.stats import format_stats, stats_csv, store_stats
     from geoslide.data.store import PatchStore
 
-    stats = store_stats(PatchStore.open(args.store), inventory=args.inventory)
+    stats = store_stats(PatchStore.open(args.store), inventory=args.inventory, mask_values=args.mask_values)
     print(stats_csv(stats) if args.csv else format_stats(stats))
     return 0
 

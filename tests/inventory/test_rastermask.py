@@ -109,3 +109,6 @@ def test_stats_counts_the_landslides_of_a_raster_mask(tmp_path):
     areas = inventory_areas(path)["areas"]["all"]
     labelled, count = ndimage.label(values == 255, structure=np.ones((3, 3)))
     assert areas["count"] == count and areas["total_m2"] == pytest.approx((values == 255).sum() * 9.0)
+    coded = np.where(values == 255, 7, 3).astype(np.uint8)  # an odd coding: 3 background, 7 landslide
+    _write_mask(path, "EPSG:32645", GRID.transform, coded)
+    assert inventory_areas(path, "3,7")["areas"]["all"] == areas
