@@ -92,6 +92,7 @@ def test_map_tiles_writes_the_models_mask_per_tile_and_scores_them(trained):
         row = table[name]
         assert [int(row[k]) for k in ("tn", "fp", "fn", "tp")] == counts
         assert int(row["landslide_pixels"]) == int((mask == 1).sum())
+        assert float(row["landslide_m2"]) == pytest.approx(0.25 * (mask == 1).sum())  # trained at 0.5 m
         pooled += counts
     scores = json.loads((out / "scores.json").read_text())
     assert [scores[k] for k in ("tn", "fp", "fn", "tp")] == pooled.tolist()

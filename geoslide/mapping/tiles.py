@@ -62,7 +62,8 @@ def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.
     """Predict every tile of ``src``, write one mask per tile under ``spec.out``; one table row per tile.
 
     Columns: ``tile``, ``mask`` (path written), ``width``, ``height``, ``valid_pixels``,
-    ``landslide_pixels``, ``landslide_share``, ``landslide_m2`` (NaN without georeferencing), and for
+    ``landslide_pixels``, ``landslide_share``, ``landslide_m2`` (tiles without georeferencing at the
+    model's training pixel size, NaN if it has none), and for
     tiles with a mask ``tn``, ``fp``, ``fn``, ``tp`` (pixels nodata in either left out).
     """
     tiles = find_tiles(src, masks="optional")
@@ -79,7 +80,7 @@ def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.
         prob = predict_block(image, model, card, spec.inference)
         mask = np.where(np.isnan(prob), MASK_NODATA, prob >= card.threshold).astype(np.uint8)
         path = _write_mask(out, tile, head, mask)
-        rows.append(_row(tile, head, mask, truth, path))
+        rows.append(_row(tile, head, mask, truth, path, card.resolution))
     return pd.DataFrame(rows)
 
 
@@ -120,12 +121,15 @@ def _write_mask(out: Path, tile: TileFile, head: TileHeader, mask: np.ndarray) -
     return path
 
 
-def _row(tile: TileFile, head: TileHeader, mask: np.ndarray, truth: np.ndarray | None, path: Path) -> dict:
+def _row(tile: TileFile, head: TileHeader, mask: np.ndarray, truth: np.ndarray | None, path: Path,
+         trained_resolution: float | None) -> dict:
+    """One table row; tiles without georeferencing take the pixel size the model was trained at for areas."""
+    resolution = head.resolution if head.transform is not None else (trained_resolution or np.nan)
     valid = mask != MASK_NODATA
     landslide = int((mask == 1).sum())
     row = {"tile": tile.name, "mask": str(path), "width": head.width, "height": head.height,
            "valid_pixels": int(valid.sum()), "landslide_pixels": landslide,
-           "landslide_share": landslide / max(int(valid.sum()), 1), "landslide_m2": landslide * head.resolution**2}
+           "landslide_share": landslide / max(int(valid.sum()), 1), "landslide_m2": landslide * resolution**2}
     if truth is not None:
         both = valid & (truth != MASK_NODATA)
         pred, true = (mask == 1) & both, (truth == 1) & both
