@@ -67,12 +67,14 @@ def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.
     tiles with a mask ``tn``, ``fp``, ``fn``, ``tp`` (pixels nodata in either left out).
     """
     tiles = find_tiles(src, masks="optional")
-    out = _check_out(spec.out)
+    _check_out(spec.out)
     heads = [tile_header(t.image) for t in tiles]
     model, card = load_model(spec.model, spec.inference.device)
     _check_bands(card, heads, tiles)
     values = tiles_mask_values([t.mask for t in tiles], spec.mask_values, str(src)) \
         if any(t.mask for t in tiles) else None
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)  # only once everything is checked
     rows = []
     for tile, head in tqdm(list(zip(tiles, heads, strict=True)), desc="mapping tiles", unit="tile",
                            disable=not progress):
@@ -84,12 +86,10 @@ def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.
     return pd.DataFrame(rows)
 
 
-def _check_out(out: str) -> Path:
+def _check_out(out: str) -> None:
     path = Path(out)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise OutputError(f"{out} exists and is not an empty folder; pick a new --out for the tile masks")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _check_bands(card: ModelCard, heads: list[TileHeader], tiles: list[TileFile]) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
+import rasterio
 from usertiles import write_georef, write_plain
 
 from geoslide.cli import main
@@ -183,3 +187,30 @@ def test_cli_import_tiles_and_refusals(tmp_path, capsys):
     assert "apply to `geoslide import tiles` only" in capsys.readouterr().err
     assert main(["import", "tiles", str(tmp_path / "b"), "--out", out, "--split-fractions", "0.5,0.5"]) == 2
     assert "summing to 1" in capsys.readouterr().err
+
+
+REAL = Path("/work/shared/data/real/xrspatial_S2_RGBN_10m_epsg32719.tif")
+
+
+@pytest.mark.skipif(not REAL.is_file(), reason="the shared real rasters are not on this machine")
+def test_a_real_sentinel2_scene_as_a_uint16_four_band_tile(tmp_path):
+    """Real Sentinel-2 RGBN (uint16, 300 x 200, EPSG:32719; MANIFEST: MIT / Copernicus) with a mask beside it."""
+    folder = tmp_path / "src" / "andes"
+    (folder / "images").mkdir(parents=True)
+    shutil.copy(REAL, folder / "images" / "s2.tif")
+    with rasterio.open(REAL) as src:
+        pixels, profile = src.read(), src.profile
+    labels = (pixels[3] > np.quantile(pixels[3], 0.9)).astype(np.uint8)  # any mask on the scene's grid
+    profile.update(count=1, dtype="uint8")
+    (folder / "masks").mkdir()
+    with rasterio.open(folder / "masks" / "s2.tif", "w", **profile) as dst:
+        dst.write(labels, 1)
+    store, found = import_tiles(tmp_path / "src", tmp_path / "s.zarr", TileImportSpec(size=128, split="none"))
+    meta = store.meta()
+    assert store.bands == ["red", "green", "blue", "nir"] and len(meta) == 2 * 3
+    assert (meta.resolution == 10.0).all() and set(meta.crs) == {"EPSG:32719"} and set(meta.event) == {"andes"}
+    images, masks = store.images().compute(), store.masks().compute()
+    for i, (r, c) in enumerate(zip(meta.row, meta.col, strict=True)):
+        np.testing.assert_array_equal(images[i], pixels[:, r : r + 128, c : c + 128].astype(np.float32))
+        np.testing.assert_array_equal(masks[i], labels[r : r + 128, c : c + 128])
+        assert meta.xmin[i] == 600_000 + 10 * c and meta.ymax[i] == 4_700_020 - 10 * r
