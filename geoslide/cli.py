@@ -153,6 +153,8 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--nodata", type=float, default=None, metavar="V",
                    help="image value marking nodata where a file declares none (e.g. 0 for black corners)")
     g.add_argument("--bands", nargs="+", default=None, help="names of the image bands (default red green blue[ nir])")
+    g.add_argument("--unpaired", choices=["error", "skip", "background"], default="error",
+                   help="images without a mask: error (default), skip them, or read them as all background")
     p.set_defaults(handler=_import)
 
 
@@ -332,7 +334,7 @@ def _import_tiles(args: argparse.Namespace, fractions: tuple[float, float, float
                           max_nodata=args.max_nodata, seed=args.seed, mask_values=args.mask_values,
                           resolution=args.resolution, bands=tuple(args.bands) if args.bands else None,
                           nodata=args.nodata, split=args.split, fractions=fractions, event=args.event,
-                          sensor=args.sensor)
+                          sensor=args.sensor, unpaired=args.unpaired)
     n0 = _store_size(args.out)
     store, found = import_tiles(args.src, args.out, spec, progress=True)
     splits = found.plan.meta["split"].replace("", "none").value_counts()
@@ -350,6 +352,7 @@ def _tiles_only(args: argparse.Namespace) -> None:
         ("--mask-values", args.mask_values, None), ("--resolution", args.resolution, None),
         ("--patch-size", args.patch_size, None), ("--stride", args.stride, None), ("--empty", args.empty, "keep"),
         ("--max-nodata", args.max_nodata, 0.5), ("--nodata", args.nodata, None), ("--bands", args.bands, None),
+        ("--unpaired", args.unpaired, "error"),
     ) if value != default]
     if given:
         raise ConfigError(f"{', '.join(given)} apply to `geoslide import tiles` only; {args.kind} has fixed patches")

@@ -27,6 +27,8 @@ TILE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".jp2", ".bmp")
 IMAGE_DIRS = frozenset({"images", "image", "imgs", "img", "img_dir", "rgb", "tiles", "photos", "jpegimages"})
 MASK_DIRS = frozenset({"masks", "mask", "labels", "label", "gt", "groundtruth", "ground_truth", "annotations",
                        "annotation", "ann_dir", "lbl", "segmentationclass"})
+AUX_DIRS = frozenset({"dem", "dems", "slope", "elevation", "polygon", "polygons", "polygon_coordinate", "shp",
+                      "vector", "vectors", "xml"})  # beside image and mask folders in released datasets: not tiles
 MASK_TOKENS = ("mask", "masks", "label", "labels", "gt", "seg", "annotation", "lbl")
 IMAGE_TOKENS = ("image", "img", "rgb", "sat")
 SPLITS = {"train": "train", "training": "train", "trainset": "train", "train_set": "train", "traindata": "train",
@@ -61,7 +63,8 @@ def find_tiles(src: str | Path, *, masks: str = "required", event: str | None = 
         A folder (see the module docstring for the layouts) or a list file.
     masks
         ``"required"``: an image without a mask (or a mask without an image) is an error;
-        ``"optional"``: images may lack masks (``geoslide map --tiles``).
+        ``"optional"``: images may lack masks (``geoslide map --tiles``, or imports whose images
+        without masks are all background); ``"skip"``: images without masks are left out.
     event, sensor
         Names for every tile instead of the folder names (defaults: the folder, ``"unknown"``).
 
@@ -74,11 +77,14 @@ def find_tiles(src: str | Path, *, masks: str = "required", event: str | None = 
     if not root.exists():
         raise ConfigError(f"{root} does not exist; pass a folder of image tiles (with masks) or a CSV of pairs")
     tiles = _listed(root) if root.is_file() else _scanned(root, masks)
+    if masks == "skip":
+        tiles = [t for t in tiles if t.mask is not None]
     if not tiles:
         raise ConfigError(f"no image tiles ({', '.join(TILE_SUFFIXES)}) found in {root}")
     if masks == "required" and (lacking := [t.image for t in tiles if t.mask is None]):
         raise LabelError(f"{len(lacking)} image(s) have no mask, e.g. {lacking[0]}; put masks beside them "
-                         "(masks/NAME.png or NAME_mask.png) or list the pairs in a CSV with columns image,mask")
+                         "(masks/NAME.png or NAME_mask.png), list the pairs in a CSV with columns image,mask, or "
+                         "pass --unpaired skip (leave them out) or --unpaired background (no landslide in them)")
     return sorted((replace(t, event=event or t.event, sensor=sensor or t.sensor) for t in tiles),
                   key=lambda t: t.name)
 
@@ -88,6 +94,8 @@ def _scanned(root: Path, masks: str) -> list[TileFile]:
     labels: dict[tuple, Path] = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in TILE_SUFFIXES):
         parts = path.relative_to(root).parent.parts
+        if any(p.lower() in AUX_DIRS for p in parts):
+            continue
         is_mask = any(p.lower() in MASK_DIRS for p in parts) or _stripped(path.stem, MASK_TOKENS) != path.stem
         key = (tuple(p.lower() for p in parts if p.lower() not in MASK_DIRS | IMAGE_DIRS),
                _stripped(path.stem, MASK_TOKENS if is_mask else IMAGE_TOKENS).lower())

@@ -78,7 +78,10 @@ def tiles_mask_values(masks: Sequence[Path | None], given: str | MaskValues | No
     if parsed is not None:
         return parsed
     found: set[float] = set()
-    for mask in tqdm([m for m in masks if m is not None], desc="reading mask values", unit="mask",
+    present = [m for m in masks if m is not None]
+    if not present:
+        return MaskValues()
+    for mask in tqdm(present, desc="reading mask values", unit="mask",
                      disable=not progress):
         found.update(mask_values_found(mask).tolist())
     return choose_mask_values(found, None, source)

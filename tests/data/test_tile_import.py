@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +215,29 @@ def test_a_real_sentinel2_scene_as_a_uint16_four_band_tile(tmp_path):
         np.testing.assert_array_equal(images[i], pixels[:, r : r + 128, c : c + 128].astype(np.float32))
         np.testing.assert_array_equal(masks[i], labels[r : r + 128, c : c + 128])
         assert meta.xmin[i] == 600_000 + 10 * c and meta.ymax[i] == 4_700_020 - 10 * r
+
+
+def test_a_layout_with_dem_folders_and_negative_images_without_masks(tmp_path):
+    """As the Bijie dataset ships: landslide/{image,mask,dem}/, non-landslide/{image,dem}/ (no masks)."""
+    root = tmp_path / "bijie"
+    for folder in ("landslide/image", "landslide/mask", "landslide/dem", "non-landslide/image", "non-landslide/dem"):
+        (root / folder).mkdir(parents=True)
+    for k, record in enumerate(write_plain(tmp_path / "scratch", n=3)):
+        kind = "landslide" if k < 2 else "non-landslide"
+        name = record["image"].with_suffix(".png").name
+        shutil.copy(record["image"], root / kind / "image" / name)  # all as PNG-named files GDAL reads
+        shutil.copy(record["mask"], root / kind / "dem" / name)  # a DEM stand-in: must not be taken as a tile
+        if kind == "landslide":
+            shutil.copy(record["mask"], root / kind / "mask" / name)
+    with pytest.raises(LabelError, match="--unpaired"):
+        import_tiles(root, tmp_path / "s.zarr", TileImportSpec(mask_values="0,1,85"))
+    spec = TileImportSpec(size=128, mask_values="0,1,85", unpaired="background", split="none", max_nodata=1.0)
+    store, found = import_tiles(root, tmp_path / "s.zarr", spec)
+    meta = store.meta()
+    assert found.tiles == 3 and len(meta) == 3 * 9
+    negative = (meta.event == "non-landslide").to_numpy()
+    assert set(meta.event) == {"landslide", "non-landslide"}
+    masks = store.masks().compute()
+    assert (masks[negative] == 0).all() and (masks[~negative] == 1).any()
+    store2, found2 = import_tiles(root, tmp_path / "t.zarr", replace(spec, unpaired="skip"))
+    assert found2.tiles == 2 and len(store2) == 2 * 9

@@ -35,6 +35,7 @@ from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.maskvalues import MaskValues
 
 DEFAULT_SIZE = 256
+UNPAIRED = {"error": "required", "skip": "skip", "background": "optional"}  # -> find_tiles(masks=...)
 NAMED_BANDS = {1: ("gray",), 3: ("red", "green", "blue"), 4: ("red", "green", "blue", "nir")}
 
 
@@ -61,6 +62,9 @@ class TileImportSpec:
         ``random``.
     event, sensor, trigger
         Names for every tile (default: from folder names, ``"unknown"``, ``"unknown"``).
+    unpaired
+        Images without a mask: ``"error"``, ``"skip"`` them, or read them as all ``"background"``
+        (negative samples, as some datasets ship them in a folder of their own).
     """
 
     size: int | None = None
@@ -78,8 +82,11 @@ class TileImportSpec:
     event: str | None = None
     sensor: str | None = None
     trigger: str = "unknown"
+    unpaired: str = "error"
 
     def __post_init__(self) -> None:
+        if self.unpaired not in UNPAIRED:
+            raise ConfigError(f"--unpaired {self.unpaired!r} unknown; use {', '.join(UNPAIRED)}")
         if self.resolution is not None and not self.resolution > 0:
             raise ConfigError(f"--resolution must be a positive pixel size in metres, got {self.resolution}")
         if self.split is not None:
@@ -105,7 +112,7 @@ class TilePlan:
 def plan_tiles(src: str | Path, spec: TileImportSpec, existing: PatchStore | None = None,
                progress: bool = False) -> TilePlan:
     """Scan tiles and masks (masks are read to choose patches), without writing anything."""
-    tiles = find_tiles(src, event=spec.event, sensor=spec.sensor)
+    tiles = find_tiles(src, masks=UNPAIRED[spec.unpaired], event=spec.event, sensor=spec.sensor)
     heads = [tile_header(t.image) for t in tiles]
     bands = _bands(tiles, heads, spec, existing)
     size = spec.size or (existing.patch_size if existing is not None else DEFAULT_SIZE)
@@ -213,7 +220,11 @@ class _TileReader:
         self.tile = lru_cache(maxsize=2)(self._read)
 
     def _read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        return read_tile(self._tiles[i].image, self._tiles[i].mask, self._heads[i], self._values, self._nodata)
+        image, labels = read_tile(self._tiles[i].image, self._tiles[i].mask, self._heads[i], self._values,
+                                  self._nodata)
+        if labels is None:  # an image without a mask, imported as all background (``unpaired="background"``)
+            labels = np.where(np.isnan(image).any(axis=0), MASK_NODATA, 0).astype(np.uint8)
+        return image, labels
 
     def patches(self, tile_index: np.ndarray, meta: pd.DataFrame, rows: Sequence[int], size: int,
                 images: bool) -> np.ndarray:
