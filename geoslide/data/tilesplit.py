@@ -69,9 +69,12 @@ def tile_splits(meta: pd.DataFrame, rule: str, fractions: Sequence[float] = DEFA
 
 
 def _random_tiles(meta: pd.DataFrame, fractions: Sequence[float], seed: int) -> np.ndarray:
-    tiles = meta.drop_duplicates("item_id")[["item_id", "event"]].reset_index(drop=True)
+    """Whole source files drawn per event; rows without an ``item_id`` are drawn one by one."""
+    ids = meta["item_id"].astype(str).where(meta["item_id"].astype(str) != "", "#" + meta.index.astype(str))
+    frame = pd.DataFrame({"item_id": ids.to_numpy(), "event": meta["event"].to_numpy()})
+    tiles = frame.drop_duplicates("item_id").reset_index(drop=True)
     chosen = dict(zip(tiles["item_id"], random_split(tiles, fractions, seed=seed, by="event"), strict=True))
-    return meta["item_id"].map(chosen).to_numpy(dtype=object)
+    return frame["item_id"].map(chosen).to_numpy(dtype=object)
 
 
 def _blocks(meta: pd.DataFrame, fractions: Sequence[float]) -> np.ndarray:

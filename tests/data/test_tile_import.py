@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from usertiles import write_georef, write_plain
@@ -15,6 +16,7 @@ from geoslide.cli import main
 from geoslide.data.importers.tiles import TileImportSpec, import_tiles, tile_windows
 from geoslide.data.store import PatchStore
 from geoslide.data.tilefiles import find_tiles
+from geoslide.data.tilesplit import tile_splits
 from geoslide.errors import ConfigError, LabelError, PatchStoreError
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.maskvalues import MaskValues, choose_mask_values, parse_mask_values
@@ -241,3 +243,12 @@ def test_a_layout_with_dem_folders_and_negative_images_without_masks(tmp_path):
     assert (masks[negative] == 0).all() and (masks[~negative] == 1).any()
     store2, found2 = import_tiles(root, tmp_path / "t.zarr", replace(spec, unpaired="skip"))
     assert found2.tiles == 2 and len(store2) == 2 * 9
+
+
+def test_random_split_draws_whole_tiles_and_single_rows_without_a_source():
+    meta = pd.DataFrame({"item_id": [f"t{i // 3}" for i in range(30)] + [""] * 20, "event": "e", "split": ""})
+    split = tile_splits(meta, "random", (0.5, 0.25, 0.25), seed=1)
+    tiles = pd.Series(split[:30]).groupby(meta.item_id[:30].to_numpy()).nunique()
+    assert (tiles == 1).all()  # every tile's patches together
+    assert set(split[30:]) == {"train", "val", "test"}  # rows without a source are drawn one by one
+    assert list(split) == list(tile_splits(meta, "random", (0.5, 0.25, 0.25), seed=1))
