@@ -26,6 +26,8 @@ from geoslide.models.card import load_checkpoint
 from geoslide.models.normalise import Normalisation
 from geoslide.models.outputs import final_logits
 
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # reading PNG masks
+
 
 def _cli(*args):
     done = subprocess.run([sys.executable, "-m", "geoslide.cli", *map(str, args)], capture_output=True, text=True,
