@@ -90,10 +90,12 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     check_split(spec.split)
     _warn_mixed(items, pre_items)
     check_writable(out)
-    inventory = labels if is_raster_mask(labels) else read_inventory(labels)
-    if client is not None:
+    raster = is_raster_mask(labels)
+    inventory = (task_path(labels) if client is not None else labels) if raster else read_inventory(labels)
+    if client is not None:  # a raster mask is read by the workers, chunk by chunk
         out = task_path(out)
-        check_visible(client, asset_hrefs([*items, *(pre_items or []), *(dem_items or [])]))
+        check_visible(client, [*asset_hrefs([*items, *(pre_items or []), *(dem_items or [])]),
+                               *([inventory] if raster else [])])
         shared_parent(client, out)
     with dask.config.set(scheduler=client) if client is not None else nullcontext():
         return _build(items, inventory, out, spec, negatives, progress, pre_items, dem_items)
