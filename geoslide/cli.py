@@ -15,6 +15,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from functools import cached_property, partial
+from pathlib import Path
 from typing import Any
 
 from geoslide._version import version
@@ -108,7 +109,8 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("patches", help="cut imagery + inventory into a Zarr patch store (appends to an existing one)")
     _stac_args(p)
     p.add_argument("--labels", required=True, metavar="PATH", help="landslide polygons (GeoParquet/GeoJSON/GPKG; "
-                   "a path or an s3:// or http(s):// URL)")
+                   "a path or an s3:// or http(s):// URL) or a raster mask (GeoTIFF, ..., any grid)")
+    _mask_values_arg(p)
     p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to (a path "
                    "or s3:// URL)")
     p.add_argument("--patch-size", type=int, default=128, metavar="N", help="patch side in pixels (default 128)")
@@ -130,6 +132,8 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
                    help="pre-event items (same catalog): append post - pre difference bands d_<band>")
     _dem_arg(p)
     p.add_argument("--event", default=None, help="event name (default: the items' geoslide:event)")
+    p.add_argument("--resolution", type=float, default=None, metavar="RES",
+                   help="pixel size to resample the scenes to, in their CRS units (default: the items')")
     p.add_argument("--seed", type=int, default=0, help="seed for random choices")
     _cluster_args(p)
     p.set_defaults(handler=_patches)
@@ -137,38 +141,62 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
 
 def _add_import(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "import", help="import a published landslide dataset, as released, into a patch store",
+        "import", help="import a published landslide dataset as released, or your own tiles and masks, into a "
+        "patch store",
         description="Layouts read: landslide4sense: TrainData/{img,mask}, ValidData/img, TestData/img (competition "
                     "release; splits without masks are imported for prediction, masks all nodata) or "
                     "images/{train,validation,test} + annotations/... (Hugging Face); hr-gldd: trainX.npy/trainY.npy, "
                     "valX/valY, testX/testY; gdcld: train_data + train_label, val_data + val_label, "
                     "test_data/<event> + test_label/<event> (Zenodo) or images/ + labels/ folder pairs. SRC may be a "
-                    "folder inside the download: its split, event and sensor are kept.")
+                    "folder inside the download: its split, event and sensor are kept. tiles: any folder (or CSV "
+                    "list) of image tiles and masks in GeoTIFF/PNG/JPEG, any size.")
     _add_named(p, "kind", names=_IMPORTERS, help="dataset format")
-    p.add_argument("src", help="folder of the downloaded dataset, or a folder inside it")
+    p.add_argument("src", help="folder of the downloaded dataset, or a folder inside it (tiles: a folder or a CSV "
+                   "of image,mask pairs)")
     p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to")
     p.add_argument("--event", default=None, help="event name stored with the patches (default: from the paths)")
     p.add_argument("--sensor", default=None, help="sensor name stored with the patches (default: from the paths)")
-    p.add_argument("--split", default="release", metavar="RULE",
-                   help="release (default): the release's own splits; blocks, random, events or none: re-split the "
-                        "labelled patches (blocks: first quarter trains, next 5%% validates, per event)")
+    p.add_argument("--split", default=None, metavar="RULE|FILE",
+                   help="the release's own splits by default (tiles: train/val/test folder names if any, else "
+                        "random); or re-split: random, blocks (datasets: first quarter trains, next 5%% validates, "
+                        "per event; tiles: west to east), events, none, or a CSV/text file of name,split")
     p.add_argument("--test-events", nargs="+", default=[], metavar="EVENT", help="events held out by --split events")
     p.add_argument("--seed", type=int, default=0, help="seed of --split random/events")
     p.add_argument("--bands", nargs="+", default=None, metavar="BAND",
-                   help="keep only these bands (e.g. Landslide4Sense without B10 to map Sentinel-2 L2A items)")
-    p.add_argument("--units", default=None, choices=["reflectance", "dn", "release"],
+                   help="datasets: keep only these bands (e.g. Landslide4Sense without B10 to map Sentinel-2 L2A "
+                        "items); tiles: names of the image bands (default red green blue[ nir])")
+    p.add_argument("--patch-size", type=int, default=None, metavar="PX",
+                   help="gdcld: patches whole scenes are cut into (default 1024); tiles: patch side (default: the "
+                        "store's, else 256)")
+    g = p.add_argument_group("published datasets only")
+    g.add_argument("--units", default=None, choices=["reflectance", "dn", "release"],
                    help="landslide4sense: reflectance (default; 0-1, slope in degrees, DEM in m), dn (x 10000) or "
                         "release (the release's band/mean ratios)")
-    p.add_argument("--channels", nargs=4, default=None, metavar="BAND",
+    g.add_argument("--channels", nargs=4, default=None, metavar="BAND",
                    help="hr-gldd: the band of each array channel (default red green blue nir; known: green 1, nir 3)")
-    p.add_argument("--sites", default=None, metavar="CSV",
+    g.add_argument("--sites", default=None, metavar="CSV",
                    help="hr-gldd: table split,first,last,site (or file,first,last,site) naming each patch's site")
-    p.add_argument("--label-codes", nargs="+", default=None, metavar="VALUE=CLASS",
+    g.add_argument("--label-codes", nargs="+", default=None, metavar="VALUE=CLASS",
                    help="gdcld: label value to class 0/1/255 (default 0=0 1=1 85=255 255=255)")
-    p.add_argument("--patch-size", type=int, default=None, metavar="PX",
-                   help="gdcld: patches whole scenes are cut into (default 1024)")
-    p.add_argument("--to-8bit", action="store_true",
+    g.add_argument("--to-8bit", action="store_true",
                    help="gdcld: stretch images that are not 8-bit to 0-255 (2-98%% per band), as the paper converted")
+    g = p.add_argument_group("tiles only")
+    g.add_argument("--split-fractions", default=None, metavar="TRAIN,VAL,TEST",
+                   help="shares for --split random/blocks (default 0.6,0.2,0.2)")
+    g.add_argument("--mask-values", default=None, metavar="BG,LS[,NODATA]",
+                   help="what mask values mean: background,landslide[,nodata], '+' joins values, e.g. 0,255 or "
+                        "0,1,85 (default: 0/1 with 255 nodata, or 0/255)")
+    g.add_argument("--resolution", type=float, default=None, metavar="M",
+                   help="pixel size in metres of tiles without georeferencing")
+    g.add_argument("--stride", type=int, default=None, metavar="N", help="step between patches (default: patch size)")
+    _add_named(g, "--empty", names=_EMPTY_POLICIES, default="keep", help="patches without landslides (default keep)")
+    g.add_argument("--keep-fraction", type=float, default=0.1, metavar="F", help="share of empty patches kept")
+    g.add_argument("--max-nodata", type=float, default=0.5, metavar="F",
+                   help="drop patches with a larger share of nodata (default 0.5)")
+    g.add_argument("--nodata", type=float, default=None, metavar="V",
+                   help="image value marking nodata where a file declares none (e.g. 0 for black corners)")
+    g.add_argument("--unpaired", choices=["error", "skip", "background"], default="error",
+                   help="images without a mask: error (default), skip them, or read them as all background")
     _progress_arg(p)
     p.set_defaults(handler=_import)
 
@@ -176,7 +204,9 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 def _add_stats(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="statistics of a patch store (landslide ratio, band means, areas)")
     p.add_argument("store", metavar="STORE.zarr", help="patch store")
-    p.add_argument("--inventory", default=None, metavar="PATH", help="polygons for landslide counts and areas")
+    p.add_argument("--inventory", default=None, metavar="PATH", help="polygons or a georeferenced raster mask for "
+                   "landslide counts and areas")
+    _mask_values_arg(p)
     p.add_argument("--csv", action="store_true", help="print CSV instead of Markdown tables")
     p.set_defaults(handler=_stats)
 
@@ -204,14 +234,25 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--balance", action="store_true", help="class-balanced sampling of patches with landslides")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no flips/rotations")
     p.add_argument("--patience", type=int, default=10, help="early stopping on validation F1 (epochs)")
+    p.add_argument("--train-split", default="train", metavar="NAME", help="store split to train on (default train)")
+    p.add_argument("--val-split", default="val", metavar="NAME", help="store split to validate on (default val)")
+    p.add_argument("--val-fraction", type=float, default=None, metavar="F",
+                   help="validate on this share of the training split instead (whole tiles/scenes when there "
+                        "are 5 or more), for stores without a validation split")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, sampling and augmentation")
     _cluster_args(p)
     p.set_defaults(handler=_train)
 
 
 def _add_map(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("map", help="map landslides in STAC imagery with a model (tiled inference to Zarr)")
+    p = sub.add_parser("map", help="map landslides in STAC imagery with a model (tiled inference to Zarr), or in a "
+                       "folder of image tiles (--tiles)")
     _stac_args(p)
+    p.add_argument("--tiles", default=None, metavar="DIR", help="map the image tiles (GeoTIFF/PNG/JPEG) in DIR or a "
+                   "CSV list instead of STAC items: one mask per tile in --out DIR, summary.csv, and scores where "
+                   "tiles have masks (--mask-values as for import)")
+    _mask_values_arg(p)
+    p.add_argument("--nodata", type=float, default=None, metavar="V", help="with --tiles: image value marking nodata")
     p.add_argument("--model", default=None, metavar="MODEL_DIR",
                    help="model directory (a path or an s3:// or http(s):// URL) or a bundled model's name "
                    "(default: the bundled model that fits the items' bands and resolution, which is printed)")
@@ -255,7 +296,9 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a map against an inventory (JSON), or a model on a patch store split")
     p.add_argument("--pred", default=None, metavar="OUT.zarr", help="map store written by geoslide map")
-    p.add_argument("--labels", default=None, metavar="PATH", help="inventory polygons for --pred")
+    p.add_argument("--labels", default=None, metavar="PATH", help="inventory polygons or a raster mask (any grid) for "
+                   "--pred")
+    _mask_values_arg(p)
     p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="minimum mapping unit for objects")
     p.add_argument("--model", default=None, metavar="MODEL_DIR", help="model to score on --patches")
     p.add_argument("--patches", default=None, metavar="STORE.zarr", help="patch store for --model")
@@ -271,6 +314,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    "local copy (default: runs/<name>); on a cluster, a folder the workers see at the same path")
     _cluster_args(p)
     p.set_defaults(handler=_run)
+
+
+def _mask_values_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mask-values", default=None, metavar="BG,LS[,NODATA]",
+                   help="for a raster mask: what its values mean, background,landslide[,nodata], e.g. 0,255 or "
+                        "0,1,85 (default: 0/1 with 255 nodata, or 0/255)")
 
 
 def _dem_arg(p: argparse.ArgumentParser) -> None:
@@ -322,7 +371,8 @@ def _patches(args: argparse.Namespace) -> int:
     patch = PatchSpec(size=args.patch_size, stride=args.stride, empty=args.empty, keep_fraction=args.keep_fraction,
                       max_nodata=args.max_nodata, seed=args.seed)
     spec = TrainingSetSpec(bands=tuple(args.bands) if args.bands else None, derived=tuple(args.derived),
-                           event=args.event, split=args.split, test_events=tuple(args.test_events), patch=patch)
+                           event=args.event, split=args.split, test_events=tuple(args.test_events), patch=patch,
+                           resolution=args.resolution, mask_values=args.mask_values)
     items = search(args.stac_query, args.catalog)
     pre = search(args.pre_stac_query, args.catalog) if args.pre_stac_query else None
     dem = search(args.dem_stac_query, args.catalog) if args.dem_stac_query else None
@@ -334,24 +384,76 @@ def _patches(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    if args.kind == "tiles":
+        return _import_tiles(args)
+    _tiles_only(args)
     from geoslide.data.importers import ImportOptions, import_dataset, parse_label_codes
 
-    options = ImportOptions(event=args.event, sensor=args.sensor, split=args.split, seed=args.seed,
+    split, split_file = (None, args.split) if args.split and Path(args.split).is_file() else (args.split, None)
+    options = ImportOptions(event=args.event, sensor=args.sensor, split=split or "release", seed=args.seed,
                             test_events=tuple(args.test_events), bands=tuple(args.bands) if args.bands else None,
                             units=args.units, channels=tuple(args.channels) if args.channels else None,
                             sites=args.sites, label_codes=parse_label_codes(args.label_codes),
                             patch_size=args.patch_size, to_8bit=args.to_8bit)
-    store = import_dataset(args.kind, args.src, args.out, options=options, progress=args.progress)
+    store = import_dataset(args.kind, args.src, args.out, options=options, split_file=split_file,
+                           progress=args.progress)
     units = f", units {', '.join(store.units)}" if store.units else ""
     print(f"{args.out}: {len(store)} patches of {store.patch_size} px, bands {', '.join(store.bands)}{units}")
     return 0
+
+
+def _import_tiles(args: argparse.Namespace) -> int:
+    from geoslide.data.importers.tiles import TileImportSpec, import_tiles
+    from geoslide.data.tilesplit import parse_fractions
+    from geoslide.errors import ConfigError
+
+    given = [flag for flag, value in (("--units", args.units), ("--channels", args.channels), ("--sites", args.sites),
+                                      ("--label-codes", args.label_codes), ("--to-8bit", args.to_8bit),
+                                      ("--test-events", args.test_events)) if value]
+    if given:
+        raise ConfigError(f"{', '.join(given)} apply to the published datasets, not `geoslide import tiles`")
+    fractions = parse_fractions(args.split_fractions)
+
+    spec = TileImportSpec(size=args.patch_size, stride=args.stride, empty=args.empty, keep_fraction=args.keep_fraction,
+                          max_nodata=args.max_nodata, seed=args.seed, mask_values=args.mask_values,
+                          resolution=args.resolution, bands=tuple(args.bands) if args.bands else None,
+                          nodata=args.nodata, split=args.split, fractions=fractions, event=args.event,
+                          sensor=args.sensor, unpaired=args.unpaired)
+    n0 = _store_size(args.out)
+    store, found = import_tiles(args.src, args.out, spec, progress=args.progress)
+    splits = found.plan.meta["split"].replace("", "none").value_counts()
+    print(f"{args.out}: {len(store) - n0} patches of {store.patch_size} px from {found.tiles} tiles "
+          f"(masks read as {found.mask_values.text()}; split {found.split}: "
+          f"{', '.join(f'{k} {v}' for k, v in splits.items())}); {len(store)} patches in the store, "
+          f"bands {', '.join(store.bands)}")
+    return 0
+
+
+def _tiles_only(args: argparse.Namespace) -> None:
+    from geoslide.errors import ConfigError
+
+    given = [flag for flag, value, default in (
+        ("--mask-values", args.mask_values, None), ("--resolution", args.resolution, None),
+        ("--stride", args.stride, None), ("--empty", args.empty, "keep"), ("--max-nodata", args.max_nodata, 0.5),
+        ("--nodata", args.nodata, None), ("--unpaired", args.unpaired, "error"),
+        ("--split-fractions", args.split_fractions, None),
+    ) if value != default]
+    if given:
+        raise ConfigError(f"{', '.join(given)} apply to `geoslide import tiles` only; {args.kind} has fixed patches")
+
+
+def _store_size(path: str) -> int:
+    from geoslide.data.store import PatchStore
+
+    store = PatchStore.open_existing(path)
+    return 0 if store is None else len(store)
 
 
 def _stats(args: argparse.Namespace) -> int:
     from geoslide.data.stats import format_stats, stats_csv, store_stats
     from geoslide.data.store import PatchStore
 
-    stats = store_stats(PatchStore.open(args.store), inventory=args.inventory)
+    stats = store_stats(PatchStore.open(args.store), inventory=args.inventory, mask_values=args.mask_values)
     print(stats_csv(stats) if args.csv else format_stats(stats))
     return 0
 
@@ -392,7 +494,8 @@ def _train(args: argparse.Namespace) -> int:
                      loss=args.loss, optimiser=args.optimiser, lr=args.lr, weight_decay=args.weight_decay,
                      schedule=args.schedule, epochs=args.epochs, max_steps=args.max_steps,
                      batch_size=args.batch_size, augment=args.augment, balance=args.balance,
-                     patience=args.patience, seed=args.seed)
+                     patience=args.patience, seed=args.seed, train_split=args.train_split,
+                     val_split=args.val_split, val_fraction=args.val_fraction)
     with _cluster(args) as client:
         summary = train(args.patches, spec, args.out, progress=args.progress, client=client)
     print(json.dumps(summary, indent=1))
@@ -414,6 +517,8 @@ def _map(args: argparse.Namespace) -> int:
     from geoslide.mapping.tiling import InferenceSpec
 
     inference = InferenceSpec(chunk=args.chunk, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
+    if args.tiles:
+        return _map_tiles(args, inference)
     spec = MapSpec(out=args.out, model=args.model, vectors=args.vectors, inference=inference,
                    bands=tuple(args.bands) if args.bands else None, resolution=args.resolution, epsg=args.epsg,
                    min_area=args.min_area,
@@ -434,13 +539,33 @@ def _map(args: argparse.Namespace) -> int:
     return 0
 
 
+def _map_tiles(args: argparse.Namespace, inference) -> int:
+    from geoslide.errors import ConfigError
+    from geoslide.evaluation.tiles import map_and_score_tiles
+    from geoslide.mapping.tiles import TileMapSpec
+
+    if args.stac_query != "{}" or args.catalog or args.vectors or args.cog or args.pre_stac_query:
+        raise ConfigError("--tiles maps plain tiles: drop --stac-query/--catalog/--vectors/--cog/--pre-stac-query")
+    if args.model is None:
+        raise ConfigError("--tiles needs --model MODEL_DIR (a model trained on tiles like these)")
+    spec = TileMapSpec(out=args.out, model=args.model, inference=inference, mask_values=args.mask_values,
+                       nodata=args.nodata)
+    table, overall = map_and_score_tiles(args.tiles, spec, progress=True)
+    share = table["landslide_pixels"].sum() / max(table["valid_pixels"].sum(), 1)
+    print(f"{args.out}: {len(table)} tile masks; summary.csv ({100 * share:.2f} % landslide pixels)")
+    if overall is not None:
+        print(json.dumps(overall, indent=1))
+    return 0
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from geoslide.errors import ConfigError
 
     if args.pred and args.labels:
         from geoslide.evaluation.score import evaluate_map
 
-        print(json.dumps(evaluate_map(args.pred, args.labels, min_area=args.min_area), indent=1))
+        print(json.dumps(evaluate_map(args.pred, args.labels, min_area=args.min_area, mask_values=args.mask_values),
+                         indent=1))
         return 0
     if args.model and args.patches:
         from geoslide.data.store import PatchStore

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from usertiles import write_georef, write_plain
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent.parent
@@ -60,6 +61,8 @@ def _workdir(tmp: Path) -> Path:
     for name in LINKED:
         (tmp / name).symlink_to(ROOT / name, target_is_directory=True)
     (tmp / ".venv").symlink_to(VENV, target_is_directory=True)
+    write_georef(tmp / "my-tiles")  # the user's tiles of "Bring your own data"
+    write_plain(tmp / "other-tiles")
     return tmp
 
 

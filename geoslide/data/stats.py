@@ -32,6 +32,7 @@ import pandas as pd
 from geoslide.data.store import PatchStore
 from geoslide.errors import LabelError
 from geoslide.inventory.codes import MASK_NODATA
+from geoslide.inventory.rastermask import is_raster_mask, raster_polygons
 from geoslide.inventory.read import read_inventory
 from geoslide.inventory.summary import areas_by_event
 from geoslide.tables import markdown_table, short_number
@@ -40,7 +41,8 @@ BLOCK_BYTES = 64 * 2**20
 _COUNTS = ("landslide_pixels", "valid_pixels")
 
 
-def store_stats(store: PatchStore, *, inventory: str | Path | None = None) -> dict[str, Any]:
+def store_stats(store: PatchStore, *, inventory: str | Path | None = None, mask_values: str | None = None
+                ) -> dict[str, Any]:
     """Statistics of a patch store, overall and per event.
 
     Parameters
@@ -48,7 +50,10 @@ def store_stats(store: PatchStore, *, inventory: str | Path | None = None) -> di
     store : PatchStore
         The store to describe.
     inventory : str or pathlib.Path, optional
-        Landslide polygons (GeoParquet, GeoJSON, GeoPackage, any CRS) for polygon areas.
+        Landslide polygons (GeoParquet, GeoJSON, GeoPackage, any CRS) for polygon areas, or a
+        georeferenced raster mask (its landslides vectorised on its own grid).
+    mask_values : str, optional
+        What a raster mask's values mean (:mod:`geoslide.inventory.maskvalues`).
 
     Returns
     -------
@@ -66,7 +71,7 @@ def store_stats(store: PatchStore, *, inventory: str | Path | None = None) -> di
               for name, group in meta.groupby("event", sort=True)}
     return {"bands": bands, "patch_size": store.patch_size, "patches": len(meta),
             "overall": _summary(per_patch, meta, bands), "events": events,
-            "inventory": None if inventory is None else inventory_areas(inventory)}
+            "inventory": None if inventory is None else inventory_areas(inventory, mask_values)}
 
 
 def _per_patch(store: PatchStore) -> pd.DataFrame:
@@ -115,13 +120,16 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return float(numerator) / float(denominator) if denominator else None
 
 
-def inventory_areas(inventory: str | Path) -> dict[str, Any]:
+def inventory_areas(inventory: str | Path, mask_values: str | None = None) -> dict[str, Any]:
     """Landslide polygon areas (m2), per ``event`` column if present else overall (``"all"``).
 
     Parameters
     ----------
     inventory : str or pathlib.Path
-        GeoParquet (``.parquet``/``.geoparquet``) or any file GDAL/OGR reads (GeoJSON, GeoPackage, ...).
+        GeoParquet (``.parquet``/``.geoparquet``) or any file GDAL/OGR reads (GeoJSON, GeoPackage, ...),
+        or a georeferenced raster mask.
+    mask_values : str, optional
+        What a raster mask's values mean, ``BACKGROUND,LANDSLIDE[,NODATA]``.
 
     Returns
     -------
@@ -129,12 +137,15 @@ def inventory_areas(inventory: str | Path) -> dict[str, Any]:
         ``{"by_event": bool, "areas": {name: {"count", "min_m2", "max_m2", "total_m2", "total_km2"}}}``
         (see :func:`geoslide.inventory.summary.areas_by_event`).
     """
-    return areas_by_event(_read_inventory(inventory))
+    return areas_by_event(_read_inventory(inventory, mask_values))
 
 
-def _read_inventory(path: str | Path) -> gpd.GeoDataFrame:
-    """Polygons of an inventory (see :func:`geoslide.inventory.read.read_inventory`) at plausible coordinates."""
-    frame = read_inventory(path)
+def _read_inventory(path: str | Path, mask_values: str | None = None) -> gpd.GeoDataFrame:
+    """Polygons of an inventory (see :func:`geoslide.inventory.read.read_inventory`) at plausible coordinates.
+
+    A raster mask (GeoTIFF, ...) is vectorised on its own grid first (0/1 or 0/255 values).
+    """
+    frame = raster_polygons(path, mask_values) if is_raster_mask(path) else read_inventory(path)
     frame = frame[~frame.geometry.is_empty & frame.geometry.notna()]
     frame = frame[frame.geom_type.isin(["Polygon", "MultiPolygon"])]
     if frame.empty:

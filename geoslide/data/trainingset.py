@@ -25,7 +25,7 @@ from geoslide.data.store import PatchStore
 from geoslide.errors import GeoslideWarning
 from geoslide.fileio import check_writable, output_lock, read_bytes
 from geoslide.inventory.codes import MASK_NODATA
-from geoslide.inventory.rasterize import rasterize_inventory
+from geoslide.inventory.rastermask import is_raster_mask, labels_on_grid
 from geoslide.inventory.read import prepare_inventory, read_inventory
 from geoslide.progress import show_progress
 from geoslide.raster.cube import common_bands
@@ -57,6 +57,11 @@ class TrainingSetSpec:
         Events held out as the test set with ``split="events"``.
     chunksize
         Dask chunk size of the cubes read.
+    resolution
+        Pixel size the scenes are resampled to, in their CRS units (None: the items' own).
+    mask_values
+        What the values of a raster mask given as labels mean, ``BACKGROUND,LANDSLIDE[,NODATA]``
+        (see :mod:`geoslide.inventory.maskvalues`); None decides from the values (0/1 or 0/255).
     """
 
     bands: tuple[str, ...] | None = None
@@ -66,6 +71,8 @@ class TrainingSetSpec:
     split: str = "random"
     test_events: tuple[str, ...] = ()
     chunksize: int = 1024
+    resolution: float | None = None
+    mask_values: str | None = None
     patch: PatchSpec = field(default_factory=PatchSpec)
 
 
@@ -98,10 +105,12 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     for found in (items, pre_items, dem_items):
         if found:
             check_readable(found, spec.bands or ())
-    inventory = read_inventory(labels)
-    if client is not None:
+    raster = is_raster_mask(labels)
+    inventory = (task_path(labels) if client is not None else labels) if raster else read_inventory(labels)
+    if client is not None:  # a raster mask is read by the workers, chunk by chunk
         out = task_path(out)
-        check_visible(client, asset_hrefs([*items, *(pre_items or []), *(dem_items or [])]))
+        check_visible(client, [*asset_hrefs([*items, *(pre_items or []), *(dem_items or [])]),
+                               *([inventory] if raster else [])])
         shared_parent(client, out)
     digest = build_digest(labels, spec, negatives, pre_items, dem_items)
     with output_lock(out), dask.config.set(scheduler=client) if client is not None else nullcontext():
@@ -160,8 +169,9 @@ def _warn_mixed(items: Sequence[pystac.Item], pre_items: Sequence[pystac.Item] |
 def _scene(item: pystac.Item, spec: TrainingSetSpec, pre_items: Sequence[pystac.Item] | None,
            dem_items: Sequence[pystac.Item] | None) -> xr.DataArray:
     """The post-event scene ``(band, y, x)`` with derived and difference bands."""
+    extra = {} if spec.resolution is None else {"resolution": spec.resolution}
     return load_inputs([item], scene_bands(item, spec, bool(pre_items)), pre_items=pre_items, dem_items=dem_items,
-                       chunksize=spec.chunksize)
+                       chunksize=spec.chunksize, **extra)
 
 
 def scene_bands(item: pystac.Item, spec: TrainingSetSpec, pre: bool) -> tuple[str, ...]:
@@ -180,11 +190,11 @@ def scene_patches(cube: xr.DataArray, inventory, item: pystac.Item, spec: Traini
     """Lazy patches of one scene ``(band, y, x)`` with their metadata table."""
     grid = grid_of(cube)
     size = spec.patch.size
-    mask = rasterize_inventory(inventory, grid, chunks=spec.chunksize).data
-    invalid = da.isnan(cube.data).any(axis=0)
+    mask = labels_on_grid(inventory, grid, chunks=spec.chunksize, mask_values=spec.mask_values).data
+    invalid = da.isnan(cube.data).any(axis=0) | (mask == MASK_NODATA)
     windows = plan_windows(grid.shape, spec.patch)
     area = float(size * size)
-    flags = [mask.astype(bool) & ~invalid, invalid]
+    flags = [(mask == 1) & ~invalid, invalid]
     landslide, nodata = (s / area for s in window_sums(flags, windows, size, spec.patch.step))
     bounds = window_bounds(grid, windows, size)
     chosen = select_windows(windows, landslide, nodata, spec.patch, _negatives(negatives, grid, bounds))

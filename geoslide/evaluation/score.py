@@ -27,7 +27,7 @@ from geoslide.errors import LabelError
 from geoslide.evaluation.metrics import ConfusionMatrix, confusion_counts
 from geoslide.evaluation.objects import object_scores
 from geoslide.inventory.codes import MASK_NODATA
-from geoslide.inventory.rasterize import rasterize_inventory
+from geoslide.inventory.rastermask import is_raster_mask, labels_on_grid
 from geoslide.inventory.read import read_inventory
 from geoslide.inventory.vectorize import vectorize
 from geoslide.mapping.store import open_map
@@ -37,17 +37,26 @@ from geoslide.models.outputs import final_logits
 from geoslide.raster.grid import grid_of
 
 
-def evaluate_map(pred: str | Path, labels: str | Path | gpd.GeoDataFrame, min_area: float = 0.0) -> dict[str, Any]:
+def evaluate_map(pred: str | Path, labels: str | Path | gpd.GeoDataFrame, min_area: float = 0.0,
+                 mask_values: str | None = None) -> dict[str, Any]:
     """Precision, recall, F1, IoU and mIoU of a map store's mask, plus object-level scores.
 
-    Pixels that are nodata in the map are left out. Objects: an inventory landslide is detected
-    when a mapped polygon intersects it; a mapped polygon touching no inventory landslide is false.
+    ``labels`` are polygons or a raster mask on any grid (reprojected onto the map's with nearest
+    neighbours; ``mask_values`` as in :mod:`geoslide.inventory.maskvalues`). Pixels that are
+    nodata in the map or in a raster mask are left out. Objects: an inventory landslide is
+    detected when a mapped polygon intersects it; a mapped polygon touching no inventory
+    landslide is false.
     """
     stored = open_map(pred)
     mask = stored["mask"]
     grid = grid_of(mask)
-    inventory = read_inventory(labels, allow_empty=True)  # a landslide-free scene: only false alarms count
-    truth = rasterize_inventory(inventory, grid, chunks=mask.data.chunksize).data
+    raster = is_raster_mask(labels)
+    # polygons: an inventory without any is a landslide-free scene, where only false alarms count
+    inventory = labels if raster else read_inventory(labels, allow_empty=True)
+    labelled = labels_on_grid(inventory, grid, chunks=mask.data.chunksize, mask_values=mask_values)
+    truth = labelled.data
+    if raster:
+        inventory = vectorize(labelled)
     target = da.where(mask.data == MASK_NODATA, MASK_NODATA, truth)
     blocks = [dask.delayed(_block_counts)(p, t) for p, t in zip(mask.data.to_delayed().ravel(),
                                                                 target.rechunk(mask.data.chunks).to_delayed().ravel(),

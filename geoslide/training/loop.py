@@ -129,22 +129,46 @@ def training_rows(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec) -> tup
     """The training and validation rows; refused when there is no validation patch or no full global batch.
 
     Only full global batches are trained (:func:`~geoslide.training.batches.rank_batches`), so a
-    training split smaller than the batch would take no optimiser step at all.
+    training split smaller than the batch would take no optimiser step at all. With
+    ``spec.val_fraction`` the validation rows are drawn from the training split (:func:`held_out`).
     """
-    rows, val_rows = split_rows(meta, spec.train_split), split_rows(meta, spec.val_split)
+    rows = split_rows(meta, spec.train_split)
     counts = _split_counts(meta)
     if len(rows) == 0:
-        raise PatchStoreError(f"{store.path} has no patches with split {spec.train_split!r} ({counts}); build it "
-                              "with --split random, blocks or events, or give train_split/val_split that exist")
+        raise PatchStoreError(f"{store.path} has no patches with split {spec.train_split!r} ({counts}); choose "
+                              "--train-split with one it has, or rebuild it with --split (geoslide patches/import)")
+    if spec.val_fraction is not None:
+        rows, val_rows = held_out(meta, rows, spec.val_fraction, spec.seed)
+    else:
+        val_rows = split_rows(meta, spec.val_split)
     if len(val_rows) == 0:
         raise PatchStoreError(f"{store.path} has no validation patches (split {spec.val_split!r}; it has {counts}); "
-                              "build or import it with --split random, blocks or events (patches without labels do "
-                              "not count), or give a val_split that exists")
+                              "give --val-fraction 0.2 to validate on part of the training split, --val-split with "
+                              "a split it has, or rebuild it with --split random, blocks or events (patches without "
+                              "labels do not count)")
     if len(rows) < spec.batch_size:
         raise PatchStoreError(f"{store.path} has {len(rows)} training patches, fewer than one global batch of "
                               f"{spec.batch_size}, so nothing would be trained: use --batch-size {len(rows)} or less, "
                               "add patches (more scenes or events, --empty keep), or cut more with a smaller --stride")
     return rows, val_rows
+
+
+def held_out(meta: pd.DataFrame, rows: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` split into training and validation rows, ``fraction`` of them validating.
+
+    Whole source items (``item_id``: a scene or a tile) are drawn when the rows come from at least
+    five, so neighbouring patches of one source do not validate each other; otherwise patches.
+    """
+    groups = meta["item_id"].to_numpy()[rows]
+    names = np.unique(groups)
+    rng = np.random.default_rng(seed)
+    if len(names) >= 5:
+        chosen = rng.permutation(names)[: max(1, round(fraction * len(names)))]
+        val = np.isin(groups, chosen)
+    else:
+        val = np.zeros(len(rows), dtype=bool)
+        val[rng.permutation(len(rows))[: max(1, round(fraction * len(rows)))]] = True
+    return rows[~val], rows[val]
 
 
 def _split_counts(meta: pd.DataFrame) -> str:
@@ -194,9 +218,16 @@ def _start(store: PatchStore, spec: TrainSpec, rows: np.ndarray, device: torch.d
     return model, init, {"init": str(spec.init), "init_training": init.training.get("spec", {})}
 
 
+RESOLUTION_TOLERANCE = 1e-3  # relative: pixel sizes this close are one resolution (rounding of geotransforms)
+
+
 def _resolution(meta: pd.DataFrame) -> float | None:
-    values = np.unique(meta["resolution"].to_numpy())
-    return float(values[0]) if len(values) == 1 and np.isfinite(values[0]) else None
+    """The store's pixel size: the median when every patch has one within the tolerance of it, else None."""
+    values = meta["resolution"].to_numpy(dtype="float64")
+    if len(values) == 0 or not np.isfinite(values).all():
+        return None
+    median = float(np.median(values))
+    return median if np.abs(values - median).max() <= RESOLUTION_TOLERANCE * median else None
 
 
 def _resolution_range(meta: pd.DataFrame) -> tuple[float, float] | None:

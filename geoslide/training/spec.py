@@ -41,6 +41,9 @@ class TrainSpec:
         Pick the probability threshold that maximises validation F1 (else 0.5).
     train_split, val_split
         Values of the store's ``split`` column used for training and validation.
+    val_fraction
+        Validate on this share of the training split instead (whole source items or tiles when the
+        split has at least five, else patches; seeded), for stores without a validation split.
     in_memory
         Hold the training patches in RAM (None: when they take under 2 GiB).
     init
@@ -66,6 +69,7 @@ class TrainSpec:
     tune_threshold: bool = True
     train_split: str = "train"
     val_split: str = "val"
+    val_fraction: float | None = None
     in_memory: bool | None = None
     init: str | None = None
 
@@ -78,6 +82,8 @@ class TrainSpec:
             raise ConfigError(f"max_steps must be at least 1 (or None), got {self.max_steps}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be at least 1 epoch (or None: no early stopping), got {self.patience}")
+        if self.val_fraction is not None and not 0 < self.val_fraction < 1:
+            raise ConfigError(f"val_fraction must be a share between 0 and 1, got {self.val_fraction}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
 

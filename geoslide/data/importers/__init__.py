@@ -22,6 +22,7 @@ from geoslide.data.importers import gdcld, hrgldd, landslide4sense
 from geoslide.data.importers._common import ImportOptions, ImportPlan, write_plan
 from geoslide.data.splits import SplitOptions, assign_split, check_split
 from geoslide.data.store import PatchStore
+from geoslide.data.tilesplit import tile_splits
 from geoslide.errors import ConfigError
 from geoslide.progress import show_progress
 
@@ -40,8 +41,8 @@ _SPECIFIC = {"units": ("landslide4sense",), "channels": ("hr-gldd",), "sites": (
 
 
 def importer_names() -> list[str]:
-    """Dataset kinds accepted by :func:`import_dataset`, in registry order."""
-    return list(_PLANNERS)
+    """Dataset kinds in registry order, then ``tiles`` (:func:`geoslide.data.importers.tiles.import_tiles`)."""
+    return [*_PLANNERS, "tiles"]
 
 
 def _check_options(kind: str, options: ImportOptions) -> None:
@@ -108,7 +109,8 @@ def _resplit(plan: ImportPlan, options: ImportOptions) -> ImportPlan:
 
 
 def import_dataset(kind: str, src: str | Path, out: str | Path, *, options: ImportOptions | None = None,
-                   event: str | None = None, sensor: str | None = None, progress: bool | None = None) -> PatchStore:
+                   event: str | None = None, sensor: str | None = None, split_file: str | Path | None = None,
+                   progress: bool | None = None) -> PatchStore:
     """Import a public landslide dataset into a patch store (created if missing, else appended to).
 
     Parameters
@@ -124,6 +126,8 @@ def import_dataset(kind: str, src: str | Path, out: str | Path, *, options: Impo
         See :class:`ImportOptions`.
     event, sensor : str, optional
         Shortcuts for ``options.event`` and ``options.sensor``.
+    split_file : str or pathlib.Path, optional
+        A CSV/text file of ``name,split`` replacing the splits (:func:`geoslide.data.tilesplit.tile_splits`).
     progress : bool or None
         Show progress bars; None: when a person watches (:func:`geoslide.progress.watching`).
 
@@ -145,4 +149,7 @@ def import_dataset(kind: str, src: str | Path, out: str | Path, *, options: Impo
     if event is not None or sensor is not None:
         options = replace(options, event=event if event is not None else options.event,
                           sensor=sensor if sensor is not None else options.sensor)
-    return write_plan(plan_import(kind, src, options), out, progress=show_progress(progress))
+    plan = plan_import(kind, src, options)
+    if split_file is not None:
+        plan.meta["split"] = tile_splits(plan.meta, str(split_file), (0.6, 0.2, 0.2), options.seed)
+    return write_plan(plan, out, progress=show_progress(progress))

@@ -1,0 +1,115 @@
+"""Read one image tile (any raster format GDAL reads) and its mask: headers, pixels, validity, labels.
+
+Nodata pixels of an image are those GDAL masks (its nodata value, an alpha band, an internal
+mask) and, with ``nodata=V``, those whose every band equals ``V`` (black corners of rotated
+scenes that declare no nodata). They become NaN in the image and 255 in the labels. An alpha
+band is not an image band.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from pyproj import Geod
+from rasterio.enums import ColorInterp
+from rasterio.errors import NotGeoreferencedWarning
+from tqdm import tqdm
+
+from geoslide.errors import ConfigError, LabelError
+from geoslide.inventory.codes import MASK_NODATA
+from geoslide.inventory.maskvalues import MaskValues, choose_mask_values, parse_mask_values
+
+
+@dataclass(frozen=True)
+class TileHeader:
+    """What the header of an image tile says (no pixels read)."""
+
+    height: int
+    width: int
+    bands: tuple[int, ...]  # 1-based band indexes, alpha left out
+    crs: str
+    transform: tuple[float, ...] | None  # affine (a, b, c, d, e, f) of a georeferenced tile, else None
+    resolution: float  # metres per pixel, NaN without georeferencing
+
+
+def open_raster(path: Path):
+    """``rasterio.open`` without the not-georeferenced warning, an unreadable file as a ConfigError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as exc:
+        raise ConfigError(f"cannot read {path}: {str(exc).splitlines()[0]}; is it an image GDAL reads?") from None
+
+
+def tile_header(path: Path) -> TileHeader:
+    """The header of an image tile: size, image bands, and CRS/transform/pixel size when georeferenced."""
+    with open_raster(path) as ds:
+        bands = tuple(i + 1 for i, c in enumerate(ds.colorinterp) if c != ColorInterp.alpha) or (1,)
+        if ds.crs is None or ds.transform.is_identity:
+            return TileHeader(ds.height, ds.width, bands, "", None, np.nan)
+        return TileHeader(ds.height, ds.width, bands, ds.crs.to_string(), tuple(ds.transform)[:6],
+                          _metres_per_pixel(ds))
+
+
+def _metres_per_pixel(ds) -> float:
+    """Pixel width in metres: the transform's in a projected CRS, along the central parallel in degrees."""
+    if ds.crs.is_projected:
+        return abs(ds.transform.a) * ds.crs.linear_units_factor[1]
+    (x0, y0), (x1, _) = ds.xy(ds.height // 2, 0), ds.xy(ds.height // 2, 1)
+    return abs(Geod(ellps="WGS84").inv(x0, y0, x1, y0)[2])
+
+
+def mask_values_found(path: Path) -> np.ndarray:
+    """Distinct raw values of a mask (band 1, its declared nodata value included)."""
+    with open_raster(path) as ds:
+        return np.unique(ds.read(1))
+
+
+def tiles_mask_values(masks: Sequence[Path | None], given: str | MaskValues | None, source: str,
+                      progress: bool = False) -> MaskValues:
+    """The mask coding of a set of tiles: ``given``, else decided from the values of all masks together."""
+    parsed = parse_mask_values(given)
+    if parsed is not None:
+        return parsed
+    found: set[float] = set()
+    present = [m for m in masks if m is not None]
+    if not present:
+        return MaskValues()
+    for mask in tqdm(present, desc="reading mask values", unit="mask",
+                     disable=not progress):
+        found.update(mask_values_found(mask).tolist())
+    return choose_mask_values(found, None, source)
+
+
+def read_tile(image: Path, mask: Path | None, head: TileHeader, values: MaskValues | None,
+              nodata: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(band, h, w)`` float32 image with NaN at nodata, and uint8 labels 0/1/255 (None without a mask)."""
+    with open_raster(image) as ds:
+        data = ds.read(list(head.bands)).astype(np.float32)
+        valid = ds.dataset_mask() > 0
+    if nodata is not None:
+        valid &= ~np.all(data == nodata, axis=0)
+    data[:, ~valid] = np.nan
+    if mask is None:
+        return data, None
+    return data, np.where(valid, read_labels(mask, head, values), MASK_NODATA).astype(np.uint8)
+
+
+def read_labels(mask: Path, head: TileHeader, values: MaskValues | None) -> np.ndarray:
+    """A tile's mask recoded to 0/1/255, checked to match its image's size."""
+    with open_raster(mask) as ds:
+        if (ds.height, ds.width) != (head.height, head.width):
+            raise LabelError(f"mask {mask} is {ds.width}x{ds.height} px but its image is {head.width}x{head.height}; "
+                             "pair each image with its own mask")
+        raw, declared = ds.read(1).astype(np.float64), ds.nodata
+    if values is None:
+        raise LabelError(f"no mask value mapping for {mask}; pass --mask-values")
+    if declared is not None and declared not in (*values.background, *values.landslide):
+        raw[raw == declared] = np.nan  # a declared nodata that is not a class value (GDAL often writes 0)
+    return values.apply(raw, str(mask))
