@@ -151,7 +151,9 @@ def _setup(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.ndar
            ) -> _Run:
     model = build_model(spec.model, len(store.bands), **spec.model_params).to(device)
     norm = band_stats(store, rows)
-    card = ModelCard(architecture=spec.model, params=dict(spec.model_params), bands=tuple(store.bands),
+    # pretrained encoder weights only initialise training: the card rebuilds the model without the file
+    params = {k: v for k, v in spec.model_params.items() if k != "encoder_weights"}
+    card = ModelCard(architecture=spec.model, params=params, bands=tuple(store.bands),
                      mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(meta),
                      receptive_field=receptive_field(model, len(store.bands)),
                      training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows))})
