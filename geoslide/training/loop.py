@@ -119,6 +119,12 @@ def training_rows(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec) -> tup
     training split smaller than the batch would take no optimiser step at all.
     """
     rows, val_rows = split_rows(meta, spec.train_split), split_rows(meta, spec.val_split)
+    if spec.sensors is not None:
+        chosen = meta["sensor"].isin(list(spec.sensors)).to_numpy()
+        if not chosen.any():
+            raise PatchStoreError(f"{store.path} has no patches of sensors {list(spec.sensors)} (it has "
+                                  f"{sorted(meta['sensor'].unique())}); fix the model's sensors option")
+        rows, val_rows = rows[chosen[rows]], val_rows[chosen[val_rows]]
     counts = _split_counts(meta)
     if len(rows) == 0:
         raise PatchStoreError(f"{store.path} has no patches with split {spec.train_split!r} ({counts}); build it "

@@ -41,6 +41,8 @@ class TrainSpec:
         Pick the probability threshold that maximises validation F1 (else 0.5).
     train_split, val_split
         Values of the store's ``split`` column used for training and validation.
+    sensors
+        Train and validate on patches of these sensors only (GDCLD's single-source models); None: all.
     in_memory
         Hold the training patches in RAM (None: when they take under 2 GiB).
     """
@@ -63,6 +65,7 @@ class TrainSpec:
     tune_threshold: bool = True
     train_split: str = "train"
     val_split: str = "val"
+    sensors: tuple[str, ...] | None = None
     in_memory: bool | None = None
 
     def __post_init__(self) -> None:
@@ -74,6 +77,8 @@ class TrainSpec:
             raise ConfigError(f"max_steps must be at least 1 (or None), got {self.max_steps}")
         if self.patience is not None and self.patience < 1:
             raise ConfigError(f"patience must be at least 1 epoch (or None: no early stopping), got {self.patience}")
+        if self.sensors is not None and (isinstance(self.sensors, str) or not self.sensors):
+            raise ConfigError(f"sensors must be a non-empty list of sensor names (or None), got {self.sensors!r}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
 
@@ -83,4 +88,6 @@ class TrainSpec:
         known = {f.name for f in fields(cls)}
         if unknown := sorted(set(data) - known):
             raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        if isinstance(data.get("sensors"), list):
+            data = {**data, "sensors": tuple(data["sensors"])}
         return cls(**data)
