@@ -115,7 +115,8 @@ def _study_area(meta: pd.DataFrame, patch_size: int) -> float | None:
 
     res = meta["resolution"].to_numpy(dtype="float64")
     bounds = meta[["xmin", "ymin", "xmax", "ymax"]].to_numpy(dtype="float64")
-    placed = np.isfinite(bounds).all(axis=1) & (meta["crs"].astype(str) != "").to_numpy()
+    placed = (np.isfinite(bounds).all(axis=1) & (bounds[:, 2] > bounds[:, 0]) & (bounds[:, 3] > bounds[:, 1])
+              & (meta["crs"].astype(str) != "").to_numpy())
     total = 0.0
     for _, group in meta[placed].groupby("crs"):
         total += union_all(box(*bounds[meta.index.get_indexer(group.index)].T)).area
