@@ -4,7 +4,8 @@ Features of a pixel are its band values as stored plus normalised-difference ind
 bands exist (NDVI from red and NIR, NDWI from green and NIR; common names or Sentinel-2 keys).
 The forest (scikit-learn) learns from a random sample of valid training pixels and predicts
 every pixel of a patch; its scores come out as per-patch confusion counts, grouped like a
-network's. It lives only for a pipeline run: nothing is pickled, a rerun retrains it (seeded).
+network's. It lives only for a pipeline run: nothing is pickled, a rerun retrains it (seeded), and
+it is not mapped over whole scenes (``evaluate.scenes`` lists the networks only).
 """
 
 from __future__ import annotations

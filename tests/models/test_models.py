@@ -272,6 +272,7 @@ def test_unet_upsampling_then_convolution_option(name: str, upsample: str) -> No
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     with torch.no_grad():
         assert model(torch.randn(2, 4, 32, 48)).shape == (2, 1, 32, 48)
+    assert receptive_field(model, 4, max_size=256) is not None  # still local: tiles can be stitched exactly
     with pytest.raises(ModelError, match="upsample"):
         build_model(name, 4, upsample="pixelshuffle")
 
