@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pandas as pd
 
 from geoslide.data.store import PatchStore
+from geoslide.errors import GeoslideWarning, LabelError
 from geoslide.evaluation.score import grouped_scores
 from geoslide.pipeline.config import Pipeline
 from geoslide.pipeline.scoring import Scorer, dataset_store
@@ -50,14 +52,23 @@ def cross_rows(pipeline: Pipeline, root: Path, scorers: list[Scorer]) -> pd.Data
     frames = []
     for test in pipeline.evaluate.cross:
         store = dataset_store(pipeline, root, test.dataset)
-        frames += [_scores(store, s, test.split, test.by).assign(table=f"cross-dataset: tested on {test.dataset}",
-                                                                 tested_on=test.dataset) for s in scorers]
+        frames += [_cross(store, s, test.split, test.by, test.dataset) for s in scorers]
     if any(run.dataset for run in pipeline.models):
         store = dataset_store(pipeline, root, None)
         step = pipeline.evaluate
-        frames += [_scores(store, s, step.split, step.by).assign(table=f"cross-dataset: tested on {pipeline.name}",
-                                                                 tested_on=pipeline.name) for s in scorers]
+        frames += [_cross(store, s, step.split, step.by, pipeline.name) for s in scorers]
+    frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _cross(store: PatchStore, scorer: Scorer, split: str, by: tuple[str, ...], name: str) -> pd.DataFrame:
+    """A model's rows on another dataset; none, with a warning, when that dataset lacks one of its bands."""
+    try:
+        frame = _scores(store, scorer, split, by)
+    except LabelError as exc:
+        warnings.warn(f"{scorer.name} is not tested on {name}: {exc}", GeoslideWarning, stacklevel=2)
+        return pd.DataFrame()
+    return frame.assign(table=f"cross-dataset: tested on {name}", tested_on=name)
 
 
 def _scores(store: PatchStore, scorer: Scorer, split: str, by: tuple[str, ...]) -> pd.DataFrame:

@@ -53,7 +53,7 @@ class Scorer:
 
         if self._loaded is None:
             self._loaded = load_checkpoint(self.model_dir)
-        return patch_counts(*self._loaded, store, rows)
+        return patch_counts(*self._loaded, store, rows)  # LabelError when the store lacks a band of the model
 
 
 def dataset_store(pipeline: Pipeline, root: Path, name: str | None) -> PatchStore:
