@@ -179,7 +179,7 @@ def test_gdcld_miniature_has_tables_4_to_10(demo, tmp_path):
     }
     names = {m["name"] for m in config["models"]}
     assert {"segformer-b4", "unet", "resunet", "deeplabv3", "hrnet", "upernet", "swinunet"} < names
-    assert set(tables["per event x sensor"]["value"]) == {"demo-storm / sentinel2", "demo-storm / planetscope"}
+    assert set(tables["per event x sensor"]["value"]) == {"demo-storm / sentinel-2", "demo-storm / planetscope"}
     sources = tables["single- vs multi-source, validation"]
     assert sorted(zip(sources["source"], sources["value"], sources["model"], strict=True)) == [
         ("multiple source", "planetscope", "segformer-b4"),
