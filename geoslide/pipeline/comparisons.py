@@ -33,7 +33,7 @@ def source_rows(pipeline: Pipeline, store: PatchStore, scorers: list[Scorer]) ->
     frames = []
     for single in singles:
         sensor = options[single.name]["sensors"][0]
-        multis = [s for s in scorers if not options[s.name].get("sensors")
+        multis = [s for s in scorers if not options[s.name].get("sensors") and _same_data(pipeline, s, single)
                   and options[s.name].get("model") == options[single.name].get("model")]
         for split, label in splits:
             for scorer, source in [(single, "single source"), *((m, "multiple source") for m in multis)]:
@@ -41,6 +41,12 @@ def source_rows(pipeline: Pipeline, store: PatchStore, scorers: list[Scorer]) ->
                 frame = frame[(frame["group"] == "sensor") & (frame["value"] == sensor)]
                 frames.append(frame.assign(table=f"single- vs multi-source, {label}", source=source))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _same_data(pipeline: Pipeline, a: Scorer, b: Scorer) -> bool:
+    """Both models train on the same dataset (a model trained elsewhere is no multi-source reference)."""
+    datasets = {run.name: run.dataset for run in pipeline.models}
+    return datasets[a.name] == datasets[b.name]
 
 
 def cross_rows(pipeline: Pipeline, root: Path, scorers: list[Scorer]) -> pd.DataFrame:
