@@ -39,6 +39,7 @@ from geoslide.tables import markdown_table, short_number
 
 BLOCK_BYTES = 64 * 2**20
 _COUNTS = ("landslide_pixels", "valid_pixels")
+_PARTS = ("parts", "part_min", "part_max")  # connected landslide regions (8-neighbours) per patch, sizes in pixels
 
 
 def store_stats(store: PatchStore, *, inventory: str | Path | None = None, mask_values: str | None = None
@@ -77,7 +78,8 @@ def store_stats(store: PatchStore, *, inventory: str | Path | None = None, mask_
 def _per_patch(store: PatchStore) -> pd.DataFrame:
     """Per-patch pixel counts and band sums, one dask pass over the store."""
     bands = store.bands
-    columns = [*_COUNTS, *(f"{kind}_{what}:{b}" for kind in ("ls", "bg") for what in ("sum", "n") for b in bands)]
+    columns = [*_COUNTS, *_PARTS,
+               *(f"{kind}_{what}:{b}" for kind in ("ls", "bg") for what in ("sum", "n") for b in bands)]
     n = len(store)
     if n == 0:
         return pd.DataFrame(np.zeros((0, len(columns))), columns=columns)
@@ -93,11 +95,56 @@ def _block_sums(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """``(k, 2 + 4 * band)``: landslide and valid pixel counts, then band sums and counts."""
     finite = np.isfinite(images)
     values = np.where(finite, images, 0).astype("float64")
-    parts = [(masks[:, 0] == 1).sum(axis=(1, 2))[:, None], (masks[:, 0] != MASK_NODATA).sum(axis=(1, 2))[:, None]]
+    parts = [(masks[:, 0] == 1).sum(axis=(1, 2))[:, None], (masks[:, 0] != MASK_NODATA).sum(axis=(1, 2))[:, None],
+             np.array([_regions(m == 1) for m in masks[:, 0]], dtype="float64").reshape(-1, 3)]
     for cls in (1, 0):
         selected = (masks == cls) & finite
         parts += [(values * selected).sum(axis=(2, 3)), selected.sum(axis=(2, 3))]
     return np.concatenate(parts, axis=1).astype("float64")
+
+
+def _regions(mask: np.ndarray) -> tuple[int, float, float]:
+    """Number of 8-connected regions of ``mask`` and the smallest and largest region in pixels (0 when none)."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count == 0:
+        return 0, 0.0, 0.0
+    sizes = np.bincount(labels.ravel())[1:]
+    return count, float(sizes.min()), float(sizes.max())
+
+
+def _study_area(meta: pd.DataFrame, patch_size: int) -> float | None:
+    """Area covered by the patches in km2: the union of their footprints where known, else size x resolution."""
+    from shapely import box, union_all
+
+    res = meta["resolution"].to_numpy(dtype="float64")
+    bounds = meta[["xmin", "ymin", "xmax", "ymax"]].to_numpy(dtype="float64")
+    placed = (np.isfinite(bounds).all(axis=1) & (bounds[:, 2] > bounds[:, 0]) & (bounds[:, 3] > bounds[:, 1])
+              & (meta["crs"].astype(str) != "").to_numpy())
+    total = 0.0
+    for _, group in meta[placed].groupby("crs"):
+        total += union_all(box(*bounds[meta.index.get_indexer(group.index)].T)).area
+    loose = ~placed & np.isfinite(res) & (res > 0)
+    total += float(((patch_size * res[loose]) ** 2).sum())
+    return total / 1e6 if (placed | loose).any() else None
+
+
+def stats_by(store: PatchStore, column: str | None) -> dict[str, dict[str, Any]]:
+    """The :func:`store_stats` summary (landslide ratio, band means, regions, study area) per value of a meta column.
+
+    ``column`` None gives one entry, ``"all"``.
+    """
+    per_patch, meta = _per_patch(store), store.meta()
+    if column is None:
+        column, meta = "_all", meta.assign(_all="all")
+    if column not in meta.columns:
+        raise LabelError(f"the patch table has no column {column!r}; it has {list(meta.columns)}")
+    out = {str(name): _summary(per_patch.loc[group.index], group, store.bands)
+           for name, group in meta.groupby(column, sort=True)}
+    for name, group in meta.groupby(column, sort=True):
+        out[str(name)]["study_area_km2"] = _study_area(group, store.patch_size)
+    return out
 
 
 def _summary(per_patch: pd.DataFrame, meta: pd.DataFrame, bands: list[str]) -> dict[str, Any]:
@@ -113,7 +160,17 @@ def _summary(per_patch: pd.DataFrame, meta: pd.DataFrame, bands: list[str]) -> d
             "splits": {str(k): int(v) for k, v in meta["split"].value_counts().sort_index().items()},
             "landslide_pixels": ls_px, "valid_pixels": valid_px, "landslide_ratio": _ratio(ls_px, valid_px),
             "band_means": means, "landslide_area_m2": area,
-            "landslide_area_km2": None if area is None else area / 1e6}
+            "landslide_area_km2": None if area is None else area / 1e6, **_region_sizes(per_patch, resolution)}
+
+
+def _region_sizes(per_patch: pd.DataFrame, resolution: np.ndarray) -> dict[str, Any]:
+    """Landslide regions in the masks (cut at patch edges): count and smallest/largest area in m2."""
+    count = per_patch["parts"].to_numpy()
+    pixel_area = np.where(np.isfinite(resolution) & (resolution > 0), resolution**2, np.nan)
+    has = (count > 0) & np.isfinite(pixel_area)
+    return {"regions": int(count.sum()),
+            "region_min_m2": float((per_patch["part_min"].to_numpy() * pixel_area)[has].min()) if has.any() else None,
+            "region_max_m2": float((per_patch["part_max"].to_numpy() * pixel_area)[has].max()) if has.any() else None}
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:

@@ -78,30 +78,70 @@ def evaluate_patches(model_dir: str | Path, store: PatchStore, split: str = "tes
                      unseen: Sequence[str] = ()) -> pd.DataFrame:
     """Metrics of a model on a store split: one row for all patches ("mixed"), one per group value.
 
-    ``by`` names metadata columns; the pseudo-column ``unseen`` is ``yes`` for the events in ``unseen``.
+    ``by`` names metadata columns, or crossings of them such as ``event*sensor`` (values joined by
+    `` / ``); the pseudo-column ``unseen`` is ``yes`` for the events in ``unseen``. The store may
+    hold more bands than the model takes (another dataset): the model's bands are picked by name.
     """
-    meta = store.meta().assign(unseen=lambda m: np.where(m["event"].isin(list(unseen)), "yes", "no"))
+    meta = store.meta()
     rows = split_rows(meta, split)  # labelled patches only: a split released without masks scores nothing
     if len(rows) == 0:
         raise LabelError(f"{store.path} has no labelled patches with split {split!r}; nothing to evaluate")
     model, card = load_checkpoint(model_dir, device)
-    if tuple(store.bands) != card.bands:
-        raise LabelError(f"the model takes bands {list(card.bands)} but the store has {store.bands}")
     trained_units = card.training.get("units")
-    if trained_units and store.units and list(trained_units) != list(store.units):
+    units = _units_of(store, card.bands)
+    if trained_units and units and list(trained_units) != units:
         raise LabelError(f"the model was trained on values in units {trained_units} but the store holds "
                          f"{store.units}; import the store with the model's units (e.g. --units)")
-    per_patch = _patch_counts(model, card, store, rows, batch, device)
+    per_patch = patch_counts(model, card, store, rows, batch, device)
+    return grouped_scores(meta, rows, per_patch, by, unseen)
+
+
+def _units_of(store: PatchStore, bands: Sequence[str]) -> list[str] | None:
+    """The store's units of ``bands`` (those it has), None when it records none."""
+    if not store.units:
+        return None
+    units = dict(zip(store.bands, store.units, strict=True))
+    return [units[b] for b in bands if b in units]
+
+
+def grouped_scores(meta: pd.DataFrame, rows: np.ndarray, per_patch: np.ndarray, by: Sequence[str] = (),
+                   unseen: Sequence[str] = ()) -> pd.DataFrame:
+    """Rows ``group, value, patches`` and metrics from per-patch confusion counts ``(len(rows), 4)`` (tn fp fn tp)."""
+    meta = meta.assign(unseen=np.where(meta["event"].isin(list(unseen)), "yes", "no"))
     groups = [("mixed", "all", np.ones(len(rows), dtype=bool))]
-    groups += [(col, v, meta[col].to_numpy()[rows] == v) for col in by for v in sorted(meta[col].iloc[rows].unique())]
+    for col in by:
+        values = _column(meta, col)[rows]
+        groups += [(col, v, values == v) for v in sorted(np.unique(values))]
     return pd.DataFrame([{"group": g, "value": v, "patches": int(sel.sum()),
                           **ConfusionMatrix(per_patch[sel].sum(axis=0)).as_dict(json_safe=True)}
                          for g, v, sel in groups])
 
 
+def _column(meta: pd.DataFrame, name: str) -> np.ndarray:
+    """A metadata column as strings; ``a*b`` joins columns ``a`` and ``b`` with `` / ``."""
+    parts = name.split("*")
+    if missing := [p for p in parts if p not in meta.columns]:
+        raise LabelError(f"the patch table has no column {missing[0]!r} to group by; it has {list(meta.columns)}")
+    values = meta[parts[0]].astype(str)
+    for part in parts[1:]:
+        values = values + " / " + meta[part].astype(str)
+    return values.to_numpy()
+
+
+def band_positions(store_bands: Sequence[str], model_bands: Sequence[str], where: str) -> np.ndarray:
+    """Positions of a model's bands among a store's, by name; refused when one is missing."""
+    if missing := [b for b in model_bands if b not in store_bands]:
+        raise LabelError(f"the model takes bands {list(model_bands)} but {where} lacks {missing} "
+                         f"(it has {list(store_bands)})")
+    return np.array([list(store_bands).index(b) for b in model_bands])
+
+
 @torch.inference_mode()
-def _patch_counts(model, card, store: PatchStore, rows: np.ndarray, batch: int, device: str) -> np.ndarray:
-    reader = PatchReader(store, rows, Normalisation(card.mean, card.std).apply, in_memory=False)
+def patch_counts(model, card, store: PatchStore, rows: np.ndarray, batch: int = 32, device: str = "cpu") -> np.ndarray:
+    """Per-patch confusion counts ``(len(rows), 4)`` (tn fp fn tp) of a loaded model (:func:`load_checkpoint`)."""
+    picks = band_positions(store.bands, card.bands, str(store.path))
+    norm = Normalisation(card.mean, card.std)
+    reader = PatchReader(store, rows, lambda images: norm.apply(images[:, picks]), in_memory=False)
     counts = np.zeros((len(rows), 4), dtype=np.int64)
     for start in range(0, len(rows), batch):
         positions = np.arange(start, min(start + batch, len(rows)))

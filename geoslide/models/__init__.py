@@ -21,6 +21,8 @@ Beside the architectures:
 from geoslide.models.registry import build_model, model_names, register, size_multiple
 
 # every architecture registers itself on import
-from geoslide.models import adsms, attention, resunet, segformer, unet  # noqa: E402, F401  isort: skip
+from geoslide.models import (  # noqa: E402, F401  isort: skip
+    adsms, attention, deeplab, fcn, hrnet, linknet, pspnet, resunet, resunet50, segformer, swinunet, unet, upernet,
+)
 
 __all__ = ["build_model", "model_names", "register", "size_multiple"]

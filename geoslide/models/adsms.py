@@ -43,13 +43,16 @@ class ADSMSUNet(UNetSkeleton):
         Number of 2x poolings; inputs must be multiples of ``2 ** depth``.
     norm
         ``batch`` (default), ``group`` or ``none`` (see :func:`geoslide.models.unet.norm_layer`).
+    upsample
+        ``transpose`` (default), ``nearest`` or ``bilinear`` (see :func:`geoslide.models.unet.up_layer`).
     """
 
     deep_supervision = True
 
-    def __init__(self, in_channels: int, base_filters: int = 32, depth: int = 4, norm: str = "batch") -> None:
+    def __init__(self, in_channels: int, base_filters: int = 32, depth: int = 4, norm: str = "batch",
+                 upsample: str = "transpose") -> None:
         super().__init__(in_channels, base_filters, depth, block=partial(conv_block, norm=norm),
-                         gate=partial(AttentionGate, norm=norm))
+                         gate=partial(AttentionGate, norm=norm), upsample=upsample)
         w = self.widths
         self.stems = nn.ModuleList(_image_stem(in_channels, w[k - 1], norm) for k in range(1, depth + 1))
         self.sides = nn.ModuleList(nn.Conv2d(w[i], 1, 1) for i in reversed(range(1, depth)))
@@ -80,6 +83,7 @@ class ADSMSUNet(UNetSkeleton):
 
 
 @register("adsms-unet")
-def build_adsms_unet(in_channels: int, base_filters: int = 32, depth: int = 4, norm: str = "batch") -> ADSMSUNet:
+def build_adsms_unet(in_channels: int, base_filters: int = 32, depth: int = 4, norm: str = "batch",
+                     upsample: str = "transpose") -> ADSMSUNet:
     """ADSMS U-Net (attention, multi-scale inputs, deep supervision)."""
-    return ADSMSUNet(in_channels, base_filters, depth, norm)
+    return ADSMSUNet(in_channels, base_filters, depth, norm, upsample)

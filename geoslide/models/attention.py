@@ -59,15 +59,16 @@ class AttentionGate(nn.Module):
 
 
 @register("attention-unet")
-def build_attention_unet(in_channels: int, base_filters: int = 32, depth: int = 4, norm: str = "batch") -> UNetSkeleton:
+def build_attention_unet(in_channels: int, base_filters: int = 32, depth: int = 4, norm: str = "batch",
+                         upsample: str = "transpose") -> UNetSkeleton:
     """Attention U-Net: U-Net blocks with attention gates on every skip."""
     return UNetSkeleton(in_channels, base_filters, depth, block=partial(conv_block, norm=norm),
-                        gate=partial(AttentionGate, norm=norm))
+                        gate=partial(AttentionGate, norm=norm), upsample=upsample)
 
 
 @register("attention-resunet")
 def build_attention_resunet(in_channels: int, base_filters: int = 32, depth: int = 4,
-                            norm: str = "batch") -> UNetSkeleton:
+                            norm: str = "batch", upsample: str = "transpose") -> UNetSkeleton:
     """Attention Res U-Net: residual blocks with attention gates on every skip."""
     return UNetSkeleton(in_channels, base_filters, depth, block=partial(ResBlock, norm=norm),
-                        gate=partial(AttentionGate, norm=norm))
+                        gate=partial(AttentionGate, norm=norm), upsample=upsample)

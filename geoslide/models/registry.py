@@ -13,6 +13,7 @@ from typing import Any
 from torch import nn
 
 from geoslide.errors import ModelError
+from geoslide.models.pretrained import load_encoder_weights
 
 Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, Builder] = {}
@@ -44,15 +45,23 @@ def build_model(name: str, in_channels: int, **params: Any) -> nn.Module:
         Number of input bands.
     **params
         Architecture options (``base_filters``, ``depth``, ...); unknown ones raise ModelError.
+        ``encoder_weights``: a safetensors file of pretrained weights for the model's ``encoder``
+        (see :mod:`geoslide.models.pretrained`).
     """
     if name not in _REGISTRY:
         raise ModelError(f"unknown model {name!r}; choose one of {', '.join(sorted(_REGISTRY))}")
     if in_channels < 1:
         raise ModelError(f"a model needs at least one input band, got {in_channels}")
+    weights = params.pop("encoder_weights", None)
     try:
-        return _REGISTRY[name](in_channels, **params)
+        model = _REGISTRY[name](in_channels, **params)
     except TypeError as exc:
         raise ModelError(f"bad options for model {name!r}: {exc}") from exc
+    if weights is not None:
+        if not isinstance(getattr(model, "encoder", None), nn.Module):
+            raise ModelError(f"model {name!r} has no encoder to load pretrained weights into; drop encoder_weights")
+        load_encoder_weights(model.encoder, weights)
+    return model
 
 
 def size_multiple(model: nn.Module) -> int:

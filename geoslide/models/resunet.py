@@ -16,7 +16,7 @@ from torch import nn
 
 from geoslide.errors import ModelError
 from geoslide.models.registry import register
-from geoslide.models.unet import norm_layer
+from geoslide.models.unet import norm_layer, up_layer
 
 BlockFactory = Callable[[int, int], nn.Module]
 GateFactory = Callable[[int, int], nn.Module]
@@ -77,10 +77,12 @@ class UNetSkeleton(nn.Module):
     gate
         Optional ``gate(skip_channels, gating_channels)``; the module is called as
         ``gate(skip, coarser_features)`` and returns the re-weighted skip.
+    upsample
+        Decoder upsampling: ``transpose``, ``nearest`` or ``bilinear`` (see :func:`geoslide.models.unet.up_layer`).
     """
 
     def __init__(self, in_channels: int, base_filters: int = 32, depth: int = 4, *, block: BlockFactory = ResBlock,
-                 gate: GateFactory | None = None) -> None:
+                 gate: GateFactory | None = None, upsample: str = "transpose") -> None:
         super().__init__()
         self.in_channels = in_channels
         self.widths = level_widths(base_filters, depth)
@@ -89,7 +91,7 @@ class UNetSkeleton(nn.Module):
         w = self.widths
         self.down = nn.ModuleList(block(self._down_in(i), w[i]) for i in range(depth + 1))
         levels = list(reversed(range(depth)))
-        self.up = nn.ModuleList(nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in levels)
+        self.up = nn.ModuleList(up_layer(w[i + 1], w[i], upsample) for i in levels)
         self.gates = nn.ModuleList(gate(w[i], w[i + 1]) for i in levels) if gate is not None else None
         self.merge = nn.ModuleList(block(2 * w[i], w[i]) for i in levels)
         self.head = nn.Conv2d(w[0], 1, 1)
@@ -123,6 +125,7 @@ class UNetSkeleton(nn.Module):
 
 
 @register("resunet")
-def build_resunet(in_channels: int, base_filters: int = 32, depth: int = 4, norm: str = "batch") -> UNetSkeleton:
+def build_resunet(in_channels: int, base_filters: int = 32, depth: int = 4, norm: str = "batch",
+                  upsample: str = "transpose") -> UNetSkeleton:
     """Res U-Net: the U-Net with residual blocks (1x1 projection shortcuts)."""
-    return UNetSkeleton(in_channels, base_filters, depth, block=partial(ResBlock, norm=norm))
+    return UNetSkeleton(in_channels, base_filters, depth, block=partial(ResBlock, norm=norm), upsample=upsample)

@@ -258,6 +258,9 @@ class SegFormer(nn.Module):
         self.encoder = MixTransformer(in_channels, spec, drop_path)
         self.decoder = AllMLPDecoder(spec.dims, spec.decoder_dim)
         self.apply(_init_weights)
+        # the fan-out rule gives the one-output classifier a weight std of sqrt(2), so first logits had a std
+        # near 25 and the first BCE near 5; a small normal start gives logits near 0 (BCE near log 2)
+        nn.init.normal_(self.decoder.classify.weight, 0.0, 0.01)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, 1, H, W)``."""

@@ -6,9 +6,12 @@ Steps, each skipped when its output is complete (so a rerun resumes)::
     implant   real background scenes with implanted scars, as static catalogs  (optional)
     imports   import published datasets into the patch store    (optional)
     patches   cut STAC imagery + inventories into the store     (optional)
-    models    train each model (geoslide.training)                      (one or more)
-    evaluate  patch tables (mixed / per event / per sensor / unseen events) and whole scenes
-              mapped with `geoslide map` and scored against their inventories
+    datasets  other datasets, each in its own store, to train on or test on   (optional)
+    models    train each model (geoslide.training), or a random forest      (one or more)
+    evaluate  patch tables (mixed / per event / per sensor / event x sensor / unseen events /
+              validation), single- vs multi-source and cross-dataset tables, dataset tables
+              (study area, landslides, band means per split), and whole scenes mapped with
+              `geoslide map` and scored against their inventories
 
 Relative paths in the file are taken from the working folder (``--work``, default ``runs/<name>``);
 ``catalog: null`` is the bundled demo catalog. Unknown keys are errors.
@@ -88,11 +91,26 @@ class ImportStep:
 
 
 @dataclass(frozen=True)
+class Dataset:
+    """Another dataset in its own store (``datasets/<name>.zarr``): imported and/or cut from STAC sources."""
+
+    name: str
+    imports: tuple[ImportStep, ...] = ()
+    patches: PatchesStep | None = None
+
+
+@dataclass(frozen=True)
 class ModelRun:
-    """One model to train: a name for its folder, and training options over the shared ones."""
+    """One model to train: a name for its folder, training options over the shared ones, the dataset it trains on.
+
+    ``dataset`` None trains on the pipeline's store; else on the named entry of ``datasets``.
+    ``model: random-forest`` is the shallow per-pixel baseline (options: see
+    :class:`geoslide.training.forest.ForestSpec`).
+    """
 
     name: str
     options: dict[str, Any]
+    dataset: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,12 +124,31 @@ class Scene:
 
 
 @dataclass(frozen=True)
+class CrossTest:
+    """Every model tested on another dataset's split (GDCLD Table 9), grouped by ``by`` columns."""
+
+    dataset: str
+    split: str = "test"
+    by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class EvaluateStep:
-    """What to report: a store split grouped by columns, held-out events, whole scenes."""
+    """What to report; see the module docstring.
+
+    ``by`` takes metadata columns and crossings such as ``event*sensor``. ``validation`` adds the
+    tables on the validation split. ``tables`` adds dataset tables: ``dataset`` (patches, study area
+    in km2, landslides and their areas per event) and ``band-means`` (per split: landslide share and
+    mean of every band over landslide and background pixels).
+    """
 
     split: str = "test"
     by: tuple[str, ...] = ("event", "sensor")
     unseen_events: tuple[str, ...] = ()
+    validation: bool = False
+    val_split: str = "val"
+    cross: tuple[CrossTest, ...] = ()
+    tables: tuple[str, ...] = ()
     scenes: tuple[Scene, ...] = ()
     min_area: float = 0.0
     chunk: int = 1024
@@ -128,6 +165,7 @@ class Pipeline:
     implant: tuple[ImplantStep, ...] = ()
     imports: tuple[ImportStep, ...] = ()
     patches: PatchesStep | None = None
+    datasets: tuple[Dataset, ...] = ()
     train: dict[str, Any] = field(default_factory=dict)
     models: tuple[ModelRun, ...] = ()
     evaluate: EvaluateStep = field(default_factory=EvaluateStep)
@@ -161,6 +199,7 @@ def parse_pipeline(data: dict[str, Any]) -> Pipeline:
     out["imports"] = tuple(_import_step(d) for d in data.get("imports", []))
     if "patches" in data:
         out["patches"] = _patches(data["patches"])
+    out["datasets"] = tuple(_dataset(d) for d in data.get("datasets", []))
     out["models"] = tuple(_model(d) for d in data.get("models", []))
     if not out["models"]:
         raise ConfigError("the pipeline lists no models; add e.g. models: [{name: unet, model: unet}]")
@@ -169,6 +208,7 @@ def parse_pipeline(data: dict[str, Any]) -> Pipeline:
     if not (out.get("patches") or out["imports"]):
         raise ConfigError("the pipeline has no training data; give patches: or imports:")
     _check_train(out.get("train", {}), out["models"])
+    _check_names(out)
     return Pipeline(**out)
 
 
@@ -241,24 +281,59 @@ def _implant(data: Any) -> ImplantStep:
     return ImplantStep(str(data.get("out", spec.name)), spec, backgrounds, int(data.get("seed", 0)))
 
 
+def _dataset(data: Any) -> Dataset:
+    data = _known(data, Dataset, "datasets")
+    if "name" not in data:
+        raise ConfigError("each entry of datasets needs a name (models and evaluate.cross refer to it)")
+    imports = tuple(_import_step(d) for d in data.get("imports", []))
+    patches = _patches(data["patches"]) if "patches" in data else None
+    if not (imports or patches):
+        raise ConfigError(f"dataset {data['name']!r} has no data; give imports: or patches:")
+    return Dataset(str(data["name"]), imports, patches)
+
+
 def _model(data: Any) -> ModelRun:
     if not isinstance(data, dict) or "name" not in data:
         raise ConfigError("each entry of models needs a name (its folder) and training options, e.g. model: unet")
-    options = {k: v for k, v in data.items() if k != "name"}
-    return ModelRun(str(data["name"]), options)
+    options = {k: v for k, v in data.items() if k not in ("name", "dataset")}
+    return ModelRun(str(data["name"]), options, data.get("dataset"))
+
+
+TABLES = ("dataset", "band-means")
 
 
 def _evaluate(data: Any) -> EvaluateStep:
     data = dict(_known(data, EvaluateStep, "evaluate"))
     data["scenes"] = tuple(_build(Scene, s, "evaluate.scenes") for s in data.get("scenes", []))
-    for key in ("by", "unseen_events"):
+    data["cross"] = tuple(_build(CrossTest, c, "evaluate.cross", tuples=("by",)) for c in data.get("cross", []))
+    for key in ("by", "unseen_events", "tables"):
         if key in data:
             data[key] = tuple(data[key])
+    if unknown := sorted(set(data.get("tables", ())) - set(TABLES)):
+        raise ConfigError(f"unknown table(s) {unknown} in evaluate.tables; choose from {list(TABLES)}")
     return EvaluateStep(**data)
 
 
 def _check_train(shared: dict[str, Any], models: tuple[ModelRun, ...]) -> None:
-    from geoslide.training.spec import TrainSpec  # torch loads when a pipeline is checked, not with this module
+    from geoslide.training.forest import FOREST, ForestSpec  # torch loads when a pipeline is checked
+    from geoslide.training.spec import TrainSpec
 
     for run in models:
-        TrainSpec.from_dict({**shared, **run.options})
+        if run.options.get("model") == FOREST:
+            ForestSpec.from_dict(run.options)
+        else:
+            TrainSpec.from_dict({**shared, **run.options})
+
+
+def _check_names(out: dict[str, Any]) -> None:
+    """Models and cross tests must name datasets that exist; model names must be unique."""
+    names = {d.name for d in out["datasets"]}
+    if len(names) != len(out["datasets"]):
+        raise ConfigError("two datasets share a name; give each a different name")
+    runs = [m.name for m in out["models"]]
+    if len(set(runs)) != len(runs):
+        raise ConfigError(f"two models share a name in {runs}; each needs its own folder")
+    wanted = [m.dataset for m in out["models"] if m.dataset] + [c.dataset for c in out.get("evaluate",
+                                                                                      EvaluateStep()).cross]
+    if missing := sorted(set(wanted) - names):
+        raise ConfigError(f"dataset(s) {missing} are not under datasets: (it has {sorted(names)}); add them")

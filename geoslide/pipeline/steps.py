@@ -12,37 +12,47 @@ from geoslide.catalog.search import search
 from geoslide.data.store import PatchStore
 from geoslide.errors import ConfigError, LabelError
 from geoslide.fileio import write_text
-from geoslide.pipeline.config import DemoStep, ImplantStep, Pipeline, Scene, Source
+from geoslide.pipeline.config import DemoStep, ImplantStep, ImportStep, PatchesStep, Pipeline, Scene, Source
 from geoslide.pipeline.modelcard import write_model_card
 from geoslide.pipeline.report import metric_columns, plot_f1
+from geoslide.pipeline.scoring import Scorer, dataset_store
 from geoslide.pipeline.workdir import discard_partial, mark_done, marked_done, resolve
 from geoslide.tables import markdown_table
 
 
 def build_data(pipeline: Pipeline, root: Path, progress: bool, client: Any = None) -> PatchStore:
-    """Demo events, imports and patches into the pipeline's store (skipped when already complete).
+    """Demo events, implanted scenes, imports and patches into the pipeline's store; ``datasets`` into theirs.
 
     An unfinished store is resumed: imports and patch builds skip what they committed before.
     """
-    store = Path(resolve(root, pipeline.store))
-    if marked_done(store):
-        check_unseen(pipeline, PatchStore.open(store))
-        return PatchStore.open(store)
     for step in pipeline.demo:
         _demo(step, root, progress)
     for step in pipeline.implant:
         _implant(step, root)
+    for dataset in pipeline.datasets:
+        _build_store(Path(root / "datasets" / f"{dataset.name}.zarr"), dataset.imports, dataset.patches, root,
+                     progress, client)
+    store = _build_store(Path(resolve(root, pipeline.store)), pipeline.imports, pipeline.patches, root, progress,
+                         client)
+    check_unseen(pipeline, store)
+    return store
+
+
+def _build_store(store: Path, imports: tuple[ImportStep, ...], patches: PatchesStep | None, root: Path,
+                 progress: bool, client: Any) -> PatchStore:
+    """One store from imports and STAC patches (skipped when complete; an unfinished one is resumed)."""
+    if marked_done(store):
+        return PatchStore.open(store)
     from geoslide.data.importers import import_dataset
 
-    for step in pipeline.imports:
+    for step in imports:
         options = step.options
         if options.sites is not None:
             options = replace(options, sites=resolve(root, options.sites))
         import_dataset(step.kind, resolve(root, step.src), store, options=options, progress=progress)
-    if pipeline.patches:
-        _patches(pipeline, root, store, progress, client)
+    if patches:
+        _patches(patches, root, store, progress, client)
     mark_done(store)
-    check_unseen(pipeline, PatchStore.open(store))
     return PatchStore.open(store)
 
 
@@ -78,14 +88,14 @@ def _implant(step: ImplantStep, root: Path) -> None:
     mark_done(out)
 
 
-def _patches(pipeline: Pipeline, root: Path, store: Path, progress: bool, client: Any) -> None:
+def _patches(step: PatchesStep, root: Path, store: Path, progress: bool, client: Any) -> None:
     from geoslide.data.trainingset import build_patches
 
-    for source in pipeline.patches.sources:
+    for source in step.sources:
         catalog = resolve(root, source.catalog)
         items = search(source.stac_query, catalog)
         pre = search(source.pre_stac_query, catalog) if source.pre_stac_query else None
-        build_patches(items, labels_path(source, root), store, pipeline.patches.training_set, progress=progress,
+        build_patches(items, labels_path(source, root), store, step.training_set, progress=progress,
                       pre_items=pre, client=client)
 
 
@@ -102,15 +112,22 @@ def labels_path(source: Source | Scene, root: Path) -> str:
 
 def train_all(pipeline: Pipeline, store: PatchStore, root: Path, progress: bool, client: Any = None
               ) -> dict[str, Path]:
-    """Train every model (resuming unfinished ones), on ``client``'s workers if given; returns model folders."""
+    """Train every network (resuming unfinished ones), on ``client``'s workers if given; returns model folders.
+
+    Each trains on its ``dataset`` (the pipeline's store by default). The random forest is trained
+    when it is evaluated (see :mod:`geoslide.pipeline.scoring`) and has no folder.
+    """
     from geoslide.training import TrainSpec, train
+    from geoslide.training.forest import FOREST
 
     out = {}
     for run in pipeline.models:
+        if run.options.get("model") == FOREST:
+            continue
         model_dir = root / "models" / run.name
         if not marked_done(model_dir):
             spec = TrainSpec.from_dict({**pipeline.train, **run.options})
-            train(store.path, spec, model_dir, progress=progress, client=client)
+            train(dataset_store(pipeline, root, run.dataset).path, spec, model_dir, progress=progress, client=client)
             mark_done(model_dir)
         out[run.name] = model_dir
     return out
@@ -118,15 +135,31 @@ def train_all(pipeline: Pipeline, store: PatchStore, root: Path, progress: bool,
 
 def evaluate_all(pipeline: Pipeline, store: PatchStore, models: dict[str, Path], root: Path, progress: bool,
                  client: Any = None) -> str:
-    """Patch tables and scene scores (maps on ``client``'s workers if given); writes report.md, .csv, .png."""
+    """Every table of the protocol (maps on ``client``'s workers if given); writes report.md, .csv, .png.
+
+    Metric tables go to ``report.csv`` (one row per table, model and group); dataset tables to
+    ``report-<table>.csv``.
+    """
+    from geoslide.pipeline.comparisons import cross_rows, source_rows
+    from geoslide.pipeline.datatables import dataset_tables
+
     step = pipeline.evaluate
-    tables = [_patch_rows(step, store, name, path) for name, path in models.items()]
+    scorers = _scorers(pipeline, models, root)
+    tables = [_patch_rows(step, store, scorer) for scorer in scorers]
+    if step.validation:
+        tables += [_split_rows(store, scorer, step.val_split, step.by, "validation") for scorer in scorers]
+    tables += [source_rows(pipeline, store, scorers), cross_rows(pipeline, root, scorers)]
     tables += [_scene_rows(scene, name, path, root, step, progress, client) for scene in step.scenes
                for name, path in models.items()]
-    rows = pd.concat(tables, ignore_index=True)
+    rows = pd.concat([t for t in tables if len(t)], ignore_index=True)
+    trained = {run.name: run.dataset or pipeline.name for run in pipeline.models}
+    rows["trained_on"] = rows["model"].map(trained)
     write_text(root / "report.csv", rows.to_csv(index=False))
     plot_f1(rows, root / "report.png", title=f"{pipeline.name}: F1")
-    text = _markdown(pipeline, rows)
+    extra = dataset_tables(step.tables, store)
+    for name, frame in extra.items():
+        write_text(root / f"report-{name}.csv", frame.to_csv(index=False))
+    text = _markdown(pipeline, rows, extra)
     write_text(root / "report.md", text)
     for name, path in models.items():
         write_model_card(Path(path), pipeline.name, pipeline.description, rows[rows["model"] == name],
@@ -134,15 +167,43 @@ def evaluate_all(pipeline: Pipeline, store: PatchStore, models: dict[str, Path],
     return text
 
 
-def _patch_rows(step, store: PatchStore, name: str, model_dir: Path) -> pd.DataFrame:
-    from geoslide.evaluation.score import evaluate_patches
+def _scorers(pipeline: Pipeline, models: dict[str, Path], root: Path) -> list[Scorer]:
+    from geoslide.training.forest import FOREST, ForestSpec
 
-    frame = evaluate_patches(model_dir, store, split=step.split, by=step.by)
+    out = []
+    for run in pipeline.models:
+        if run.options.get("model") == FOREST:
+            out.append(Scorer(run.name, forest_spec=ForestSpec.from_dict(run.options),
+                              train_store=dataset_store(pipeline, root, run.dataset)))
+        else:
+            out.append(Scorer(run.name, model_dir=models[run.name]))
+    return out
+
+
+def _split_rows(store: PatchStore, scorer: Scorer, split: str, by: tuple[str, ...], label: str,
+                unseen: tuple[str, ...] = ()) -> pd.DataFrame:
+    from geoslide.evaluation.score import grouped_scores
+
+    rows, counts = scorer.counts(store, split)
+    frame = grouped_scores(store.meta(), rows, counts, by, unseen)
+    frame["table"] = [f"{label} patches, mixed" if g == "mixed" else f"{label} per {g.replace('*', ' x ')}"
+                      for g in frame["group"]]
+    return frame.assign(model=scorer.name, split=split)
+
+
+def _patch_rows(step, store: PatchStore, scorer: Scorer) -> pd.DataFrame:
+    from geoslide.evaluation.score import grouped_scores
+
+    rows, counts = scorer.counts(store, step.split)
+    frame = grouped_scores(store.meta(), rows, counts, step.by, step.unseen_events)
     frame["table"] = [_patch_table(g, v, step.unseen_events) for g, v in zip(frame["group"], frame["value"],
                                                                              strict=True)]
     if step.unseen_events:
-        frame = pd.concat([frame, _unseen_total(model_dir, store, step)], ignore_index=True)
-    return frame.assign(model=name)
+        total = grouped_scores(store.meta(), rows, counts, ("unseen",), step.unseen_events)
+        total = total[total["group"] == "unseen"].copy()
+        total["table"] = ["unseen events, together" if v == "yes" else "seen events, mixed" for v in total["value"]]
+        frame = pd.concat([frame, total], ignore_index=True)
+    return frame.assign(model=scorer.name, split=step.split)
 
 
 def _patch_table(group: str, value: str, unseen: tuple[str, ...]) -> str:
@@ -150,16 +211,7 @@ def _patch_table(group: str, value: str, unseen: tuple[str, ...]) -> str:
         return "test patches, mixed" if not unseen else "test patches, all events"
     if group == "event":
         return "unseen event" if value in unseen else "per event"
-    return f"per {group}"
-
-
-def _unseen_total(model_dir: Path, store: PatchStore, step) -> pd.DataFrame:
-    from geoslide.evaluation.score import evaluate_patches
-
-    frame = evaluate_patches(model_dir, store, split=step.split, by=("unseen",), unseen=step.unseen_events)
-    frame = frame[frame["group"] == "unseen"].copy()
-    frame["table"] = ["unseen events, together" if v == "yes" else "seen events, mixed" for v in frame["value"]]
-    return frame
+    return f"per {group.replace('*', ' x ')}"
 
 
 def _scene_rows(scene: Scene, name: str, model_dir: Path, root: Path, step, progress: bool, client: Any
@@ -181,11 +233,19 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text).strip("-")
 
 
-def _markdown(pipeline: Pipeline, rows: pd.DataFrame) -> str:
+ID_COLUMNS = ("source", "trained_on", "tested_on", "model", "value")
+
+
+def _markdown(pipeline: Pipeline, rows: pd.DataFrame, extra: dict[str, pd.DataFrame]) -> str:
     parts = [f"# {pipeline.name}\n", pipeline.description.strip() + "\n" if pipeline.description else ""]
+    several = rows["trained_on"].nunique() > 1
     for table, frame in rows.groupby("table", sort=False):
-        keep = ["model", "value"] + (["patches"] if "patches" in frame and frame["patches"].notna().all() else [])
-        extra = [c for c in ("false_alarm_share", "detected_share", "n_false", "area_error_rel")
-                 if c in frame and frame[c].notna().any()]
-        parts += [f"## {table}\n", markdown_table(pd.concat([metric_columns(frame, keep), frame[extra]], axis=1))]
+        keep = [c for c in ID_COLUMNS if c in frame and frame[c].notna().all()
+                and (c != "trained_on" or several or table.startswith("cross"))]
+        keep += ["patches"] if "patches" in frame and frame["patches"].notna().all() else []
+        more = [c for c in ("false_alarm_share", "detected_share", "n_false", "area_error_rel")
+                if c in frame and frame[c].notna().any()]
+        parts += [f"## {table}\n", markdown_table(pd.concat([metric_columns(frame, keep), frame[more]], axis=1))]
+    for name, frame in extra.items():
+        parts += [f"## {name}\n", markdown_table(frame)]
     return "\n".join(parts)

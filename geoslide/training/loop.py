@@ -133,6 +133,8 @@ def training_rows(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec) -> tup
     ``spec.val_fraction`` the validation rows are drawn from the training split (:func:`held_out`).
     """
     rows = split_rows(meta, spec.train_split)
+    chosen = _sensor_rows(store, meta, spec)
+    rows = rows[chosen[rows]]
     counts = _split_counts(meta)
     if len(rows) == 0:
         raise PatchStoreError(f"{store.path} has no patches with split {spec.train_split!r} ({counts}); choose "
@@ -141,6 +143,7 @@ def training_rows(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec) -> tup
         rows, val_rows = held_out(meta, rows, spec.val_fraction, spec.seed)
     else:
         val_rows = split_rows(meta, spec.val_split)
+        val_rows = val_rows[chosen[val_rows]]
     if len(val_rows) == 0:
         raise PatchStoreError(f"{store.path} has no validation patches (split {spec.val_split!r}; it has {counts}); "
                               "give --val-fraction 0.2 to validate on part of the training split, --val-split with "
@@ -151,6 +154,17 @@ def training_rows(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec) -> tup
                               f"{spec.batch_size}, so nothing would be trained: use --batch-size {len(rows)} or less, "
                               "add patches (more scenes or events, --empty keep), or cut more with a smaller --stride")
     return rows, val_rows
+
+
+def _sensor_rows(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec) -> np.ndarray:
+    """Which rows the run may use: all, or those of ``spec.sensors`` (GDCLD's single-source models)."""
+    if spec.sensors is None:
+        return np.ones(len(meta), dtype=bool)
+    chosen = meta["sensor"].isin(list(spec.sensors)).to_numpy()
+    if not chosen.any():
+        raise PatchStoreError(f"{store.path} has no patches of sensors {list(spec.sensors)} (it has "
+                              f"{sorted(meta['sensor'].unique())}); fix the model's sensors option")
+    return chosen
 
 
 def held_out(meta: pd.DataFrame, rows: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -188,7 +202,9 @@ def _device(device: str | None, rank: int) -> torch.device:
 def _setup(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.ndarray, device: torch.device
            ) -> _Run:
     model, norm, provenance = _start(store, spec, rows, device)
-    card = ModelCard(architecture=spec.model, params=dict(spec.model_params), bands=tuple(store.bands),
+    # pretrained encoder weights only initialise training: the card rebuilds the model without the file
+    params = {k: v for k, v in spec.model_params.items() if k != "encoder_weights"}
+    card = ModelCard(architecture=spec.model, params=params, bands=tuple(store.bands),
                      mean=norm.mean, std=norm.std, patch_size=store.patch_size, resolution=_resolution(meta),
                      resolution_range=_resolution_range(meta),
                      receptive_field=receptive_field(model, len(store.bands)),

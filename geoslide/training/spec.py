@@ -44,6 +44,8 @@ class TrainSpec:
     val_fraction
         Validate on this share of the training split instead (whole source items or tiles when the
         split has at least five, else patches; seeded), for stores without a validation split.
+    sensors
+        Train and validate on patches of these sensors only (GDCLD's single-source models); None: all.
     in_memory
         Hold the training patches in RAM (None: when they take under 2 GiB).
     init
@@ -70,6 +72,7 @@ class TrainSpec:
     train_split: str = "train"
     val_split: str = "val"
     val_fraction: float | None = None
+    sensors: tuple[str, ...] | None = None
     in_memory: bool | None = None
     init: str | None = None
 
@@ -84,6 +87,8 @@ class TrainSpec:
             raise ConfigError(f"patience must be at least 1 epoch (or None: no early stopping), got {self.patience}")
         if self.val_fraction is not None and not 0 < self.val_fraction < 1:
             raise ConfigError(f"val_fraction must be a share between 0 and 1, got {self.val_fraction}")
+        if self.sensors is not None and (isinstance(self.sensors, str) or not self.sensors):
+            raise ConfigError(f"sensors must be a non-empty list of sensor names (or None), got {self.sensors!r}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
 
@@ -93,4 +98,6 @@ class TrainSpec:
         known = {f.name for f in fields(cls)}
         if unknown := sorted(set(data) - known):
             raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        if isinstance(data.get("sensors"), list):
+            data = {**data, "sensors": tuple(data["sensors"])}
         return cls(**data)

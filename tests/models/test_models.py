@@ -260,3 +260,28 @@ def test_unknown_name_and_bad_options_raise_model_error() -> None:
         build_model("segformer-b0", 3, drop_path=1.5)
     with pytest.raises(ModelError, match="at least one"):
         build_model("segformer-b1", 0)
+
+
+@pytest.mark.parametrize("upsample", ["nearest", "bilinear"])
+@pytest.mark.parametrize("name", UNETS)
+def test_unet_upsampling_then_convolution_option(name: str, upsample: str) -> None:
+    model = build_model(name, 4, base_filters=4, depth=2, norm="none", upsample=upsample).eval()
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in model.modules())
+    ups = [m for m in model.modules() if isinstance(m, nn.Upsample)]
+    assert len(ups) == 2 and all(u.mode == upsample for u in ups)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    with torch.no_grad():
+        assert model(torch.randn(2, 4, 32, 48)).shape == (2, 1, 32, 48)
+    assert receptive_field(model, 4, max_size=256) is not None  # still local: tiles can be stitched exactly
+    with pytest.raises(ModelError, match="upsample"):
+        build_model(name, 4, upsample="pixelshuffle")
+
+
+def test_segformer_starts_with_small_logits() -> None:
+    """A fresh model predicts about 0.5 everywhere: the first BCE is near log 2, not several nats."""
+    model = build_model("segformer-b0", 4).train()
+    x = torch.randn(4, 4, 64, 64)
+    y = (torch.rand(4, 1, 64, 64) < 0.3).float()
+    logits = model(x)
+    assert logits.std().item() < 0.5
+    assert F.binary_cross_entropy_with_logits(logits, y).item() == pytest.approx(0.693, abs=0.05)

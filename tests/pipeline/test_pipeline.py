@@ -107,6 +107,12 @@ def test_a_tiny_pipeline_with_its_work_folder_on_s3_runs_and_resumes(s3_bucket, 
     ({"models": []}, "no models"),
     ({"train": {"optimizer": "adam"}}, "unknown training option"),
     ({"patches": {"sources": []}}, "at least one entry"),
+    ({"models": [{"name": "a", "model": "unet", "dataset": "nope"}]}, "not under datasets"),
+    ({"models": [{"name": "a", "model": "unet"}, {"name": "a", "model": "resunet"}]}, "share a name"),
+    ({"models": [{"name": "rf", "model": "random-forest", "leaves": 3}]}, "unknown random-forest option"),
+    ({"models": [{"name": "a", "model": "unet", "sensors": "uav"}]}, "sensors must be"),
+    ({"evaluate": {"tables": ["bogus"]}}, "unknown table"),
+    ({"datasets": [{"name": "x"}]}, "has no data"),
 ])
 def test_bad_pipelines_are_refused_with_the_fix(change, match):
     with pytest.raises(ConfigError, match=match):

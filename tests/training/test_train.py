@@ -171,3 +171,29 @@ def test_an_empty_validation_split_is_refused_before_model_dir_is_made(tmp_path)
 def test_max_steps_must_allow_one_step():
     with pytest.raises(ConfigError, match="max_steps"):
         _spec(max_steps=0)
+
+
+def test_single_source_training_uses_that_sensors_patches_only(store, tmp_path):
+    meta = store.meta()
+    fit(store.path, _spec(epochs=1, sensors=("uav",)), tmp_path)
+    card = read_card(tmp_path)
+    expected = int(((meta["split"] == "train") & (meta["sensor"] == "uav")).sum())
+    assert card.training["n_train"] == expected < int((meta["split"] == "train").sum())
+    with pytest.raises(PatchStoreError, match="no patches of sensors"):
+        fit(store.path, _spec(sensors=("drone",)), tmp_path / "x")
+
+
+def test_a_pretrained_encoder_file_is_not_needed_to_load_the_trained_model(store, tmp_path):
+    from safetensors.torch import save_file
+
+    from geoslide.models import build_model
+
+    params = {"encoder": "resnet18", "decoder_channels": [8, 8, 8, 8, 8]}
+    weights = tmp_path / "encoder.safetensors"
+    save_file(build_model("resunet50", 2, **params).encoder.state_dict(), str(weights))
+    fit(store.path, _spec(model="resunet50", model_params={**params, "encoder_weights": str(weights)}, epochs=1),
+        tmp_path / "m")
+    weights.unlink()
+    assert "encoder_weights" not in read_card(tmp_path / "m").params
+    model, _ = load_checkpoint(tmp_path / "m")
+    assert model(torch.randn(1, 2, 32, 32)).shape == (1, 1, 32, 32)
