@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from functools import cached_property
-from typing import Any
+from typing import Any, NoReturn
 
 from geoslide._version import version
 from geoslide.errors import GeoslideError
@@ -206,6 +206,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pipeline", metavar="PIPELINE.yaml", help="pipeline file, e.g. pipelines/demo.yaml")
     p.add_argument("--work", default=None, metavar="DIR", help="working folder, or an s3:// prefix staged in a "
                    "local copy (default: runs/<name>); on a cluster, a folder the workers see at the same path")
+    _allow_assets_arg(p)
     _cluster_args(p)
     p.set_defaults(handler=_run)
 
@@ -227,6 +228,14 @@ def _stac_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", default=None, metavar="URL|PATH",
                    help="STAC API URL, or static catalog path or s3:// / http(s):// URL (default: the bundled demo "
                         "catalog)")
+    _allow_assets_arg(p)
+
+
+def _allow_assets_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-assets", action="append", default=[], metavar="PREFIX",
+                   help="also trust asset hrefs under PREFIX (a folder, s3://BUCKET[/KEY], http(s)://HOST[/PATH]); "
+                        "repeatable, adds to $GEOSLIDE_ALLOW_ASSETS. By default assets must lie in the catalog's "
+                        "own folder, bucket or host, or on public web hosts")
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -368,9 +377,17 @@ def _cluster(args: argparse.Namespace):
     return cluster_client(scheduler=args.scheduler, workers=args.workers)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (exit 2), like every other geoslide error."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: error: MESSAGE; see PROG --help`` on one line and exit 2."""
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="geoslide", description="Map landslides from STAC imagery at any scale.")
+    parser = _Parser(prog="geoslide", description="Map landslides from STAC imagery at any scale.")
     parser.add_argument("--version", action="version", version=f"geoslide {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_search, _add_demo, _add_patches, _add_import, _add_stats, _add_train, _add_map, _add_evaluate,
@@ -383,7 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        from geoslide.catalog.trust import allow_assets
+
+        with allow_assets(getattr(args, "allow_assets", ())):
+            return args.handler(args)
     except GeoslideError as exc:
         print(f"geoslide {args.command}: error: {exc}", file=sys.stderr)
         return 2
