@@ -76,13 +76,14 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="write a synthetic landslide event catalog (COGs + STAC + inventory)")
-    p.add_argument("--out", required=True, help="output folder or s3:// prefix (created; must be empty if it exists)")
+    p.add_argument("--out", type=_path,
+                   required=True, help="output folder or s3:// prefix (created; must be empty if it exists)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
     p.add_argument("--events", nargs="+", default=["demo-quake", "demo-storm"], metavar="EVENT",
                    help="events to generate: demo-quake, demo-storm, tiny (default: demo-quake demo-storm)")
     p.add_argument("--sensors", nargs="+", default=None, metavar="SENSOR",
                    help="sensors to simulate (default: all: uav, planetscope, sentinel2)")
-    p.add_argument("--size-m", type=float, default=None, metavar="M",
+    p.add_argument("--size-m", type=_finite, default=None, metavar="M",
                    help="side of each event's square domain in metres (default: the event's own, 3000 m for "
                         "demo-quake); landslide counts scale with the area")
     p.set_defaults(handler=_demo)
@@ -91,9 +92,11 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _add_patches(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("patches", help="cut imagery + inventory into a Zarr patch store (appends to an existing one)")
     _stac_args(p)
-    p.add_argument("--labels", required=True, metavar="PATH", help="landslide polygons (GeoParquet/GeoJSON/GPKG; "
+    p.add_argument("--labels", type=_path,
+                   required=True, metavar="PATH", help="landslide polygons (GeoParquet/GeoJSON/GPKG; "
                    "a path or an s3:// or http(s):// URL)")
-    p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to (a path "
+    p.add_argument("--out", type=_path,
+                   required=True, metavar="STORE.zarr", help="patch store to create or append to (a path "
                    "or s3:// URL)")
     p.add_argument("--patch-size", type=int, default=128, metavar="N", help="patch side in pixels (default 128)")
     p.add_argument("--stride", type=int, default=None, metavar="N", help="step between patches (default: patch size)")
@@ -101,10 +104,10 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
     _add_named(p, "--derived", names=_DERIVED, nargs="+", default=[], help="derived bands to append")
     _add_named(p, "--empty", names=_EMPTY_POLICIES, default="drop",
                    help="patches without landslides: drop (HR-GLDD), keep, or keep a fraction (GDCLD)")
-    p.add_argument("--keep-fraction", type=float, default=0.1, metavar="F", help="share of empty patches kept")
-    p.add_argument("--negatives", default=None, metavar="PATH",
+    p.add_argument("--keep-fraction", type=_finite, default=0.1, metavar="F", help="share of empty patches kept")
+    p.add_argument("--negatives", type=_path, default=None, metavar="PATH",
                    help="polygons of hand-picked negative areas (roads, rivers, ...) whose patches are kept")
-    p.add_argument("--max-nodata", type=float, default=0.0, metavar="F", help="drop patches with more nodata")
+    p.add_argument("--max-nodata", type=_finite, default=0.0, metavar="F", help="drop patches with more nodata")
     _add_named(p, "--split", names=_SPLITS, default="random",
                    help="random: per event 60/20/20 (HR-GLDD); blocks: western quarter trains (Landslide4Sense); "
                         "events: --test-events are held out, the others train/val 3:1 (GDCLD)")
@@ -121,8 +124,8 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
 def _add_import(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="import a published landslide dataset into a patch store")
     _add_named(p, "kind", names=_IMPORTERS, help="dataset format")
-    p.add_argument("src", help="folder of the downloaded dataset")
-    p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to")
+    p.add_argument("src", type=_path, help="folder of the downloaded dataset")
+    p.add_argument("--out", type=_path, required=True, metavar="STORE.zarr", help="patch store to create or append to")
     p.add_argument("--event", default=None, help="event name stored with the patches")
     p.add_argument("--sensor", default=None, help="sensor name stored with the patches")
     p.set_defaults(handler=_import)
@@ -130,25 +133,28 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 def _add_stats(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="statistics of a patch store (landslide ratio, band means, areas)")
-    p.add_argument("store", metavar="STORE.zarr", help="patch store")
-    p.add_argument("--inventory", default=None, metavar="PATH", help="polygons for landslide counts and areas")
+    p.add_argument("store", type=_path, metavar="STORE.zarr", help="patch store")
+    p.add_argument("--inventory", type=_path,
+                   default=None, metavar="PATH", help="polygons for landslide counts and areas")
     p.add_argument("--csv", action="store_true", help="print CSV instead of Markdown tables")
     p.set_defaults(handler=_stats)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a segmentation model on a patch store", formatter_class=_RegistryHelp)
-    p.add_argument("--patches", required=True, metavar="STORE.zarr", help="patch store with train/val splits (a path "
+    p.add_argument("--patches", type=_path,
+                   required=True, metavar="STORE.zarr", help="patch store with train/val splits (a path "
                    "or s3:// URL)")
-    p.add_argument("--model", required=True, metavar="NAME", help="architecture: {models}")
-    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory or s3:// prefix (resumed if "
+    p.add_argument("--model", type=_path, required=True, metavar="NAME", help="architecture: {models}")
+    p.add_argument("--out", type=_path,
+                   required=True, metavar="MODEL_DIR", help="model directory or s3:// prefix (resumed if "
                    "it holds a run)")
     p.add_argument("--model-params", default="{}", metavar="JSON",
                    help='architecture options, e.g. \'{"base_filters": 16}\'')
     p.add_argument("--loss", default="dice", help="{losses}; plain losses also join with +, e.g. focal+dice")
     _add_named(p, "--optimiser", names=_OPTIMISERS, default="adam")
-    p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--lr", type=_finite, default=5e-4, help="learning rate (default 5e-4)")
+    p.add_argument("--weight-decay", type=_finite, default=0.0)
     _add_named(p, "--schedule", names=_SCHEDULES, default="constant")
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
@@ -164,19 +170,20 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 def _add_map(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("map", help="map landslides in STAC imagery with a model (tiled inference to Zarr)")
     _stac_args(p)
-    p.add_argument("--model", default=None, metavar="MODEL_DIR",
+    p.add_argument("--model", type=_path, default=None, metavar="MODEL_DIR",
                    help="model directory, a path or an s3:// or http(s):// URL (default: the bundled demo model)")
-    p.add_argument("--out", required=True, metavar="OUT.zarr", help="map store, a path or s3:// URL; the item, "
+    p.add_argument("--out", type=_path,
+                   required=True, metavar="OUT.zarr", help="map store, a path or s3:// URL; the item, "
                    "quicklook and COGs go beside it (an unfinished one is resumed)")
-    p.add_argument("--vectors", default=None, metavar="OUT.parquet", help="also write landslide polygons "
+    p.add_argument("--vectors", type=_path, default=None, metavar="OUT.parquet", help="also write landslide polygons "
                    "(GeoParquet + GeoJSON in WGS84; a path or s3:// URL) and print the event summary")
-    p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="minimum mapping unit for --vectors")
+    p.add_argument("--min-area", type=_finite, default=0.0, metavar="M2", help="minimum mapping unit for --vectors")
     p.add_argument("--split-amalgamated", action="store_true", help="split merged landslides in --vectors")
     p.add_argument("--chunk", type=int, default=1024, metavar="PX", help="chunk side for inference (default 1024)")
     p.add_argument("--overlap", type=int, default=None, metavar="PX", help="context per side (default: from the model)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
-    p.add_argument("--resolution", type=float, default=None, help="target pixel size (default: the items')")
+    p.add_argument("--resolution", type=_finite, default=None, help="target pixel size (default: the items')")
     p.add_argument("--epsg", type=int, default=None, help="target CRS (needed when items differ in CRS)")
     p.add_argument("--cog", action="store_true", help="also export probability and mask as COGs")
     p.add_argument("--no-quicklook", dest="quicklook", action="store_false", help="skip the quicklook PNG")
@@ -191,11 +198,11 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a map against an inventory (JSON), or a model on a patch store split")
-    p.add_argument("--pred", default=None, metavar="OUT.zarr", help="map store written by geoslide map")
-    p.add_argument("--labels", default=None, metavar="PATH", help="inventory polygons for --pred")
-    p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="minimum mapping unit for objects")
-    p.add_argument("--model", default=None, metavar="MODEL_DIR", help="model to score on --patches")
-    p.add_argument("--patches", default=None, metavar="STORE.zarr", help="patch store for --model")
+    p.add_argument("--pred", type=_path, default=None, metavar="OUT.zarr", help="map store written by geoslide map")
+    p.add_argument("--labels", type=_path, default=None, metavar="PATH", help="inventory polygons for --pred")
+    p.add_argument("--min-area", type=_finite, default=0.0, metavar="M2", help="minimum mapping unit for objects")
+    p.add_argument("--model", type=_path, default=None, metavar="MODEL_DIR", help="model to score on --patches")
+    p.add_argument("--patches", type=_path, default=None, metavar="STORE.zarr", help="patch store for --model")
     p.add_argument("--split", default="test", help="store split to score (default test)")
     p.add_argument("--csv", action="store_true", help="CSV instead of Markdown for --patches")
     p.set_defaults(handler=_evaluate)
@@ -203,8 +210,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a pipeline (pipelines/NAME.yaml): data, patches, training, evaluation")
-    p.add_argument("pipeline", metavar="PIPELINE.yaml", help="pipeline file, e.g. pipelines/demo.yaml")
-    p.add_argument("--work", default=None, metavar="DIR", help="working folder, or an s3:// prefix staged in a "
+    p.add_argument("pipeline", type=_path, metavar="PIPELINE.yaml", help="pipeline file, e.g. pipelines/demo.yaml")
+    p.add_argument("--work", type=_path,
+                   default=None, metavar="DIR", help="working folder, or an s3:// prefix staged in a "
                    "local copy (default: runs/<name>); on a cluster, a folder the workers see at the same path")
     _allow_assets_arg(p)
     _cluster_args(p)
@@ -225,7 +233,7 @@ def _cluster_args(p: argparse.ArgumentParser) -> None:
 def _stac_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stac-query", default="{}", metavar="JSON",
                    help='STAC item-search body, e.g. \'{"collections": ["demo-quake"], "datetime": "2025-06-01/.."}\'')
-    p.add_argument("--catalog", default=None, metavar="URL|PATH",
+    p.add_argument("--catalog", type=_path, default=None, metavar="URL|PATH",
                    help="STAC API URL, or static catalog path or s3:// / http(s):// URL (default: the bundled demo "
                         "catalog)")
     _allow_assets_arg(p)
@@ -375,6 +383,24 @@ def _cluster(args: argparse.Namespace):
     from geoslide.cluster import cluster_client
 
     return cluster_client(scheduler=args.scheduler, workers=args.workers)
+
+
+def _finite(text: str) -> float:
+    """A float option's value: a finite number (argparse turns the ValueError into a one-line error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _path(text: str) -> str:
+    """A path or URL option's value: not empty (an empty --out would write into the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file, folder or URL")
+    return text
 
 
 class _Parser(argparse.ArgumentParser):

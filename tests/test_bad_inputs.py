@@ -99,17 +99,37 @@ def _write_inputs(d: Path) -> None:
         "demo-str": "name: x\ndemo: events\n",
         "demo-seed": "name: x\ndemo:\n  - {out: e, seed: one}\n",
         "demo-unknown": "name: x\ndemo:\n  - {out: e, seed: 1, colour: red}\n",
-        "patch-size": "name: x\npatches: {patch_size: big, sources: []}\n",
-        "epochs": "name: x\ntrain: {epochs: -1}\n",
+        "patch-size": "name: x\npatches: {patch_size: big, sources: []}\nmodels:\n  - {name: a, model: unet}\n",
+        "epochs": "name: x\ntrain: {epochs: -1}\nmodels:\n  - {name: a, model: unet}\n",
         "models-dict": "name: x\nmodels: {unet: 1}\n",
         "model-unknown": "name: x\nmodels:\n  - {name: a, model: nosuch-net}\n",
         "loss": "name: x\ntrain: {loss: nosuch}\nmodels:\n  - {name: a, model: unet}\n",
         "stac-query": "name: x\npatches:\n  sources:\n    - {stac_query: [1], labels: a.parquet}\n",
-        "batch": "name: x\ntrain: {batch_size: 0}\n",
-        "lr": "name: x\ntrain: {lr: fast}\n",
+        "batch": "name: x\ntrain: {batch_size: 0}\nmodels:\n  - {name: a, model: unet}\n",
+        "lr": "name: x\ntrain: {lr: fast}\nmodels:\n  - {name: a, model: unet}\n",
     }
     for name, text in pipelines.items():
         (d / f"pipe-{name}.yaml").write_text(text)
+    demo = (Path(__file__).resolve().parents[1] / "pipelines" / "demo.yaml").read_text()
+    for name, (old, new) in DEMO_PIPELINE_EDITS.items():
+        assert old in demo, old
+        (d / f"pipe-{name}.yaml").write_text(demo.replace(old, new, 1))
+
+
+#: Wrong types in an otherwise complete pipeline (pipelines/demo.yaml): (text, replacement).
+DEMO_PIPELINE_EDITS = {
+    "demo-epochs-word": ("epochs: 40", "epochs: forty"),
+    "demo-patch-size-list": ("patch_size: 128", "patch_size: [128]"),
+    "demo-seed-word": ("seed: 1, sensors", "seed: one, sensors"),
+    "demo-keep-fraction-word": ("keep_fraction: 0.3", "keep_fraction: lots"),
+    "demo-split-int": ("split: test", "split: 5"),
+    "demo-name-list": ("name: demo", "name: [1]"),
+    "demo-loss-int": ("loss: bce+dice", "loss: 5"),
+    "demo-lr-negative": ("lr: 0.003", "lr: -1"),
+    "demo-batch-zero": ("batch_size: 16", "batch_size: 0"),
+    "demo-bands-str": ("bands: [blue, green, red, nir]", "bands: 7"),
+    "demo-stride-word": ("stride: 64", "stride: wide"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -358,6 +378,7 @@ CASES: dict[str, list[str]] = {
     **{f"run-pipe-{name}": ["run", f"{{d}}/pipe-{name}.yaml", "--work", "w"] for name in (
         "list", "scalar", "tabs", "unknown-key", "name-list", "no-name", "demo-str", "demo-seed", "demo-unknown",
         "patch-size", "epochs", "models-dict", "model-unknown", "loss", "stac-query", "batch", "lr")},
+    **{f"run-{name}": ["run", f"{{d}}/pipe-{name}.yaml", "--work", "w"] for name in DEMO_PIPELINE_EDITS},
     "run-work-file": ["run", "pipelines/demo.yaml", "--work", "{d}/notes.txt"],
     "run-work-user-folder": ["run", "pipelines/demo.yaml", "--work", "{d}/userdir"],
     "run-workers-zero": ["run", "pipelines/demo.yaml", "--work", "w", "--workers", "0"],

@@ -211,14 +211,16 @@ def _read_static_items(href: str) -> list[pystac.Item]:
         data = json.loads(stac_io().read_text(href))
     except (OSError, json.JSONDecodeError) as exc:
         raise CatalogError(f"cannot read STAC catalog {href}: {_first_line(exc)}") from None
-    if data.get("type") == "FeatureCollection":  # relative asset hrefs are relative to the file, as in a catalog
-        return [pystac.Item.from_dict(f, href=href, preserve_dict=False) for f in data.get("features") or []]
-    if data.get("type") == "Feature":
-        return [pystac.Item.from_dict(data, href=href)]
+    if not isinstance(data, dict):
+        raise CatalogError(f"{href} is JSON but not a STAC catalog, collection or items.json (a {type(data).__name__})")
     try:
+        if data.get("type") == "FeatureCollection":  # relative asset hrefs are relative to the file, as in a catalog
+            return [pystac.Item.from_dict(f, href=href, preserve_dict=False) for f in data.get("features") or []]
+        if data.get("type") == "Feature":
+            return [pystac.Item.from_dict(data, href=href)]
         root = pystac.read_file(href, stac_io=stac_io())
-    except pystac.STACError as exc:
-        raise CatalogError(f"{href} is not a STAC catalog or collection: {_first_line(exc)}") from None
+    except (pystac.STACError, pystac.errors.STACTypeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CatalogError(f"{href} is not a STAC catalog, collection or items.json: {_first_line(exc)}") from None
     if not isinstance(root, pystac.Catalog):
         raise CatalogError(f"{href} is a STAC {type(root).__name__}, not a catalog, collection or items.json")
     return list(root.get_items(recursive=True))

@@ -21,6 +21,9 @@ def read_inventory(source: str | Path | gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     ``source`` is a frame, a path, or a URL (``s3://``, ``http(s)://``) of a single-file format.
     """
     frame = source if isinstance(source, gpd.GeoDataFrame) else _read_file(source)
+    if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame:
+        raise LabelError(f"inventory {source} has no geometry column; pass a GeoParquet/GeoJSON/GPKG of landslide "
+                         "polygons")
     if frame.crs is None:
         raise LabelError("the inventory has no CRS; set it (e.g. gdf.set_crs('EPSG:32645') or "
                          "ogr2ogr -a_srs EPSG:32645) so it can be placed on the imagery")
@@ -43,6 +46,8 @@ def _read_file(source: str | Path) -> gpd.GeoDataFrame:
 def prepare_inventory(frame: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:
     """Polygons in the grid's CRS, invalid ones repaired (with a counted warning), empty ones dropped."""
     geoms = frame.to_crs(grid.epsg).geometry.to_numpy()
+    with np.errstate(invalid="ignore"):  # polygons far outside the CRS's area project to inf: drop them
+        geoms = geoms[np.isfinite(shapely.bounds(geoms)).all(axis=1)]
     geoms, repaired = repair_invalid(geoms)
     if repaired:
         warnings.warn(f"repaired {repaired} invalid inventory polygon(s) with shapely.make_valid",

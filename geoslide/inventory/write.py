@@ -10,6 +10,16 @@ from geoslide.errors import CRSError, GeoslideError, OutputError
 from geoslide.fileio import Location, location, name, with_suffix, write_atomic
 
 
+def check_vector_path(path: str | Path) -> Path | str:
+    """The checked location of a vector output: a writable ``.parquet`` file name, not a folder."""
+    loc = location(path, write=True)
+    if Path(name(loc)).suffix.lower() != ".parquet":
+        raise OutputError(f"vector output {loc} must end in .parquet (a GeoJSON in WGS84 is written beside it)")
+    if isinstance(loc, Path) and loc.is_dir():
+        raise OutputError(f"vector output {loc} is a folder; give a file name ending in .parquet")
+    return loc
+
+
 def write_vectors(polygons: gpd.GeoDataFrame, path: str | Path) -> tuple[Location, Location]:
     """Write landslide polygons as GeoParquet (their own CRS) and, beside it, GeoJSON in WGS 84.
 
@@ -30,11 +40,7 @@ def write_vectors(polygons: gpd.GeoDataFrame, path: str | Path) -> tuple[Locatio
     tuple of pathlib.Path or str
         The GeoParquet and GeoJSON paths (or URLs).
     """
-    path = location(path, write=True)
-    if Path(name(path)).suffix.lower() != ".parquet":
-        raise OutputError(f"vector output {path} must end in .parquet (a GeoJSON in WGS84 is written beside it)")
-    if isinstance(path, Path) and path.is_dir():
-        raise OutputError(f"vector output {path} is a folder; give a file name ending in .parquet")
+    path = check_vector_path(path)
     if polygons.crs is None:
         raise CRSError("the polygons have no CRS; set it (gdf.set_crs('EPSG:...')) before writing them")
     geojson = with_suffix(path, ".geojson")

@@ -11,18 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pystac
+import torch
 import xarray as xr
 
+from geoslide.catalog.query import StacQuery
 from geoslide.catalog.search import search
 from geoslide.cluster import check_visible
-from geoslide.errors import BandError, ConfigError, GridError, MixedDatesError, OutputError
+from geoslide.errors import BandError, ConfigError, GridError, MixedDatesError, ModelError, OutputError
 from geoslide.fileio import Location, check_writable, location, name, with_suffix
 from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
-from geoslide.inventory.write import write_vectors
+from geoslide.inventory.write import check_vector_path, write_vectors
 from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import predict_proba
 from geoslide.mapping.item import item_path, map_item
+from geoslide.mapping.modelcache import resolve_device
 from geoslide.mapping.quicklook import quicklook
 from geoslide.mapping.store import open_map, write_map
 from geoslide.mapping.tiling import InferenceSpec
@@ -91,6 +94,9 @@ class MapSpec:
             raise GridError(f"epsg must be a positive EPSG code, got {self.epsg}; e.g. 32645 for UTM 45N")
         if not self.min_area >= 0:
             raise ConfigError(f"min-area must be >= 0 m2, got {self.min_area}; 0 keeps every polygon")
+        for query in (self.pre_stac_query, self.dem_stac_query):  # checked even when the model needs neither
+            if query is not None:
+                StacQuery.parse(query)
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,7 @@ def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = 
             progress: bool = False) -> MapResult:
     """Search, load, mosaic and map ``stac_query``'s items with a model; see :class:`MapSpec`."""
     _check_out(spec.out, spec.vectors)
+    _check_device(spec.inference.device, local=client is None)
     model = resolve_model(spec.model or bundled_model_path())
     items = search(stac_query, catalog)
     extra = extra_items(model.card, spec, catalog)
@@ -181,7 +188,21 @@ def _check_out(out: str, vectors: str | None) -> None:
     if isinstance(path, Path) and path.exists() and not path.is_dir():
         raise OutputError(f"{out} exists and is a file; pick a new --out")
     if vectors:
+        check_vector_path(vectors)
         check_writable(vectors)
+
+
+def _check_device(device: str | None, local: bool) -> None:
+    """A device name torch knows; without a cluster also one this machine has (workers may have GPUs)."""
+    if device is None:
+        return
+    if local:
+        resolve_device(device)
+        return
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ModelError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
 
 
 def _model_id(model: ResolvedModel) -> str:
