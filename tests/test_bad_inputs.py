@@ -323,7 +323,6 @@ CASES: dict[str, list[str]] = {
     "map-card-patch-size": [*MAP, "--model", "{d}/model-patch"],
     "map-card-resolution": [*MAP, "--model", "{d}/model-resolution"],
     "map-card-format": [*MAP, "--model", "{d}/model-format"],
-    "map-no-weights": [*MAP, "--model", "{d}/model-noweights"],
     # -- map: options
     "map-chunk-zero": [*MAP, "--chunk", "0"],
     "map-chunk-negative": [*MAP, "--chunk", "-5"],
