@@ -8,9 +8,19 @@
 #     -t registry.example.org/geoslide:0.1.0-cu128 .
 # The Helm chart runs it as uid/gid 10001 with a read-only root filesystem; /tmp is an emptyDir there.
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# The base image (both stages), pinned by digest so that a moved tag cannot change what is built. Where the
+# digest comes from: the same reference (python:3.11.10-slim-bookworm@sha256:5148c0e4...) is
+# pinned in several public Dockerfiles, among them nalabelle/build images/digests.Dockerfile, a
+# file of digests that Renovate keeps in step with Docker Hub. It could not be checked against
+# Docker Hub from the machine this was written on (no registry access); `docker buildx imagetools
+# inspect python:3.11.10-slim-bookworm` prints it. Bump version and digest together
+# (helm/README.md, "Images").
+FROM python:3.11.10-slim-bookworm@sha256:5148c0e4bbb64271bca1d3322360ebf4bfb7564507ae32dd639322e4952a6b16 AS base
+# No HEALTHCHECK: one image runs the CLI, `dask scheduler` and `dask worker`, and only Kubernetes
+# knows which; the chart gives each a readiness and liveness probe on the Dask /health endpoint.
+# checkov:skip=CKV_DOCKER_2: health is probed by the Helm chart per role (scheduler, worker), see helm/README.md
 
-FROM ${PYTHON_IMAGE} AS build
+FROM base AS build
 # pyproject.toml takes torch>=2.4,<3; TORCH_VERSION picks the build (2.13.0: the version CI tests).
 ARG TORCH_VERSION=2.13.0
 # Index to take torch from: .../whl/cpu (default, small) or a CUDA index such as .../whl/cu128.
@@ -32,7 +42,7 @@ RUN pip install . ${EXTRA_PACKAGES} \
     && pip check \
     && geoslide --help >/dev/null
 
-FROM ${PYTHON_IMAGE}
+FROM base
 LABEL org.opencontainers.image.title="geoslide" \
       org.opencontainers.image.description="Dask/xarray landslide mapping: STAC imagery in, landslide inventories out" \
       org.opencontainers.image.licenses="MIT"

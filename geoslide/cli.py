@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from functools import cached_property, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from geoslide._version import version
 from geoslide.errors import GeoslideError
@@ -92,13 +92,14 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="write a synthetic landslide event catalog (COGs + STAC + inventory)")
-    p.add_argument("--out", required=True, help="output folder or s3:// prefix (created; must be empty if it exists)")
+    p.add_argument("--out", type=_path,
+                   required=True, help="output folder or s3:// prefix (created; must be empty if it exists)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
     p.add_argument("--events", nargs="+", default=["demo-quake", "demo-storm"], metavar="EVENT",
                    help="events to generate: demo-quake, demo-storm, tiny (default: demo-quake demo-storm)")
     p.add_argument("--sensors", nargs="+", default=None, metavar="SENSOR",
                    help="sensors to simulate (default: all: uav, planetscope, sentinel2)")
-    p.add_argument("--size-m", type=float, default=None, metavar="M",
+    p.add_argument("--size-m", type=_finite, default=None, metavar="M",
                    help="side of each event's square domain in metres (default: the event's own, 3000 m for "
                         "demo-quake); landslide counts scale with the area")
     _progress_arg(p)
@@ -108,10 +109,12 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 def _add_patches(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("patches", help="cut imagery + inventory into a Zarr patch store (appends to an existing one)")
     _stac_args(p)
-    p.add_argument("--labels", required=True, metavar="PATH", help="landslide polygons (GeoParquet/GeoJSON/GPKG; "
+    p.add_argument("--labels", type=_path,
+                   required=True, metavar="PATH", help="landslide polygons (GeoParquet/GeoJSON/GPKG; "
                    "a path or an s3:// or http(s):// URL) or a raster mask (GeoTIFF, ..., any grid)")
     _mask_values_arg(p)
-    p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to (a path "
+    p.add_argument("--out", type=_path,
+                   required=True, metavar="STORE.zarr", help="patch store to create or append to (a path "
                    "or s3:// URL)")
     p.add_argument("--patch-size", type=int, default=128, metavar="N", help="patch side in pixels (default 128)")
     p.add_argument("--stride", type=int, default=None, metavar="N", help="step between patches (default: patch size)")
@@ -119,10 +122,10 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
     _add_named(p, "--derived", names=_DERIVED, nargs="+", default=[], help="derived bands to append")
     _add_named(p, "--empty", names=_EMPTY_POLICIES, default="drop",
                    help="patches without landslides: drop (HR-GLDD), keep, or keep a fraction (GDCLD)")
-    p.add_argument("--keep-fraction", type=float, default=0.1, metavar="F", help="share of empty patches kept")
-    p.add_argument("--negatives", default=None, metavar="PATH",
+    p.add_argument("--keep-fraction", type=_finite, default=0.1, metavar="F", help="share of empty patches kept")
+    p.add_argument("--negatives", type=_path, default=None, metavar="PATH",
                    help="polygons of hand-picked negative areas (roads, rivers, ...) whose patches are kept")
-    p.add_argument("--max-nodata", type=float, default=0.0, metavar="F", help="drop patches with more nodata")
+    p.add_argument("--max-nodata", type=_finite, default=0.0, metavar="F", help="drop patches with more nodata")
     _add_named(p, "--split", names=_SPLITS, default="random",
                    help="random: per event 60/20/20 (HR-GLDD); blocks: western quarter trains, next 5%% validates "
                         "(Landslide4Sense); "
@@ -132,7 +135,7 @@ def _add_patches(sub: argparse._SubParsersAction) -> None:
                    help="pre-event items (same catalog): append post - pre difference bands d_<band>")
     _dem_arg(p)
     p.add_argument("--event", default=None, help="event name (default: the items' geoslide:event)")
-    p.add_argument("--resolution", type=float, default=None, metavar="RES",
+    p.add_argument("--resolution", type=_finite, default=None, metavar="RES",
                    help="pixel size to resample the scenes to, in their CRS units (default: the items')")
     p.add_argument("--seed", type=int, default=0, help="seed for random choices")
     _cluster_args(p)
@@ -151,9 +154,10 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
                     "folder inside the download: its split, event and sensor are kept. tiles: any folder (or CSV "
                     "list) of image tiles and masks in GeoTIFF/PNG/JPEG, any size.")
     _add_named(p, "kind", names=_IMPORTERS, help="dataset format")
-    p.add_argument("src", help="folder of the downloaded dataset, or a folder inside it (tiles: a folder or a CSV "
+    p.add_argument("src", type=_path,
+                   help="folder of the downloaded dataset, or a folder inside it (tiles: a folder or a CSV "
                    "of image,mask pairs)")
-    p.add_argument("--out", required=True, metavar="STORE.zarr", help="patch store to create or append to")
+    p.add_argument("--out", type=_path, required=True, metavar="STORE.zarr", help="patch store to create or append to")
     p.add_argument("--event", default=None, help="event name stored with the patches (default: from the paths)")
     p.add_argument("--sensor", default=None, help="sensor name stored with the patches (default: from the paths)")
     p.add_argument("--split", default=None, metavar="RULE|FILE",
@@ -174,7 +178,7 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
                         "release (the release's band/mean ratios)")
     g.add_argument("--channels", nargs=4, default=None, metavar="BAND",
                    help="hr-gldd: the band of each array channel (default red green blue nir; known: green 1, nir 3)")
-    g.add_argument("--sites", default=None, metavar="CSV",
+    g.add_argument("--sites", type=_path, default=None, metavar="CSV",
                    help="hr-gldd: table split,first,last,site (or file,first,last,site) naming each patch's site")
     g.add_argument("--label-codes", nargs="+", default=None, metavar="VALUE=CLASS",
                    help="gdcld: label value to class 0/1/255 (default 0=0 1=1 85=255 255=255)")
@@ -186,14 +190,14 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--mask-values", default=None, metavar="BG,LS[,NODATA]",
                    help="what mask values mean: background,landslide[,nodata], '+' joins values, e.g. 0,255 or "
                         "0,1,85 (default: 0/1 with 255 nodata, or 0/255)")
-    g.add_argument("--resolution", type=float, default=None, metavar="M",
+    g.add_argument("--resolution", type=_finite, default=None, metavar="M",
                    help="pixel size in metres of tiles without georeferencing")
     g.add_argument("--stride", type=int, default=None, metavar="N", help="step between patches (default: patch size)")
     _add_named(g, "--empty", names=_EMPTY_POLICIES, default="keep", help="patches without landslides (default keep)")
-    g.add_argument("--keep-fraction", type=float, default=0.1, metavar="F", help="share of empty patches kept")
-    g.add_argument("--max-nodata", type=float, default=0.5, metavar="F",
+    g.add_argument("--keep-fraction", type=_finite, default=0.1, metavar="F", help="share of empty patches kept")
+    g.add_argument("--max-nodata", type=_finite, default=0.5, metavar="F",
                    help="drop patches with a larger share of nodata (default 0.5)")
-    g.add_argument("--nodata", type=float, default=None, metavar="V",
+    g.add_argument("--nodata", type=_finite, default=None, metavar="V",
                    help="image value marking nodata where a file declares none (e.g. 0 for black corners)")
     g.add_argument("--unpaired", choices=["error", "skip", "background"], default="error",
                    help="images without a mask: error (default), skip them, or read them as all background")
@@ -203,8 +207,9 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 def _add_stats(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("stats", help="statistics of a patch store (landslide ratio, band means, areas)")
-    p.add_argument("store", metavar="STORE.zarr", help="patch store")
-    p.add_argument("--inventory", default=None, metavar="PATH", help="polygons or a georeferenced raster mask for "
+    p.add_argument("store", type=_path, metavar="STORE.zarr", help="patch store")
+    p.add_argument("--inventory", type=_path,
+                   default=None, metavar="PATH", help="polygons or a georeferenced raster mask for "
                    "landslide counts and areas")
     _mask_values_arg(p)
     p.add_argument("--csv", action="store_true", help="print CSV instead of Markdown tables")
@@ -213,20 +218,23 @@ def _add_stats(sub: argparse._SubParsersAction) -> None:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a segmentation model on a patch store")
-    p.add_argument("--patches", required=True, metavar="STORE.zarr", help="patch store with train/val splits (a path "
+    p.add_argument("--patches", type=_path,
+                   required=True, metavar="STORE.zarr", help="patch store with train/val splits (a path "
                    "or s3:// URL)")
-    p.add_argument("--model", default=None, metavar="NAME", help="architecture: {models} (or --init)")
-    p.add_argument("--init", default=None, metavar="MODEL_DIR", help="fine-tune this model (a directory or a "
+    p.add_argument("--model", type=_path, default=None, metavar="NAME", help="architecture: {models} (or --init)")
+    p.add_argument("--init", type=_path,
+                   default=None, metavar="MODEL_DIR", help="fine-tune this model (a directory or a "
                    "bundled model's name, e.g. rgb): its architecture, weights and normalisation; the store needs "
                    "its bands")
-    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory or s3:// prefix (resumed if "
+    p.add_argument("--out", type=_path,
+                   required=True, metavar="MODEL_DIR", help="model directory or s3:// prefix (resumed if "
                    "it holds a run)")
     p.add_argument("--model-params", default="{}", metavar="JSON",
                    help='architecture options, e.g. \'{"base_filters": 16}\'')
     p.add_argument("--loss", default="dice", help="{losses}; plain losses also join with +, e.g. focal+dice")
     _add_named(p, "--optimiser", names=_OPTIMISERS, default="adam", help="optimiser")
-    p.add_argument("--lr", type=float, default=5e-4, help="learning rate (default 5e-4)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0: none)")
+    p.add_argument("--lr", type=_finite, default=5e-4, help="learning rate (default 5e-4)")
+    p.add_argument("--weight-decay", type=_finite, default=0.0, help="weight decay (default 0: none)")
     _add_named(p, "--schedule", names=_SCHEDULES, default="constant", help="learning-rate schedule")
     p.add_argument("--epochs", type=int, default=50, help="most epochs to train")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many optimiser steps")
@@ -236,7 +244,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=10, help="early stopping on validation F1 (epochs)")
     p.add_argument("--train-split", default="train", metavar="NAME", help="store split to train on (default train)")
     p.add_argument("--val-split", default="val", metavar="NAME", help="store split to validate on (default val)")
-    p.add_argument("--val-fraction", type=float, default=None, metavar="F",
+    p.add_argument("--val-fraction", type=_finite, default=None, metavar="F",
                    help="validate on this share of the training split instead (whole tiles/scenes when there "
                         "are 5 or more), for stores without a validation split")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, sampling and augmentation")
@@ -248,21 +256,23 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("map", help="map landslides in STAC imagery with a model (tiled inference to Zarr), or in a "
                        "folder of image tiles (--tiles)")
     _stac_args(p)
-    p.add_argument("--tiles", default=None, metavar="DIR", help="map the image tiles (GeoTIFF/PNG/JPEG) in DIR or a "
+    p.add_argument("--tiles", type=_path,
+                   default=None, metavar="DIR", help="map the image tiles (GeoTIFF/PNG/JPEG) in DIR or a "
                    "CSV list instead of STAC items: one mask per tile in --out DIR, summary.csv, and scores where "
                    "tiles have masks (--mask-values as for import)")
     _mask_values_arg(p)
-    p.add_argument("--nodata", type=float, default=None, metavar="V", help="with --tiles: image value marking nodata")
-    p.add_argument("--model", default=None, metavar="MODEL_DIR",
+    p.add_argument("--nodata", type=_finite, default=None, metavar="V", help="with --tiles: image value marking nodata")
+    p.add_argument("--model", type=_path, default=None, metavar="MODEL_DIR",
                    help="model directory (a path or an s3:// or http(s):// URL) or a bundled model's name "
                    "(default: the bundled model that fits the items' bands and resolution, which is printed)")
-    p.add_argument("--out", required=True, metavar="OUT.zarr", help="map store, a path or s3:// URL; the item, "
+    p.add_argument("--out", type=_path,
+                   required=True, metavar="OUT.zarr", help="map store, a path or s3:// URL; the item, "
                    "quicklook and COGs go beside it (an unfinished one is resumed)")
-    p.add_argument("--vectors", default=None, metavar="OUT.parquet",
+    p.add_argument("--vectors", type=_path, default=None, metavar="OUT.parquet",
                    help="also write landslide polygons and print the event summary; the suffix picks the format, "
                         "in the map's CRS: .parquet (GeoParquet 1.1), .gpkg (GeoPackage) or .fgb (FlatGeobuf), and "
                         "a GeoJSON in WGS84 (RFC 7946) is written beside it; a path or s3:// URL")
-    p.add_argument("--min-area", type=float, default=None, metavar="M2",
+    p.add_argument("--min-area", type=_finite, default=None, metavar="M2",
                    help="minimum mapping unit for --vectors in m2; 0 keeps every polygon (default: the model card's "
                         "min_area, 4 pixels at the model's resolution: 36 m2 for the bundled model)")
     p.add_argument("--split-amalgamated", action="store_true", help="split merged landslides in --vectors")
@@ -295,13 +305,14 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="score a map against an inventory (JSON), or a model on a patch store split")
-    p.add_argument("--pred", default=None, metavar="OUT.zarr", help="map store written by geoslide map")
-    p.add_argument("--labels", default=None, metavar="PATH", help="inventory polygons or a raster mask (any grid) for "
+    p.add_argument("--pred", type=_path, default=None, metavar="OUT.zarr", help="map store written by geoslide map")
+    p.add_argument("--labels", type=_path,
+                   default=None, metavar="PATH", help="inventory polygons or a raster mask (any grid) for "
                    "--pred")
     _mask_values_arg(p)
-    p.add_argument("--min-area", type=float, default=0.0, metavar="M2", help="minimum mapping unit for objects")
-    p.add_argument("--model", default=None, metavar="MODEL_DIR", help="model to score on --patches")
-    p.add_argument("--patches", default=None, metavar="STORE.zarr", help="patch store for --model")
+    p.add_argument("--min-area", type=_finite, default=0.0, metavar="M2", help="minimum mapping unit for objects")
+    p.add_argument("--model", type=_path, default=None, metavar="MODEL_DIR", help="model to score on --patches")
+    p.add_argument("--patches", type=_path, default=None, metavar="STORE.zarr", help="patch store for --model")
     p.add_argument("--split", default="test", help="store split to score (default test)")
     p.add_argument("--csv", action="store_true", help="CSV instead of Markdown for --patches")
     p.set_defaults(handler=_evaluate)
@@ -309,9 +320,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a pipeline (pipelines/NAME.yaml): data, patches, training, evaluation")
-    p.add_argument("pipeline", metavar="PIPELINE.yaml", help="pipeline file, e.g. pipelines/demo.yaml")
-    p.add_argument("--work", default=None, metavar="DIR", help="working folder, or an s3:// prefix staged in a "
+    p.add_argument("pipeline", type=_path, metavar="PIPELINE.yaml", help="pipeline file, e.g. pipelines/demo.yaml")
+    p.add_argument("--work", type=_path,
+                   default=None, metavar="DIR", help="working folder, or an s3:// prefix staged in a "
                    "local copy (default: runs/<name>); on a cluster, a folder the workers see at the same path")
+    _allow_assets_arg(p)
     _cluster_args(p)
     p.set_defaults(handler=_run)
 
@@ -346,9 +359,17 @@ def _stac_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stac-query", default="{}", metavar="JSON",
                    help=f"STAC item-search body, e.g. '{STAC_QUERY_EXAMPLE}' (the bundled catalog's post-event "
                         "PlanetScope scene of the demo earthquake); {} matches every item")
-    p.add_argument("--catalog", default=None, metavar="URL|PATH",
+    p.add_argument("--catalog", type=_path, default=None, metavar="URL|PATH",
                    help="STAC API URL, or static catalog path or s3:// / http(s):// URL (default: the bundled demo "
                         "catalog)")
+    _allow_assets_arg(p)
+
+
+def _allow_assets_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-assets", action="append", default=[], metavar="PREFIX",
+                   help="also trust asset hrefs under PREFIX (a folder, s3://BUCKET[/KEY], http(s)://HOST[/PATH]); "
+                        "repeatable, adds to $GEOSLIDE_ALLOW_ASSETS. By default assets must lie in the catalog's "
+                        "own folder, bucket or host, or on public web hosts")
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -504,12 +525,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _resolution_option(text: str) -> float | str:
     """``--resolution``: metres, or ``model``."""
-    if text == "model":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a pixel size in metres or 'model', got {text!r}") from None
+    return text if text == "model" else _finite(text)
 
 
 def _map(args: argparse.Namespace) -> int:
@@ -625,13 +641,39 @@ def _os_error(exc: OSError) -> str:
     return f"{where}{exc.strerror or exc}; {_ADVICE.get(exc.errno, 'check the path')}"
 
 
+def _finite(text: str) -> float:
+    """A float option's value: a finite number (argparse turns the ValueError into a one-line error)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _path(text: str) -> str:
+    """A path or URL option's value: not empty (an empty --out would write into the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file, folder or URL")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (exit 2), like every other geoslide error."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``PROG: error: MESSAGE; see PROG --help`` on one line and exit 2."""
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="geoslide", description="Map landslides from STAC imagery at any scale.",
-                                     formatter_class=_Help)
+    parser = _Parser(prog="geoslide", description="Map landslides from STAC imagery at any scale.",
+                     formatter_class=_Help)
     parser.add_argument("--version", action="version", version=f"geoslide {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                parser_class=partial(argparse.ArgumentParser, formatter_class=_Help))
+                                parser_class=partial(_Parser, formatter_class=_Help))
     for add in (_add_search, _add_demo, _add_patches, _add_import, _add_stats, _add_train, _add_map, _add_evaluate,
                 _add_run):
         add(sub)
@@ -642,7 +684,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        from geoslide.catalog.trust import allow_assets
+
+        with allow_assets(getattr(args, "allow_assets", ())):
+            return args.handler(args)
     except GeoslideError as exc:
         print(f"geoslide {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 import rasterio
 
 from geoslide.catalog.build import AssetSpec, BandInfo, raster_item
+from geoslide.catalog.trust import ENV_VAR
 
 DATA = Path(__file__).parent / "fixtures"
 S2 = DATA / "xrspatial_S2_RGBN_10m_epsg32719.tif"
@@ -79,9 +82,20 @@ def _collections(items: list[pystac.Item]) -> dict[str, pystac.Collection]:
 
 
 @pytest.fixture(scope="session")
-def real_catalog(tmp_path_factory) -> dict:
-    """A static catalog on disk plus ``items.json``/collection files with ``file://`` hrefs."""
+def real_catalog(tmp_path_factory) -> Iterator[dict]:
+    """A static catalog on disk plus ``items.json``/collection files with ``file://`` hrefs.
+
+    The rasters lie beside the catalog (``stac/``), not in it, and the STAC APIs serving the same
+    items name them by ``file://``: both are outside a catalog's own places, so the folder is
+    trusted explicitly (``$GEOSLIDE_ALLOW_ASSETS``, as a user would) while the fixture lives.
+    """
     folder = tmp_path_factory.mktemp("realcat")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(ENV_VAR, ",".join(filter(None, [os.environ.get(ENV_VAR), str(folder)])))
+        yield _real_catalog(folder)
+
+
+def _real_catalog(folder: Path) -> dict:
     items = build_real_items(folder)
     api_dir = folder / "api"
     api_dir.mkdir()

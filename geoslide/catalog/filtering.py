@@ -43,8 +43,7 @@ def _compile(query: StacQuery) -> Callable[[pystac.Item], bool]:
         ids = set(query.ids)
         tests.append(lambda it: it.id in ids)
     if query.bbox is not None:
-        b = query.bbox
-        box = shapely.geometry.box(*(b if len(b) == 4 else (b[0], b[1], b[3], b[4])))
+        box = bbox_geometry(query.bbox)
         tests.append(lambda it: _footprint(it).intersects(box))
     if query.intersects is not None:
         geom = shapely.geometry.shape(query.intersects)
@@ -63,8 +62,21 @@ def _footprint(item: pystac.Item) -> shapely.geometry.base.BaseGeometry:
     if item.geometry is not None:
         return shapely.geometry.shape(item.geometry)
     if item.bbox is not None:
-        return shapely.geometry.box(*item.bbox[:2], *item.bbox[-2:])
+        return bbox_geometry(item.bbox)
     return shapely.geometry.GeometryCollection()
+
+
+def bbox_geometry(bbox: tuple[float, ...] | list[float]) -> shapely.geometry.base.BaseGeometry:
+    """A STAC bbox (2D or 3D) as a lon/lat geometry; west > east crosses the antimeridian (two boxes).
+
+    ``shapely.geometry.box`` would swap west and east, giving the complement: the rest of the world.
+    """
+    west, south, east, north = (bbox[0], bbox[1], bbox[2], bbox[3]) if len(bbox) == 4 else (
+        bbox[0], bbox[1], bbox[3], bbox[4])
+    if west <= east:
+        return shapely.geometry.box(west, south, east, north)
+    return shapely.geometry.MultiPolygon([shapely.geometry.box(west, south, 180.0, north),
+                                          shapely.geometry.box(-180.0, south, east, north)])
 
 
 def _parse_instant(text: str, end: bool) -> datetime | None:

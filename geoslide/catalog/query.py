@@ -62,12 +62,15 @@ class StacQuery:
     sortby: Any = None
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if self.bbox is not None:
             _check_bbox(self.bbox)
-        if self.intersects is not None and not (isinstance(self.intersects, dict) and "type" in self.intersects):
-            raise QueryError("'intersects' must be a GeoJSON geometry object with a 'type'")
+        if self.intersects is not None:
+            _check_geometry(self.intersects)
         if self.max_items is not None and self.max_items < 1:
             raise QueryError(f"'max_items' must be at least 1, got {self.max_items}")
+        if self.limit is not None and self.limit < 1:
+            raise QueryError(f"'limit' must be at least 1, got {self.limit}")
 
     @classmethod
     def parse(cls, body: str | dict | None) -> StacQuery:
@@ -119,6 +122,42 @@ def _as_str_tuple(name: str, value: Any) -> tuple[str, ...] | None:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise QueryError(f"'{name}' must be a string or a list of strings, got {value!r}")
+
+
+#: The JSON types each field takes (besides null); checked before anything reads the query.
+_TYPES: dict[str, tuple[type, ...]] = {"datetime": (str,), "query": (dict,), "filter": (dict, str),
+                                       "filter_lang": (str,), "limit": (int,), "max_items": (int,),
+                                       "sortby": (str, list)}
+_GEOMETRIES = ("Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon",
+               "GeometryCollection")
+
+
+def _check_types(query: StacQuery) -> None:
+    for name, types in _TYPES.items():
+        value = getattr(query, name)
+        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
+            wanted = " or ".join({"str": "a string", "dict": "an object", "int": "an integer",
+                                  "list": "a list"}[t.__name__] for t in types)
+            raise QueryError(f"--stac-query '{name.replace('_', '-') if name == 'filter_lang' else name}' must be "
+                             f"{wanted}, got {json.dumps(value)}")
+    for prop, cond in (query.query or {}).items():
+        if not isinstance(cond, dict) or not cond:
+            raise QueryError(f"--stac-query 'query' on {prop!r} must be an object like {{\"lt\": 10}}, "
+                             f"got {json.dumps(cond)}")
+
+
+def _check_geometry(geometry: Any) -> None:
+    import shapely.geometry
+
+    if not isinstance(geometry, dict) or geometry.get("type") not in _GEOMETRIES:
+        raise QueryError("'intersects' must be a GeoJSON geometry object, e.g. "
+                         '{"type": "Point", "coordinates": [85.4, 27.7]}')
+    try:
+        shape = shapely.geometry.shape(geometry)
+    except Exception as exc:  # shapely raises several kinds on malformed coordinates
+        raise QueryError(f"'intersects' is not a valid GeoJSON {geometry['type']}: {str(exc)[:120]}") from None
+    if shape.is_empty:
+        raise QueryError(f"'intersects' is an empty {geometry['type']}; give it coordinates")
 
 
 def _check_bbox(bbox: Any) -> None:

@@ -27,6 +27,7 @@ from geoslide.catalog.filtering import filter_items
 from geoslide.catalog.geoparquet import SUFFIXES, ParquetSource
 from geoslide.catalog.query import StacQuery
 from geoslide.catalog.stacio import stac_io
+from geoslide.catalog.trust import check_assets, policy_for
 from geoslide.errors import CatalogError, EmptySearchError, QueryError
 from geoslide.fileio import is_file, is_url, join, local_path
 
@@ -122,6 +123,12 @@ def search(query: StacQuery | str | dict | None = None, catalog: str | Path | No
     allow_empty
         Return an empty list instead of raising :class:`EmptySearchError`.
 
+    Raises
+    ------
+    CatalogError
+        Also when an asset href of a matching item lies outside the catalog's trusted places
+        (see :mod:`geoslide.catalog.trust`; ``--allow-assets`` or ``$GEOSLIDE_ALLOW_ASSETS`` widen them).
+
     Returns
     -------
     list of pystac.Item
@@ -129,7 +136,9 @@ def search(query: StacQuery | str | dict | None = None, catalog: str | Path | No
         when the items are loaded, see :func:`geoslide.open_cube`).
     """
     q = query if isinstance(query, StacQuery) else StacQuery.parse(query)
-    items = open_source(catalog).search(q)
+    source = open_source(catalog)
+    items = source.search(q)
+    check_assets(_asset_hrefs(items), policy_for(_source_href(source)))
     if not items and not allow_empty:
         where = "the bundled demo catalog" if catalog is None else str(catalog)
         raise EmptySearchError(
@@ -137,6 +146,20 @@ def search(query: StacQuery | str | dict | None = None, catalog: str | Path | No
             f"(available: {', '.join(list_collections(catalog)) or 'none'})"
         )
     return items
+
+
+def _source_href(source: ItemSource) -> str:
+    """Where a source's catalog lives (a file or URL), which the trust policy's own root derives from."""
+    if isinstance(source, StaticSource):
+        return source.href
+    if isinstance(source, ApiSource):
+        return source.url
+    return "."
+
+
+def _asset_hrefs(items: list[pystac.Item]) -> list[str]:
+    """Each asset's absolute href, as the cube builder will resolve it."""
+    return sorted({a.get_absolute_href() or a.href for item in items for a in item.assets.values()})
 
 
 def list_collections(catalog: str | Path | None = None) -> list[str]:
@@ -192,14 +215,16 @@ def _read_static_items(href: str) -> list[pystac.Item]:
         data = json.loads(stac_io().read_text(href))
     except (OSError, json.JSONDecodeError) as exc:
         raise CatalogError(f"cannot read STAC catalog {href}: {_first_line(exc)}") from None
-    if data.get("type") == "FeatureCollection":
-        return list(pystac.ItemCollection.from_dict(data, preserve_dict=False).items)
-    if data.get("type") == "Feature":
-        return [pystac.Item.from_dict(data, href=href)]
+    if not isinstance(data, dict):
+        raise CatalogError(f"{href} is JSON but not a STAC catalog, collection or items.json (a {type(data).__name__})")
     try:
+        if data.get("type") == "FeatureCollection":  # relative asset hrefs are relative to the file, as in a catalog
+            return [pystac.Item.from_dict(f, href=href, preserve_dict=False) for f in data.get("features") or []]
+        if data.get("type") == "Feature":
+            return [pystac.Item.from_dict(data, href=href)]
         root = pystac.read_file(href, stac_io=stac_io())
-    except pystac.STACError as exc:
-        raise CatalogError(f"{href} is not a STAC catalog or collection: {_first_line(exc)}") from None
+    except (pystac.STACError, pystac.errors.STACTypeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CatalogError(f"{href} is not a STAC catalog, collection or items.json: {_first_line(exc)}") from None
     if not isinstance(root, pystac.Catalog):
         raise CatalogError(f"{href} is a STAC {type(root).__name__}, not a catalog, collection or items.json")
     return list(root.get_items(recursive=True))

@@ -23,6 +23,9 @@ def read_inventory(source: str | Path | gpd.GeoDataFrame, allow_empty: bool = Fa
     to count false alarms); a training set needs at least one landslide.
     """
     frame = source if isinstance(source, gpd.GeoDataFrame) else _read_file(source)
+    if not isinstance(frame, gpd.GeoDataFrame) or frame.geometry.name not in frame:
+        raise LabelError(f"inventory {source} has no geometry column; pass a GeoParquet/GeoJSON/GPKG of landslide "
+                         "polygons")
     if frame.crs is None:
         raise LabelError("the inventory has no CRS; set it (e.g. gdf.set_crs('EPSG:32645') or "
                          "ogr2ogr -a_srs EPSG:32645) so it can be placed on the imagery")
@@ -51,6 +54,8 @@ def prepare_inventory(frame: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:
     if len(frame) == 0 or frame.geometry.is_empty.all():
         return np.empty(0, dtype=object)
     geoms = frame.to_crs(grid.epsg).geometry.to_numpy()
+    with np.errstate(invalid="ignore"):  # polygons far outside the CRS's area project to inf: drop them
+        geoms = geoms[np.isfinite(shapely.bounds(geoms)).all(axis=1)]
     geoms, repaired = repair_invalid(geoms)
     if repaired:
         warnings.warn(f"repaired {repaired} invalid inventory polygon(s) with shapely.make_valid",

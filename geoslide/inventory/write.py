@@ -51,6 +51,15 @@ def vector_format(path: str | Path) -> VectorFormat:
     return FORMATS[suffix]
 
 
+def check_vector_path(path: str | Path) -> Path | str:
+    """The checked location of a vector output: a writable file name of a known format, not a folder."""
+    loc = location(path, write=True)
+    vector_format(loc)
+    if isinstance(loc, Path) and loc.is_dir():
+        raise OutputError(f"vector output {loc} is a folder; give a file name ending in {', '.join(FORMATS)}")
+    return loc
+
+
 def write_vectors(polygons: gpd.GeoDataFrame, path: str | Path) -> tuple[Location, Location]:
     """Write landslide polygons in their own CRS (format from the suffix) and, beside them, GeoJSON in WGS 84.
 
@@ -72,10 +81,8 @@ def write_vectors(polygons: gpd.GeoDataFrame, path: str | Path) -> tuple[Locatio
     tuple of pathlib.Path or str
         The main file's and the GeoJSON's paths (or URLs).
     """
-    path = location(path, write=True)
+    path = check_vector_path(path)
     fmt = vector_format(path)
-    if isinstance(path, Path) and path.is_dir():
-        raise OutputError(f"vector output {path} is a folder; give a file name ending in {', '.join(FORMATS)}")
     if polygons.crs is None:
         raise CRSError("the polygons have no CRS; set it (gdf.set_crs('EPSG:...')) before writing them")
     geojson, layer = with_suffix(path, ".geojson"), Path(name(path)).stem

@@ -14,6 +14,7 @@ from typing import Any
 import pystac
 import xarray as xr
 
+from geoslide.catalog.query import StacQuery
 from geoslide.catalog.search import search
 from geoslide.cluster import announce_dashboard, check_visible
 from geoslide.errors import BandError, ConfigError, GeoslideWarning, GridError, MixedDatesError, OutputError
@@ -31,7 +32,7 @@ from geoslide.fileio import (
 from geoslide.inventory.context import Provenance, acquisition_date, with_provenance
 from geoslide.inventory.summary import inventory_summary
 from geoslide.inventory.vectorize import vectorize
-from geoslide.inventory.write import vector_format, write_vectors
+from geoslide.inventory.write import check_vector_path, write_vectors
 from geoslide.mapping.chunkmap import chunked_map
 from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import predict_proba
@@ -156,6 +157,9 @@ class MapSpec:
             raise GridError(f"epsg must be a positive EPSG code, got {self.epsg}; e.g. 32645 for UTM 45N")
         if self.min_area is not None and not self.min_area >= 0:
             raise ConfigError(f"min-area must be >= 0 m2, got {self.min_area}; 0 keeps every polygon")
+        for query in (self.pre_stac_query, self.dem_stac_query):  # checked even when the model needs neither
+            if query is not None:
+                StacQuery.parse(query)
 
 
 @dataclass(frozen=True)
@@ -367,7 +371,7 @@ def _check_out(out: str, vectors: str | None, cog: bool, png: bool) -> None:
         raise OutputError(f"{out} exists and is a file; pick a new --out")
     check_map_out(path)
     if vectors:
-        vector_format(vectors)
+        check_vector_path(vectors)
         check_writable(vectors)
     ours = map_exports(path)
     for href in export_paths(out, vectors, cog, png):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ class ModelCard:
     training: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        _check_types(self)
         n = len(self.bands)
         if len(self.mean) != n or len(self.std) != n:
             raise ModelError(f"model card has {n} bands but {len(self.mean)} means and {len(self.std)} stds")
@@ -100,6 +102,8 @@ class ModelCard:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelCard:
         """Parse a card; refuses other formats and unknown keys."""
+        if not isinstance(data, dict):
+            raise ModelError(f"a model card is a JSON object, not a {type(data).__name__}")
         data = dict(data)
         if data.pop("format", None) != FORMAT:
             raise ModelError(f"not a geoslide model card (expected format {FORMAT!r})")
@@ -107,6 +111,8 @@ class ModelCard:
         if unknown := sorted(set(data) - known):
             raise ModelError(f"model card has unknown keys {unknown}; was it written by a newer geoslide?")
         for key in ("bands", "mean", "std"):
+            if not isinstance(data.get(key, []), list):
+                raise ModelError(f"model card '{key}' must be a list, got {json.dumps(data[key])}")
             data[key] = tuple(data.get(key, ()))
         if data.get("resolution_range") is not None:
             data["resolution_range"] = tuple(data["resolution_range"])
@@ -122,6 +128,44 @@ def default_min_area(resolution: float | None) -> float | None:
     None when the resolution is unknown (training data of mixed resolutions).
     """
     return None if resolution is None else MIN_MAPPING_PIXELS * float(resolution) ** 2
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_types(card: ModelCard) -> None:
+    """One-line ModelErrors for fields of the wrong JSON type (a hand-edited or foreign model.json)."""
+    problems = {
+        "architecture": isinstance(card.architecture, str),
+        "params": isinstance(card.params, dict),
+        "bands": bool(card.bands) and all(isinstance(b, str) and b for b in card.bands),
+        "mean": all(_is_number(v) for v in card.mean),
+        "std": all(_is_number(v) for v in card.std),
+        "patch_size": _is_count(card.patch_size),
+        "resolution": card.resolution is None or (_is_number(card.resolution) and card.resolution > 0),
+        "threshold": _is_number(card.threshold),
+        "receptive_field": card.receptive_field is None or _is_count(card.receptive_field),
+        "training": isinstance(card.training, dict),
+        "min_area": card.min_area is None or (_is_number(card.min_area) and card.min_area >= 0),
+        "resolution_range": card.resolution_range is None or (
+            len(card.resolution_range) == 2 and all(_is_number(v) and v > 0 for v in card.resolution_range)),
+    }
+    wanted = {"architecture": "a model name", "params": "an object", "bands": "a non-empty list of band names",
+              "mean": "a list of numbers", "std": "a list of numbers", "patch_size": "a positive integer",
+              "resolution": "a positive number of metres or null", "threshold": "a number",
+              "receptive_field": "a positive integer or null", "training": "an object",
+              "min_area": "a non-negative number of m2 or null",
+              "resolution_range": "two positive numbers of metres or null"}
+    for key, ok in problems.items():
+        if not ok:
+            value = getattr(card, key)
+            shown = json.dumps(list(value) if isinstance(value, tuple) else value, default=str)[:80]
+            raise ModelError(f"model card '{key}' must be {wanted[key]}, got {shown}; fix model.json or retrain")
 
 
 def save_checkpoint(model: nn.Module, card: ModelCard, out_dir: str | Path) -> Path | str:
@@ -269,7 +313,12 @@ def resolve_model(model_dir: str | Path, check: bool = False) -> ResolvedModel:
 def card_multiple(card: ModelCard) -> int:
     """The size multiple of the card's architecture, built without weights on the meta device."""
     with torch.device("meta"):
-        return size_multiple(build_model(card.architecture, len(card.bands), **card.params))
+        try:
+            model = build_model(card.architecture, len(card.bands), **card.params)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"model card params {json.dumps(card.params)[:80]} do not build {card.architecture}: "
+                             f"{str(exc).splitlines()[0][:120]}") from None
+        return size_multiple(model)
 
 
 BUNDLED = Path(__file__).resolve().parents[1] / "_models"

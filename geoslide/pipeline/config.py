@@ -19,6 +19,8 @@ Relative paths in the file are taken from the working folder (``--work``, defaul
 
 from __future__ import annotations
 
+import types
+import typing
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -192,6 +194,7 @@ def parse_pipeline(data: dict[str, Any]) -> Pipeline:
     if "name" not in data:
         raise ConfigError("the pipeline needs a name")
     out: dict[str, Any] = {k: data[k] for k in ("name", "description", "store", "train") if k in data}
+    check_types(Pipeline, {k: v for k, v in out.items() if k != "train"}, "pipeline")
     demos = data.get("demo", [])
     out["demo"] = tuple(_build(DemoStep, d, "demo", tuples=("events", "sensors"))
                         for d in (demos if isinstance(demos, list) else [demos]))
@@ -221,8 +224,48 @@ def _known(data: Any, cls: type, where: str, extra: tuple[str, ...] = ()) -> dic
     return data
 
 
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a YAML value has the type a dataclass field is annotated with (unknown forms pass)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if origin in (tuple, list):
+        item = args[0] if args else Any
+        return isinstance(value, list | tuple) and all(_fits(v, item) for v in value)
+    simple = {type(None): lambda v: v is None, bool: lambda v: isinstance(v, bool),
+              int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+              float: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+              str: lambda v: isinstance(v, str), dict: lambda v: isinstance(v, dict)}
+    check = simple.get(origin or hint)
+    return True if check is None else check(value)
+
+
+def check_types(cls: type, data: dict[str, Any], where: str) -> None:
+    """Refuse, in one line, a value whose type does not fit ``cls``'s annotation of its key."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # an annotation that cannot be resolved here: the constructor checks
+        return
+    for key, value in data.items():
+        if key in hints and not _fits(value, hints[key]):
+            raise ConfigError(f"{where}.{key} must be {_describe(hints[key])}, got {value!r}")
+
+
+def _describe(hint: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", dict: "a mapping",
+             type(None): "null"}
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if typing.get_origin(hint) in (tuple, list):
+        return "a list"
+    return names.get(hint, str(hint).replace("typing.", ""))
+
+
 def _build(cls: type, data: Any, where: str, tuples: tuple[str, ...] = ()) -> Any:
     data = dict(_known(data, cls, where))
+    check_types(cls, data, where)
     for key in tuples:
         if data.get(key) is not None:
             data[key] = tuple(data[key])
@@ -260,8 +303,10 @@ def _patches(data: Any) -> PatchesStep:
         raise ConfigError("patches: needs at least one entry under sources (stac_query + labels)")
     patch = {k: data[k] for k in patch_keys if k in data and k != "size"}
     patch["size"] = data.get("patch_size", data.get("size", 128))
-    options = {k: tuple(data[k]) if k in ("bands", "derived", "test_events") else data[k]
-               for k in set_keys if k in data}
+    check_types(PatchSpec, patch, "patches")
+    options = {k: tuple(data[k]) if k in ("bands", "derived", "test_events") and isinstance(data[k], list)
+               else data[k] for k in set_keys if k in data}
+    check_types(TrainingSetSpec, options, "patches")
     return PatchesStep(sources, TrainingSetSpec(patch=PatchSpec(**patch), **options))
 
 
@@ -304,6 +349,7 @@ TABLES = ("dataset", "band-means")
 
 def _evaluate(data: Any) -> EvaluateStep:
     data = dict(_known(data, EvaluateStep, "evaluate"))
+    check_types(EvaluateStep, {k: v for k, v in data.items() if k != "scenes"}, "evaluate")
     data["scenes"] = tuple(_build(Scene, s, "evaluate.scenes") for s in data.get("scenes", []))
     data["cross"] = tuple(_build(CrossTest, c, "evaluate.cross", tuples=("by",)) for c in data.get("cross", []))
     for key in ("by", "unseen_events", "tables"):
@@ -318,11 +364,15 @@ def _check_train(shared: dict[str, Any], models: tuple[ModelRun, ...]) -> None:
     from geoslide.training.forest import FOREST, ForestSpec  # torch loads when a pipeline is checked
     from geoslide.training.spec import TrainSpec
 
+    if not isinstance(shared, dict):
+        raise ConfigError(f"train must be a mapping of training options, got {shared!r}")
     for run in models:
         if run.options.get("model") == FOREST:
             ForestSpec.from_dict(run.options)
         else:
-            TrainSpec.from_dict({**shared, **run.options})
+            options = {**shared, **run.options}
+            check_types(TrainSpec, options, f"models[{run.name}]" if run.options else "train")
+            TrainSpec.from_dict(options)
 
 
 def _check_names(out: dict[str, Any]) -> None:

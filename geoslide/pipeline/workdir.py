@@ -19,9 +19,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from geoslide.errors import OutputError
 from geoslide.fileio import check_writable, download_tree, local_path, upload_tree
 
 DONE = ".done"
+#: The file that marks a folder as a geoslide working folder (written when the folder is taken).
+MARKER = ".geoslide-work"
 
 
 @contextlib.contextmanager
@@ -33,7 +36,7 @@ def staged(work: str | Path) -> Iterator[tuple[Path, Callable[[], None]]]:
     """
     where = check_writable(work)
     if isinstance(where, Path):
-        where.mkdir(parents=True, exist_ok=True)
+        claim_local(where)
         yield where, lambda: None
         return
     root = Path(tempfile.gettempdir()) / f"geoslide-work-{hashlib.sha256(where.encode()).hexdigest()[:16]}"
@@ -55,6 +58,23 @@ def staged(work: str | Path) -> Iterator[tuple[Path, Callable[[], None]]]:
         save()
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def claim_local(folder: Path) -> None:
+    """Create ``folder`` as a working folder, or check that an existing one is one (never a user's folder).
+
+    A working folder carries :data:`MARKER`; one from before the marker existed is known by its
+    ``.done`` step markers. An empty folder is taken; a file, or a folder of other files, is an OutputError.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"--work {folder} is a file; give a folder for the pipeline's outputs")
+    if folder.is_dir() and not (folder / MARKER).exists():
+        names = [p.name for p in folder.iterdir()]
+        if names and not any(n.endswith(DONE) for n in names):
+            raise OutputError(f"--work {folder} holds files geoslide did not write ({', '.join(sorted(names)[:3])}"
+                              f"{', ...' if len(names) > 3 else ''}); give a new or empty folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).touch()
 
 
 def resolve(root: Path, path: str | None) -> str | None:

@@ -223,15 +223,46 @@ def plan_group(client: Any, spec: TrainSpec, wanted: int | None, resource: str |
     world = max(d for d in range(1, n + 1) if spec.batch_size % d == 0)
     chosen = tuple(workers[:world])
     host = _host(chosen[0])
-    port = client.run(free_port, workers=[chosen[0]])[chosen[0]]
+    port = client.run(free_port, host, workers=[chosen[0]])[chosen[0]]
     return Group(chosen, backend, f"tcp://{host}:{port}", resource if backend == "nccl" else None)
 
 
-def free_port() -> int:
-    """A TCP port free at this moment on this machine (run on rank 0's worker)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("", 0))
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free at this moment on ``host``, an address of this machine (run on rank 0's worker)."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def rendezvous_store(init_method: str, rank: int, world: int, timeout: float) -> Any:
+    """The torch TCPStore of the group; rank 0 serves it on its worker's own address only.
+
+    torch's own ``tcp://`` rendezvous listens on every interface of rank 0's machine; here rank 0
+    binds the listening socket to the worker's address and hands it to the store.
+    """
+    from urllib.parse import urlparse
+
+    import torch.distributed as dist
+
+    parsed = urlparse(init_method)
+    host, port = parsed.hostname or "127.0.0.1", int(parsed.port or 0)
+    wait = timedelta(seconds=timeout)
+    if rank != 0:
+        return dist.TCPStore(host, port, world, False, wait)
+    listener = socket.socket(_family(host), socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+        listener.listen()
+    except BaseException:
+        listener.close()
+        raise
+    # the store takes the descriptor over (detach: Python must not close it when the object goes)
+    return dist.TCPStore(host, port, world, True, wait, wait_for_workers=False, master_listen_fd=listener.detach())
 
 
 def _wait_for_workers(client: Any, n: int, resource: str | None, wait: float, exclude: frozenset[str]
@@ -279,8 +310,9 @@ def run_rank(store_path: str, spec: TrainSpec, out_dir: str, rank: int, group: G
         torch.set_num_threads(max(1, worker.state.nthreads))
         os.environ.update(env)
         if group.world > 1:
-            dist.init_process_group(group.backend, init_method=group.init_method, rank=rank,
-                                    world_size=group.world, timeout=timedelta(seconds=timeout))
+            store = rendezvous_store(group.init_method, rank, group.world, timeout)
+            dist.init_process_group(group.backend, store=store, rank=rank, world_size=group.world,
+                                    timeout=timedelta(seconds=timeout))
         on_epoch = _publisher(worker, topic) if rank == 0 and topic else None
         with heap_allocations():
             summary = fit(store_path, spec, out_dir, rank=rank, world=group.world, on_epoch=on_epoch)

@@ -11,6 +11,7 @@ Nothing is pickled, so a state from an untrusted place cannot run code when load
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from geoslide.models.card import cpu_state, unwrap
 
 INFO = "state.json"
 LAST = "last"
+#: The only tensor file names a state may name: a file of its own folder, never a path.
+TENSORS = re.compile(r"state-[0-9]{1,12}\.safetensors")
 #: What a training run writes into its folder (besides ``last/``).
 RUN_FILES = ("model.json", "model.safetensors", "metrics.csv", "training.png")
 
@@ -89,9 +92,10 @@ def load_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimiz
     A state written for another training spec is an error (resuming it would mix two runs).
     """
     try:
-        meta = json.loads(read_text(join(out, INFO)))
+        text = read_text(join(out, INFO))
     except (FileNotFoundError, NotADirectoryError):
         return None
+    meta = _checked_meta(text, out)
     if meta["info"].get("spec") != expect_spec:
         raise ModelError(f"{parent(out)} holds a run with other training options; pick a new --out or delete it")
     tensors = load_safetensors(read_bytes(join(out, meta["tensors"])))
@@ -106,6 +110,22 @@ def load_state(out: str | Path, model: nn.Module, optimiser: torch.optim.Optimiz
     optimiser.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
     scheduler.load_state_dict(meta["scheduler"])
     return meta["info"]
+
+
+def _checked_meta(text: str, out: str | Path) -> dict[str, Any]:
+    """The parsed ``state.json``, its tensor file confined to ``out``; a ModelError if it is not one of ours."""
+    hint = f"delete {out} to restart the run from its last checkpoint, or pick a new --out"
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{join(out, INFO)} is not valid JSON ({exc.msg}); {hint}") from None
+    kinds = {"info": dict, "tensors": str, "param_groups": list, "optim_scalars": dict, "scheduler": dict}
+    if not isinstance(meta, dict) or any(not isinstance(meta.get(k), t) for k, t in kinds.items()):
+        raise ModelError(f"{join(out, INFO)} is not a geoslide training state; {hint}")
+    if not TENSORS.fullmatch(meta["tensors"]):
+        raise ModelError(f"{join(out, INFO)} names tensor file {meta['tensors']!r}, not a state-STEP.safetensors "
+                         f"of its own folder; it was not written by geoslide: {hint}")
+    return meta
 
 
 def _plain(value: Any) -> Any:

@@ -91,8 +91,15 @@ def kubernetes_validate() -> str:
     return found
 
 
-def _run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm, *args], capture_output=True, text=True, timeout=60)
+#: A digest for the geoslide image in renders (there is no published image; see helm/README.md).
+DIGEST = "sha256:" + hashlib.sha256(b"geoslide test image").hexdigest()
+PINNED = ("--set", f"image.digest={DIGEST}")
+
+
+def _run_helm(helm: str, *args: str, pinned: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run helm; ``template`` and ``lint`` get image.digest set unless ``pinned`` is False."""
+    extra = PINNED if pinned and args and args[0] in ("template", "lint") else ()
+    return subprocess.run([helm, *args, *extra], capture_output=True, text=True, timeout=60)
 
 
 @functools.cache
@@ -248,7 +255,8 @@ def test_gpu_worker(helm, values):
 
 def test_gpu_worker_example_overrides(helm):
     spec = one(component(render(helm, *VALUE_SETS["example"]), "Deployment", "worker-gpu"))["spec"]["template"]["spec"]
-    assert spec["containers"][0]["image"] == "registry.example.org/hazard/geoslide:0.1.0-cu128"
+    assert spec["containers"][0]["image"] == ("registry.example.org/hazard/geoslide:0.1.0-cu128@sha256:"
+                                                 "9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b")
     assert spec["runtimeClassName"] == "nvidia"
     assert spec["nodeSelector"]["cloud.example.org/node-pool"] == "gpu-a10"
 
@@ -596,3 +604,41 @@ def test_job_paths_on_the_shared_volume_or_object_storage_render(helm):
                   "--set", "mapJob.out=/shared/maps/a.zarr,mapJob.vectors=s3://b/a.parquet")
     (c,) = one(component(docs, "Job", "map"))["spec"]["template"]["spec"]["containers"]
     assert flag_value(c["args"], "--out") == "/shared/maps/a.zarr"
+
+
+# ---------------------------------------------------------------- images and probes
+
+
+@pytest.mark.parametrize("values", list(VALUE_SETS))
+def test_every_image_is_pinned_by_digest(helm, values):
+    for name, spec in pod_specs(render(helm, *VALUE_SETS[values])):
+        for c in [*spec.get("initContainers", []), *spec["containers"]]:
+            assert re.fullmatch(r"[^@\s]+:[^@\s]+@sha256:[0-9a-f]{64}", c["image"]), f"{name}/{c['name']}"
+
+
+def test_an_image_without_a_digest_is_refused_unless_allowed(helm):
+    proc = _run_helm(helm, "template", RELEASE, str(CHART), pinned=False)
+    assert proc.returncode != 0 and "has no digest: set image.digest" in proc.stderr
+    docs = yaml.safe_load_all(_run_helm(helm, "template", RELEASE, str(CHART), "--set", "image.allowUnpinned=true",
+                                        pinned=False).stdout)
+    images = {c["image"] for d in docs if d for _, spec in pod_specs([d]) for c in spec["containers"]}
+    assert images == {"ghcr.io/geoslide/geoslide:0.1.0"}
+    other = _run_helm(helm, "template", RELEASE, str(CHART), "--set", "workers.gpu.image.tag=cu128")
+    assert other.returncode != 0 and "workers.gpu.image.digest" in other.stderr  # another image, own digest
+    bad = _run_helm(helm, "template", RELEASE, str(CHART), "--set", "image.digest=latest", pinned=False)
+    assert bad.returncode != 0 and "digest" in bad.stderr
+
+
+def test_workers_have_readiness_and_liveness_probes(helm):
+    docs = render(helm, *VALUE_SETS["example"])
+    for pool in ("worker-cpu", "worker-gpu", "scheduler"):
+        c = one(component(docs, "Deployment", pool))["spec"]["template"]["spec"]["containers"][0]
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert c[probe]["httpGet"] == {"path": "/health", "port": "http-dashboard"}, (pool, probe)
+
+
+def test_dockerfile_base_image_is_pinned_by_digest():
+    text = (ROOT / "Dockerfile").read_text()
+    froms = re.findall(r"^FROM (\S+)(?: AS (\w+))?$", text, flags=re.M)
+    assert froms[1:] == [("base", "build"), ("base", "")]
+    assert froms[0][1] == "base" and re.fullmatch(r"python:[0-9.]+-slim-\w+@sha256:[0-9a-f]{64}", froms[0][0])

@@ -83,7 +83,9 @@ ServiceAccount name.
 {{- end }}
 
 {{/*
-Image reference; GPU workers may override repository and tag.
+Image reference, pinned by digest: REPOSITORY:TAG@DIGEST. GPU workers may override repository,
+tag and digest; an overridden repository or tag needs its own digest (it is another image).
+Without a digest the chart refuses to render unless image.allowUnpinned is true.
 Usage: include "geoslide.image" (list . .Values.workers.gpu.image) or (list . dict)
 */}}
 {{- define "geoslide.image" -}}
@@ -91,7 +93,15 @@ Usage: include "geoslide.image" (list . .Values.workers.gpu.image) or (list . di
 {{- $override := index . 1 }}
 {{- $repo := default $root.Values.image.repository $override.repository }}
 {{- $tag := default (default $root.Chart.AppVersion $root.Values.image.tag) $override.tag }}
+{{- $own := or $override.repository $override.tag }}
+{{- $digest := ternary (default "" $override.digest) (default $root.Values.image.digest $override.digest) (not (empty $own)) }}
+{{- if $digest }}
+{{- printf "%s:%s@%s" $repo (toString $tag) $digest }}
+{{- else if $root.Values.image.allowUnpinned }}
 {{- printf "%s:%s" $repo (toString $tag) }}
+{{- else }}
+{{- fail (printf "image %s:%s has no digest: set %s to the sha256 digest `docker push` printed (or image.allowUnpinned=true for a local test cluster)" $repo (toString $tag) (ternary "workers.gpu.image.digest" "image.digest" (not (empty $own)))) }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -276,5 +286,17 @@ initContainers:
       {{- toYaml .Values.jobs.initResources | nindent 6 }}
     volumeMounts:
       {{- include "geoslide.tmpMount" . | nindent 6 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Scanner note on workloads that get object-store credentials as environment variables (checkov
+CKV_K8S_35 prefers files): GDAL's /vsis3/ and s3fs read AWS_* variables, not a mounted file, in
+every worker. Workload identity (objectStore.existingSecret empty) avoids the Secret altogether.
+*/}}
+{{- define "geoslide.secretEnvAnnotations" -}}
+{{- if .Values.objectStore.existingSecret }}
+annotations:
+  checkov.io/skip1: "CKV_K8S_35=GDAL /vsis3/ and s3fs read AWS_* credentials from the environment; see helm/README.md"
 {{- end }}
 {{- end }}

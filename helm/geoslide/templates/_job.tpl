@@ -14,6 +14,9 @@ metadata:
   name: {{ include "geoslide.componentName" (list $root (printf "%s-r%d" .component (int $root.Release.Revision))) }}
   labels:
     {{- include "geoslide.labels" (list $root .component) | nindent 4 }}
+  {{- with include "geoslide.secretEnvAnnotations" $root | trim }}
+  {{- . | nindent 2 }}
+  {{- end }}
 spec:
   backoffLimit: {{ $job.backoffLimit }}
   {{- if $job.activeDeadlineSeconds }}

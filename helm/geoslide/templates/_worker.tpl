@@ -20,6 +20,9 @@ metadata:
   name: {{ include "geoslide.componentName" (list $root $component) }}
   labels:
     {{- include "geoslide.labels" (list $root $component) | nindent 4 }}
+  {{- with include "geoslide.secretEnvAnnotations" $root | trim }}
+  {{- . | nindent 2 }}
+  {{- end }}
 spec:
   replicas: {{ $w.replicas }}
   selector:
@@ -83,6 +86,15 @@ spec:
             - name: http-dashboard
               containerPort: {{ $root.Values.workers.dashboardPort }}
               protocol: TCP
+          # Ready once the worker process (started by its nanny) serves HTTP; a rollout waits for
+          # that instead of counting a pod whose worker is still importing torch as available.
+          readinessProbe:
+            httpGet:
+              path: /health
+              port: http-dashboard
+            initialDelaySeconds: 5
+            periodSeconds: 10
+            failureThreshold: 3
           livenessProbe:
             httpGet:
               path: /health
