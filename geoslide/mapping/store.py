@@ -17,8 +17,8 @@ arrays and only then marked done, so a rerun with the same fingerprint computes 
 yet done and ends with the same bytes as an uninterrupted run. The store is created with a
 ``partial`` marker that the format attribute replaces last: a half-created store is started again
 by the next run. Writers hold the output's lock (:func:`geoslide.fileio.output_lock`). The
-``exports`` attribute lists the files written beside the store (PNG, item, COGs, vectors), which
-a rerun may replace; any other file of those names is left alone. ``progress/done`` is not in the
+``exports`` attribute of ``progress/done`` lists the files written beside the store (PNG, item,
+COGs, vectors), which a rerun may replace; any other file of those names is left alone. ``progress/done`` is not in the
 consolidated metadata, so GDAL and xarray, which list what that metadata lists, do not show it;
 geoslide reads its own attributes without the consolidated copy.
 
@@ -250,13 +250,22 @@ def map_exports(out: str | Path) -> set[str]:
     """
     if not exists(out) or _kind(out)[1] != FORMAT:
         return set()
-    return set(_open_map_group(out).attrs.get("exports", []))
+    try:
+        done = zarr.open_array(zarr_store(out), path=DONE, mode="r")
+    except (FileNotFoundError, KeyError, zarr.errors.ArrayNotFoundError, zarr.errors.NodeTypeValidationError):
+        return set()
+    return set(done.attrs.get("exports", []))
 
 
 def record_exports(out: str | Path, hrefs: set[str]) -> None:
-    """Record files geoslide is about to write for this map (before writing them), so reruns may replace them."""
-    group = _open_map_group(out, mode="r+")
-    group.attrs["exports"] = sorted(set(group.attrs.get("exports", [])) | set(hrefs))
+    """Record files geoslide is about to write for this map (before writing them), so reruns may replace them.
+
+    The list is kept with the progress array, outside the consolidated metadata, which rewriting the
+    group's attributes would drop.
+    """
+    _open_map_group(out)
+    done = zarr.open_array(zarr_store(out, read_only=False), path=DONE, mode="r+")
+    done.attrs["exports"] = sorted(set(done.attrs.get("exports", [])) | set(hrefs))
 
 
 def map_zarr_format(out: str | Path) -> int:
@@ -403,6 +412,7 @@ def _create(out: str | Path, grid: GridSpec, chunks: tuple[int, int], fingerprin
     group.attrs.update({"Conventions": "CF-1.8", "title": "landslide probability and mask",
                         "source": f"geoslide {version()}", **_spatial_attrs(grid, arrays=False),
                         "geoslide_map_store": FORMAT, "fingerprint": fingerprint})
+    del group.attrs[PARTIAL]  # the store is whole
     return _consolidated(out, zarr_format)
 
 

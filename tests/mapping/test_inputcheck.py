@@ -26,8 +26,8 @@ FILE_ORDER = ("red", "green", "blue", "nir")
 
 def _catalog(folder: Path, data: np.ndarray | None, names, scale: float | None, common: bool = True) -> Path:
     """A one-item static catalog over the fixture (or ``data`` written on its grid)."""
-    folder.mkdir()
-    tif = folder / "scene.tif"
+    (folder / "stac").mkdir(parents=True)
+    tif = folder / "stac" / "scene.tif"  # inside the catalog's folder, where the trust policy allows assets
     with rasterio.open(S2) as src:
         profile = src.profile
         values = src.read() if data is None else data

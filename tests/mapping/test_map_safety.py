@@ -192,3 +192,23 @@ def test_a_map_of_nothing_but_nodata_says_so(catalog, tmp_path):
         assert main(["map", "--stac-query", POST, "--catalog", str(catalog / "catalog.json"), "--out", str(out),
                      "--no-quicklook", "--chunk", "256"]) == 0
     assert (open_map(out)["mask"].values == 255).all()
+
+
+def test_recording_exports_keeps_the_consolidated_metadata(tmp_path):
+    """The files a map writes are recorded without rewriting the group's metadata: xarray opens it silently."""
+    import json
+    import warnings
+
+    import xarray as xr
+
+    from geoslide.mapping.job import MapSpec, run_map
+    from geoslide.mapping.store import map_exports
+
+    query = {"collections": ["demo-quake-planetscope"], "query": {"geoslide:phase": {"eq": "post"}}}
+    out = tmp_path / "m.zarr"
+    run_map(query, MapSpec(out=str(out), quicklook=True))
+    assert "consolidated_metadata" in json.loads((out / "zarr.json").read_text())
+    assert str((tmp_path / "m.png").resolve()) in map_exports(out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert set(xr.open_zarr(out).data_vars) == {"probability", "mask"}
