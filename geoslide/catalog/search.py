@@ -154,6 +154,8 @@ def _source_href(source: ItemSource) -> str:
         return source.href
     if isinstance(source, ApiSource):
         return source.url
+    if isinstance(source, ParquetSource):
+        return source.path  # a stac-geoparquet file: its folder, as for a catalog.json
     return "."
 
 

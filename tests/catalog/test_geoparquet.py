@@ -21,6 +21,14 @@ QUERIES = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def trust_the_bundled_rasters(monkeypatch):
+    """These index files list the bundled catalog's rasters, outside the files' own folder: trusted explicitly."""
+    from geoslide.catalog.bundled import demo_catalog_path
+
+    monkeypatch.setenv("GEOSLIDE_ALLOW_ASSETS", str(demo_catalog_path().parent))
+
+
 @pytest.fixture(scope="module")
 def parquet(tmp_path_factory):
     items = search(None)
@@ -46,8 +54,14 @@ def test_relative_hrefs_resolve_against_the_file(tmp_path):
     for asset in item["assets"].values():
         asset["href"] = "images/" + asset["href"].rsplit("/", 1)[-1]
     rustac.write_sync(str(tmp_path / "items.parquet"), [item])
-    found = search(None, str(tmp_path / "items.parquet"))
+    found = search(None, str(tmp_path / "items.parquet"))  # inside the file's folder: trusted by default
     assert all(a.href.startswith(str(tmp_path / "images") + "/") for a in found[0].assets.values())
+
+
+def test_an_index_listing_rasters_elsewhere_needs_them_allowed(parquet, monkeypatch):
+    monkeypatch.delenv("GEOSLIDE_ALLOW_ASSETS")
+    with pytest.raises(CatalogError, match="outside the catalog's folder"):
+        search({"collections": ["demo-quake-planetscope"]}, str(parquet))
 
 
 def test_cli_search_and_a_broken_file(parquet, tmp_path, capsys):
