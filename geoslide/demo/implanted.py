@@ -15,7 +15,6 @@ catalog holds the real scenes unchanged but for radiometry: landslide-free scene
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,10 +28,10 @@ import shapely.geometry
 
 from geoslide.catalog.build import AssetSpec, BandInfo, raster_item
 from geoslide.demo.backgrounds import Background, Scene, read_background
-from geoslide.demo.catalog import LABEL_EXT, _collection, sub_seed, write_cog
+from geoslide.demo.catalog import LABEL_EXT, catalog_aside, collection_of, save_self_contained, sub_seed, write_cog
 from geoslide.demo.implant import ImplantSpec, bare_ground, label_mask, paint, scar_outlines
 from geoslide.demo.radiometry import REFLECTANCE_SCALE, Radiometry, jitter, resample, to_sensor
-from geoslide.errors import ConfigError, GeoslideError
+from geoslide.errors import ConfigError
 from geoslide.raster.grid import GridSpec
 
 EPSG = 32633
@@ -76,28 +75,16 @@ def write_implanted(out: str | Path, backgrounds: Sequence[Background], spec: Im
                     ) -> Path:
     """Write the catalog into the new folder ``out`` (written aside, renamed at the end); returns catalog.json."""
     out = Path(out).absolute()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise GeoslideError(f"{out} already exists and is not empty; choose a new folder (nothing was written)")
     _check(backgrounds, spec)
-    tmp = out.parent / f".{out.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / spec.name).mkdir(parents=True)
-    try:
+    with catalog_aside(out) as tmp:
         items, scars = _scenes(tmp / spec.name / f"{spec.name}-imagery", backgrounds, spec, seed)
         root = pystac.Catalog(f"{spec.name}-catalog",
                               f"Real scenes with implanted landslide scars ({spec.name}, seed {seed})")
         event = pystac.Catalog(spec.name, "all scene draws")
-        event.add_child(_collection(f"{spec.name}-imagery", f"{spec.name}: real backgrounds", items))
+        event.add_child(collection_of(f"{spec.name}-imagery", f"{spec.name}: real backgrounds", items))
         event.add_child(_inventory(tmp / spec.name / f"{spec.name}-inventory", spec.name, scars, items))
         root.add_child(event)
-        root.normalize_hrefs(tmp.as_posix() + "/")
-        root.make_all_asset_hrefs_relative()
-        root.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        save_self_contained(root, tmp)
     return out / "catalog.json"
 
 
@@ -200,4 +187,4 @@ def _inventory(folder: Path, name: str, scars: gpd.GeoDataFrame, items: list[pys
     item.add_asset("labels-parquet", pystac.Asset(str(folder / "inventory.parquet"),
                                                   media_type="application/vnd.apache.parquet",
                                                   roles=["labels", "labels-vector"], title="scars (GeoParquet)"))
-    return _collection(f"{name}-inventory", f"Implanted scars of {name}", [item])
+    return collection_of(f"{name}-inventory", f"Implanted scars of {name}", [item])
