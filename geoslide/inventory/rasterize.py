@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import dask
@@ -11,6 +12,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 import xarray as xr
+from dask.delayed import Delayed
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 
@@ -28,14 +30,24 @@ def rasterize_inventory(source: str | Path | gpd.GeoDataFrame, grid: GridSpec, c
     geoms = prepare_inventory(read_inventory(source, allow_empty=True), grid)
     boxes = shapely.bounds(geoms)
     shared = dask.delayed((geoms, boxes), pure=True, traverse=False)
+    rasterized = dask.delayed(_rasterize_block)
+    return mask_from_blocks(grid, chunks, lambda r0, c0, h, w: rasterized(shared, grid, r0, c0, h, w))
+
+
+def mask_from_blocks(grid: GridSpec, chunks: int | tuple[int, int],
+                     block: Callable[[int, int, int, int], Delayed]) -> xr.DataArray:
+    """A lazy uint8 ``(y, x)`` mask on ``grid`` (named ``landslide``, with CRS) made chunk by chunk.
+
+    ``block(r0, c0, h, w)`` is the delayed ``(h, w)`` array of the chunk whose top-left pixel is ``(r0, c0)``.
+    """
     cy, cx = (chunks, chunks) if isinstance(chunks, int) else chunks
+    ny, nx = grid.shape
     rows = []
-    for r0 in range(0, grid.shape[0], cy):
+    for r0 in range(0, ny, cy):
         row = []
-        for c0 in range(0, grid.shape[1], cx):
-            h, w = min(cy, grid.shape[0] - r0), min(cx, grid.shape[1] - c0)
-            block = dask.delayed(_rasterize_block)(shared, grid, r0, c0, h, w)
-            row.append(da.from_delayed(block, shape=(h, w), dtype=np.uint8))
+        for c0 in range(0, nx, cx):
+            h, w = min(cy, ny - r0), min(cx, nx - c0)
+            row.append(da.from_delayed(block(r0, c0, h, w), shape=(h, w), dtype=np.uint8))
         rows.append(row)
     return xr.DataArray(da.block(rows), dims=("y", "x"), coords={"y": grid.y_coords(), "x": grid.x_coords()},
                         name="landslide").rio.write_crs(grid.epsg)

@@ -14,7 +14,6 @@ import warnings
 from pathlib import Path
 
 import dask
-import dask.array as da
 import numpy as np
 import rasterio
 import xarray as xr
@@ -25,7 +24,7 @@ from rasterio.windows import Window, from_bounds
 from geoslide.errors import LabelError
 from geoslide.fileio import exists, gdal_path
 from geoslide.inventory.maskvalues import MaskValues, choose_mask_values, parse_mask_values
-from geoslide.inventory.rasterize import rasterize_inventory
+from geoslide.inventory.rasterize import mask_from_blocks, rasterize_inventory
 from geoslide.inventory.vectorize import vectorize
 from geoslide.raster.grid import GridSpec
 
@@ -64,17 +63,8 @@ def labels_on_grid(source, grid: GridSpec, chunks: int | tuple[int, int] = 1024,
     values = choose_mask_values(found, parse_mask_values(mask_values), str(source))
     values.apply(found, str(source))  # every value mapped, checked before any chunk is computed
     _check_georeferenced(href, source)
-    cy, cx = (chunks, chunks) if isinstance(chunks, int) else chunks
-    rows = []
-    for r0 in range(0, grid.shape[0], cy):
-        row = []
-        for c0 in range(0, grid.shape[1], cx):
-            h, w = min(cy, grid.shape[0] - r0), min(cx, grid.shape[1] - c0)
-            block = dask.delayed(_warp_block, pure=True)(href, grid, r0, c0, h, w, values)
-            row.append(da.from_delayed(block, shape=(h, w), dtype=np.uint8))
-        rows.append(row)
-    return xr.DataArray(da.block(rows), dims=("y", "x"), coords={"y": grid.y_coords(), "x": grid.x_coords()},
-                        name="landslide").rio.write_crs(grid.epsg)
+    return mask_from_blocks(grid, chunks, lambda r0, c0, h, w: dask.delayed(_warp_block, pure=True)(
+        href, grid, r0, c0, h, w, values))
 
 
 def raster_polygons(source: str | Path, mask_values: str | MaskValues | None = None):
