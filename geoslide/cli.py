@@ -248,6 +248,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="validate on this share of the training split instead (whole tiles/scenes when there "
                         "are 5 or more), for stores without a validation split")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, sampling and augmentation")
+    _add_named(p, "--normalise", names=("fixed", "scene"), default="fixed",
+               help="input normalisation: the training patches' band statistics (fixed) or each scene's own "
+                    "(scene: the model does not depend on units, gain or offset)")
     _cluster_args(p)
     p.set_defaults(handler=_train)
 
@@ -516,7 +519,7 @@ def _train(args: argparse.Namespace) -> int:
                      schedule=args.schedule, epochs=args.epochs, max_steps=args.max_steps,
                      batch_size=args.batch_size, augment=args.augment, balance=args.balance,
                      patience=args.patience, seed=args.seed, train_split=args.train_split,
-                     val_split=args.val_split, val_fraction=args.val_fraction)
+                     val_split=args.val_split, val_fraction=args.val_fraction, normalise=args.normalise)
     with _cluster(args) as client:
         summary = train(args.patches, spec, args.out, progress=args.progress, client=client)
     print(json.dumps(summary, indent=1))

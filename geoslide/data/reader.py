@@ -20,13 +20,15 @@ class PatchReader:
     indices
         Store rows this reader serves (e.g. the training split); batches address positions in it.
     transform
-        Applied to every image batch as read (e.g. a model's band normalisation); None keeps raw values.
+        Called as ``transform(images, rows)`` on every image batch as read, with the batch's store
+        rows (e.g. a model's normalisation, :class:`geoslide.models.patchnorm.PatchNormaliser`);
+        None keeps raw values.
     in_memory
         Load the rows once (fast for stores that fit in RAM) instead of reading Zarr per batch.
     """
 
     def __init__(self, store: PatchStore, indices: np.ndarray,
-                 transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                 transform: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
                  in_memory: bool = True) -> None:
         self.indices = np.asarray(indices)
         self.transform = transform
@@ -49,4 +51,4 @@ class PatchReader:
 
     def _read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         images = read_rows(self._images, rows)
-        return (images if self.transform is None else self.transform(images)), read_rows(self._masks, rows)
+        return (images if self.transform is None else self.transform(images, rows)), read_rows(self._masks, rows)

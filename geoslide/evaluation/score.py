@@ -34,6 +34,7 @@ from geoslide.mapping.store import open_map
 from geoslide.models.card import load_checkpoint
 from geoslide.models.normalise import Normalisation
 from geoslide.models.outputs import final_logits
+from geoslide.models.patchnorm import PatchNormaliser
 from geoslide.raster.grid import grid_of
 
 
@@ -139,9 +140,10 @@ def band_positions(store_bands: Sequence[str], model_bands: Sequence[str], where
 @torch.inference_mode()
 def patch_counts(model, card, store: PatchStore, rows: np.ndarray, batch: int = 32, device: str = "cpu") -> np.ndarray:
     """Per-patch confusion counts ``(len(rows), 4)`` (tn fp fn tp) of a loaded model (:func:`load_checkpoint`)."""
-    picks = band_positions(store.bands, card.bands, str(store.path))
-    norm = Normalisation(card.mean, card.std)
-    reader = PatchReader(store, rows, lambda images: norm.apply(images[:, picks]), in_memory=False)
+    band_positions(store.bands, card.bands, str(store.path))  # refuses a store lacking the model's bands
+    normaliser = PatchNormaliser(store, store.meta(), card.bands, Normalisation(card.mean, card.std),
+                                 scene=card.normalise == "scene")
+    reader = PatchReader(store, rows, normaliser, in_memory=False)
     counts = np.zeros((len(rows), 4), dtype=np.int64)
     for start in range(0, len(rows), batch):
         positions = np.arange(start, min(start + batch, len(rows)))

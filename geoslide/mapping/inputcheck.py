@@ -3,7 +3,9 @@
 A model trained on reflectance (0-1) maps 8-bit values (0-255) as noise, and one trained at 3 m
 misses most landslides at 10 m: both give a map that looks valid. The first item is sampled from
 its overviews (a few hundred pixels a side) and compared with the model card: values far from the
-card's normalisation are refused, a pixel size outside the training range is warned about.
+card's normalisation are refused, a pixel size outside the training range is warned about. A
+model normalised per scene (``normalise: scene``) takes any units: the same sample gives it the
+imagery's own per-band statistics instead (:func:`fit_to_scene`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import pystac
@@ -20,8 +23,9 @@ from rasterio.errors import RasterioError
 
 from geoslide.errors import BandError, GeoslideWarning, StorageError
 from geoslide.fileio import gdal_path
-from geoslide.models.card import ModelCard
+from geoslide.models.card import ModelCard, ResolvedModel
 from geoslide.models.choice import RESOLUTION_SLACK, training_range
+from geoslide.models.normalise import robust_normalisation
 from geoslide.raster.derived import is_derived
 from geoslide.raster.items import parse_items
 
@@ -77,6 +81,33 @@ def check_values(sample: dict[str, np.ndarray], card: ModelCard, model: str) -> 
         raise BandError(f"the imagery's values look like {_kind(median)} (median {median:.3g} in {band}) but {model} "
                         f"was trained on {_kind(mean)} (mean {mean:.3g}): declare raster:scale/raster:offset in the "
                         "items, or pass a model trained on such values with --model")
+
+
+def fit_to_scene(model: ResolvedModel, sample: dict[str, np.ndarray], names: Sequence[str], note: str
+                 ) -> ResolvedModel:
+    """The model ready for this imagery: a ``scene`` card gets the sample's statistics, others are checked.
+
+    Parameters
+    ----------
+    model
+        The resolved model.
+    sample
+        Values of the item bands (:func:`sample_bands`), keyed by item band name.
+    names
+        The item band read for each of the card's bands, in the card's order (:func:`read_bands`).
+    note
+        How the model is named in messages.
+    """
+    card = model.card
+    if card.normalise != "scene":
+        check_values({b: sample[n] for b, n in zip(card.bands, names, strict=True) if n in sample}, card, note)
+        return model
+    mean, std = list(card.mean), list(card.std)
+    for i, name in enumerate(names):
+        if name in sample and sample[name].size:
+            norm = robust_normalisation([sample[name]])
+            mean[i], std[i] = norm.mean[0], norm.std[0]
+    return replace(model, card=replace(card, mean=tuple(mean), std=tuple(std)))
 
 
 def check_resolution(resolution: float | None, card: ModelCard, model: str) -> None:

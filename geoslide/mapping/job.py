@@ -38,7 +38,7 @@ from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import predict_proba
 from geoslide.mapping.inputcheck import (
     check_resolution,
-    check_values,
+    fit_to_scene,
     item_resolution,
     model_resolution,
     read_bands,
@@ -194,7 +194,7 @@ def run_map(stac_query: str | dict | None, spec: MapSpec, catalog: str | None = 
     names = read_bands(model.card, spec.bands)
     items = check_readable(items, names, spec.allow_missing_assets)
     extra = {k: check_readable(v, model.card.bands, spec.allow_missing_assets) if v else v for k, v in extra.items()}
-    check_values(sample_bands(items, [n for n in names if not is_derived(n)]), model.card, note)
+    model = fit_to_scene(model, sample_bands(items, [n for n in names if not is_derived(n)]), names, note)
     used = [*items, *(i for found in extra.values() if found for i in found)]
     if client is not None:  # the workers read the imagery and the model; this process writes the outputs
         check_visible(client, [model.path, *asset_hrefs(used)])

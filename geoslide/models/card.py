@@ -26,6 +26,7 @@ from torch import nn
 
 from geoslide.errors import ModelError
 from geoslide.fileio import absolute, join, makedirs, read_bytes, read_text, write_atomic, write_text
+from geoslide.models.normalise import MODES
 from geoslide.models.registry import build_model, size_multiple
 
 WEIGHTS = "model.safetensors"
@@ -51,6 +52,11 @@ class ModelCard:
         Input band names, in order.
     mean, std
         Per-band normalisation applied as ``(x - mean) / std`` before the model.
+    normalise
+        Where mean and std come from when the model is used: ``fixed``, the card's own (the training
+        patches' statistics); ``scene``, each scene's median and spread per band (training: per source
+        item of the patches; mapping: a sample of the imagery), the card's values being the training
+        average, for reference. See :mod:`geoslide.models.normalise`.
     patch_size
         Patch size the model was trained on (pixels).
     resolution
@@ -81,6 +87,7 @@ class ModelCard:
     threshold: float = 0.5
     receptive_field: int | None = None
     min_area: float | None = None
+    normalise: str = "fixed"
     training: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,8 +103,11 @@ class ModelCard:
             raise ModelError(f"min_area must be >= 0 m2, got {self.min_area}")
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict (tuples become lists)."""
-        return {"format": FORMAT, **asdict(self)}
+        """JSON-ready dict (tuples become lists); ``normalise`` is left out when ``fixed``, as older cards have it."""
+        data = asdict(self)
+        if data["normalise"] == "fixed":
+            del data["normalise"]
+        return {"format": FORMAT, **data}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelCard:
@@ -152,6 +162,7 @@ def _check_types(card: ModelCard) -> None:
         "receptive_field": card.receptive_field is None or _is_count(card.receptive_field),
         "training": isinstance(card.training, dict),
         "min_area": card.min_area is None or (_is_number(card.min_area) and card.min_area >= 0),
+        "normalise": card.normalise in MODES,
         "resolution_range": card.resolution_range is None or (
             len(card.resolution_range) == 2 and all(_is_number(v) and v > 0 for v in card.resolution_range)),
     }
@@ -160,6 +171,7 @@ def _check_types(card: ModelCard) -> None:
               "resolution": "a positive number of metres or null", "threshold": "a number",
               "receptive_field": "a positive integer or null", "training": "an object",
               "min_area": "a non-negative number of m2 or null",
+              "normalise": f"one of {', '.join(MODES)}",
               "resolution_range": "two positive numbers of metres or null"}
     for key, ok in problems.items():
         if not ok:

@@ -8,13 +8,25 @@ rules sit on top of it:
   becomes 0, band by band.
 - :meth:`Normalisation.apply_masked` (inference, whose output is NaN at nodata): a pixel with a
   non-finite value in any band becomes 0 in every band, and its position is returned.
+
+A model card's ``normalise`` says where mean and std come from: ``fixed``, the card's own values
+(the training patches' statistics), or ``scene``, each scene's robust centre and spread per band
+(:func:`robust_normalisation`). A ``scene`` model sees the same numbers whether a scene comes as
+8-bit DN, reflectance or reflectance x 10000, with any per-band gain and offset, which is what a
+model meant for many sensors and processing levels needs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+MODES = ("fixed", "scene")
+"""Values of a model card's ``normalise``: the card's mean and std, or each scene's own."""
+IQR_TO_STD = 1.349
+"""Interquartile range of a normal distribution in standard deviations."""
 
 
 @dataclass(frozen=True)
@@ -57,3 +69,32 @@ class Normalisation:
         x = self.scale(block)
         x[:, nodata] = 0.0
         return x, nodata
+
+
+def robust_normalisation(bands: Sequence[np.ndarray]) -> Normalisation:
+    """A scene's own per-band normalisation: median and spread (interquartile range / 1.349).
+
+    Parameters
+    ----------
+    bands
+        One array of values per band (any shape; non-finite values are ignored).
+
+    Returns
+    -------
+    Normalisation
+        Robust to a minority of bright or dark pixels (clouds, water, landslides); a band with no
+        spread between its quartiles falls back to its standard deviation, then to 1e-6.
+    """
+    mean, std = [], []
+    for values in bands:
+        values = np.asarray(values, dtype=np.float64).ravel()
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            mean.append(0.0)
+            std.append(1.0)
+            continue
+        q25, q50, q75 = np.percentile(values, [25, 50, 75])
+        spread = (q75 - q25) / IQR_TO_STD
+        mean.append(float(q50))
+        std.append(float(max(spread if spread > 0 else values.std(), 1e-6)))
+    return Normalisation(tuple(mean), tuple(std))

@@ -47,6 +47,7 @@ from geoslide.models.card import (
 from geoslide.models.mlm import write_mlm_item
 from geoslide.models.normalise import Normalisation
 from geoslide.models.outputs import final_logits
+from geoslide.models.patchnorm import PatchNormaliser
 from geoslide.models.receptive import receptive_field
 from geoslide.progress import show_progress
 from geoslide.training.batches import (
@@ -99,7 +100,7 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
     _resume(run, spec, location(out_dir))
     if world > 1:
         run.model = _ddp(run.model, run.device)
-    train, val = _readers(store, spec, rows, val_rows, run.card)
+    train, val = _readers(store, meta, spec, rows, val_rows, run.card)
     weights = balance_weights(meta["landslide_fraction"].to_numpy()[rows]) if spec.balance else None
     bar = _bar(spec.epochs, run.epoch, progress and rank == 0)
     while run.epoch < spec.epochs and not _done(run, spec):
@@ -209,6 +210,7 @@ def _setup(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.ndar
                      resolution_range=_resolution_range(meta),
                      receptive_field=receptive_field(model, len(store.bands)),
                      min_area=default_min_area(_resolution(meta)),
+                     normalise=norm.normalise if isinstance(norm, ModelCard) else spec.normalise,
                      training={"store": str(store.path), "spec": asdict(spec), "n_train": int(len(rows)),
                                "units": store.units, **provenance})
     optimiser = build_optimiser(spec.optimiser, model.parameters(), spec.lr, spec.weight_decay)
@@ -265,13 +267,14 @@ def _ddp(model: nn.Module, device: torch.device) -> nn.Module:
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
-def _readers(store: PatchStore, spec: TrainSpec, rows: np.ndarray, val_rows: np.ndarray, card: ModelCard
-             ) -> tuple[PatchReader, PatchReader]:
-    norm = Normalisation(card.mean, card.std)
+def _readers(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.ndarray, val_rows: np.ndarray,
+             card: ModelCard) -> tuple[PatchReader, PatchReader]:
+    normaliser = PatchNormaliser(store, meta, card.bands, Normalisation(card.mean, card.std),
+                                 scene=card.normalise == "scene")
     in_memory = spec.in_memory
     if in_memory is None:
         in_memory = (len(rows) + len(val_rows)) * len(card.bands) * card.patch_size**2 * 4 < 2 * 2**30
-    return PatchReader(store, rows, norm.apply, in_memory), PatchReader(store, val_rows, norm.apply, in_memory)
+    return PatchReader(store, rows, normaliser, in_memory), PatchReader(store, val_rows, normaliser, in_memory)
 
 
 def _train_epoch(run: _Run, reader: PatchReader, spec: TrainSpec, order: np.ndarray, rank: int, world: int

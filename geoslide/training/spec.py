@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from geoslide.errors import ConfigError
+from geoslide.models.normalise import MODES
 from geoslide.training.optim import check_names
 
 
@@ -51,6 +52,11 @@ class TrainSpec:
     init
         A model directory to start from (fine-tuning): its weights, architecture and normalisation
         are taken; the store must have its bands.
+    normalise
+        ``fixed``: inputs are normalised with the training patches' band statistics, written to the
+        card; ``scene``: with each source scene's own median and spread per band, so that the
+        model does not depend on the imagery's units, gain or offset (see
+        :mod:`geoslide.models.normalise`). Ignored with ``init``, which keeps the model's.
     """
 
     model: str = "unet"
@@ -75,9 +81,12 @@ class TrainSpec:
     sensors: tuple[str, ...] | None = None
     in_memory: bool | None = None
     init: str | None = None
+    normalise: str = "fixed"
 
     def __post_init__(self) -> None:
         check_names(self.optimiser, self.schedule)
+        if self.normalise not in MODES:
+            raise ConfigError(f"normalise must be one of {', '.join(MODES)}, got {self.normalise!r}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
