@@ -18,7 +18,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from rasterio.features import rasterize
-from scipy.ndimage import gaussian_filter, shift
+from scipy.ndimage import gaussian_filter, rotate, shift
 
 from geoslide.demo.events import MIN_AREA_M2, outline, sample_areas, sample_ratios
 from geoslide.demo.features import ribbon, smooth_noise
@@ -27,6 +27,8 @@ from geoslide.raster.grid import GridSpec
 
 MIN_SCAR_PX = 12.0
 """Smallest scar implanted, in pixels of the scene (smaller ones cannot be seen)."""
+MAX_SCAR_SHARE = 0.06
+"""Largest scar, as a share of the scene: at sub-metre pixels big landslides are wider than a patch."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,7 @@ def scar_outlines(grid: GridSpec, valid: np.ndarray, spec: ImplantSpec, rng: np.
     """
     target = spec.cover * valid.sum() * grid.resolution**2
     min_area = MIN_SCAR_PX * grid.resolution**2
-    max_area = min(spec.max_area_m2, 0.02 * valid.size * grid.resolution**2)
+    max_area = min(spec.max_area_m2, MAX_SCAR_SHARE * valid.size * grid.resolution**2)
     rows: list[dict] = []
     total, cluster_id = 0.0, 0
     while total < target and len(rows) < 2000:
@@ -205,16 +207,35 @@ def paint(image: np.ndarray, grid: GridSpec, scars: gpd.GeoDataFrame, bare: np.n
     if len(scars) == 0:
         return out
     h, w = grid.shape
-    texture = 1 + 0.12 * fractal_noise((h, w), 2.2, rng) + 0.05 * rng.standard_normal((h, w))
+    texture = _debris_texture((h, w), rng)
+    rock = _rock_share((h, w), rng)
     for kind, group in scars.groupby("kind"):
         alpha = _soft_cover(group.geometry, grid)
         if kind == "revegetated":
             alpha *= np.clip(0.55 + 0.35 * fractal_noise((h, w), 2.5, rng), 0.1, 0.9)
+        else:  # remnant trees and grass left standing on a fresh scar
+            alpha *= 1 - 0.85 * (fractal_noise((h, w), 1.8, rng) > rng.uniform(1.2, 3.0))
         tone = bare * rng.uniform(0.8, 1.25) * (1 + rng.normal(0, 0.04, size=bare.shape))
-        scar = tone[:, None, None] * texture[None]
-        out = out * (1 - alpha[None]) + scar * alpha[None]
+        grey = np.full_like(tone, tone.mean() * rng.uniform(0.9, 1.4))  # rock and boulders: brighter, greyer
+        scar = tone[:, None, None] * (1 - rock[None]) + grey[:, None, None] * rock[None]
+        out = out * (1 - alpha[None]) + scar * texture[None] * alpha[None]
     cover = _soft_cover(scars.geometry, grid)
     return out * _scarp_shadow(cover, rng.uniform(0, 2 * np.pi), 1.5)[None]
+
+
+def _debris_texture(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Multiplicative texture of scar material: blotches, downslope streaks (rills) and grain."""
+    blotches = rng.uniform(0.08, 0.22) * fractal_noise(shape, 2.2, rng)
+    streaks = gaussian_filter(rng.standard_normal(shape), (rng.uniform(3, 8), 1.5))
+    streaks = rotate(streaks / max(streaks.std(), 1e-9), rng.uniform(0, 180), reshape=False, mode="reflect")
+    grain = rng.uniform(0.03, 0.10) * rng.standard_normal(shape)
+    return np.clip(1 + blotches + rng.uniform(0.0, 0.08) * streaks + grain, 0.3, 2.0)
+
+
+def _rock_share(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Share (0-1) of grey rock mixed into the soil colour of scars, patchy and different per scene."""
+    field = fractal_noise(shape, 2.0, rng)
+    return np.clip(rng.uniform(0.0, 0.6) + 0.4 * field, 0.0, 1.0) * (rng.random() < 0.7)
 
 
 def _soft_cover(geoms: gpd.GeoSeries, grid: GridSpec, k: int = 4) -> np.ndarray:

@@ -251,11 +251,7 @@ def _map_per_chunk(items: list[pystac.Item], model: ResolvedModel, spec: MapSpec
     _check_one_scene(items, "the items to mosaic", spec)
     options = {k: v for k, v in (("resolution", spec.resolution), ("epsg", spec.epsg)) if v is not None}
     plan = plan_mosaic(items, names, **options)
-    ny, nx = plan.grid.shape
-    resolved = spec.inference.resolve(model.card, model.multiple)
-    if min(ny, nx) < resolved.overlap:
-        raise GridError(f"the image is {ny} x {nx} px, smaller than the inference overlap of {resolved.overlap} px; "
-                        "map a larger area")
+    spec.inference.resolve(model.card, model.multiple)  # checks chunk, overlap and tile; a small image is mirrored
     mapped = chunked_map(plan, model, spec.inference)
     write_encoded(mapped.encoded, plan.grid, spec.out, model.card.threshold, attrs, progress=progress,
                   client=client, empty=mapped.empty, zarr_format=spec.zarr_format)

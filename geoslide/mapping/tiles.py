@@ -1,7 +1,8 @@
 """Map plain image tiles with a model, no STAC needed: ``geoslide map --tiles DIR --out OUTDIR``.
 
 Every image tile found in ``DIR`` (:mod:`geoslide.data.tilefiles`; masks optional) is predicted
-whole (:func:`~geoslide.mapping.tiling.predict_block`, tiled inside when large) and its mask
+whole (:func:`~geoslide.mapping.tiling.predict_block`, tiled inside when large; a model normalised
+per scene takes each tile's own statistics) and its mask
 written under ``OUTDIR`` with the tile's relative name: a GeoTIFF (keeping CRS and transform)
 for TIFF tiles, a PNG for the others. Masks hold 0 background, 1 landslide, 255 nodata, with a
 colour table (landslides red) so that viewers show them. Per tile, :func:`map_tiles` returns
@@ -12,7 +13,7 @@ pixel counts and, where the tile has a mask, the confusion counts against it
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from geoslide.inventory.codes import MASK_NODATA
 from geoslide.mapping.modelcache import load_model
 from geoslide.mapping.tiling import InferenceSpec, predict_block
 from geoslide.models.card import ModelCard
+from geoslide.models.normalise import robust_normalisation
 
 COLOURS = {0: (0, 0, 0, 255), 1: (230, 30, 30, 255), MASK_NODATA: (128, 128, 128, 0)}
 
@@ -79,11 +81,19 @@ def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.
     for tile, head in tqdm(list(zip(tiles, heads, strict=True)), desc="mapping tiles", unit="tile",
                            disable=not progress):
         image, truth = read_tile(tile.image, tile.mask, head, values, spec.nodata)
-        prob = predict_block(image, model, card, spec.inference)
+        prob = predict_block(image, model, tile_card(card, image), spec.inference)
         mask = np.where(np.isnan(prob), MASK_NODATA, prob >= card.threshold).astype(np.uint8)
         path = _write_mask(out, tile, head, mask)
         rows.append(_row(tile, head, mask, truth, path, card.resolution))
     return pd.DataFrame(rows)
+
+
+def tile_card(card: ModelCard, image: np.ndarray) -> ModelCard:
+    """The card to map ``image`` (band, y, x; NaN nodata) with: a ``scene`` card takes the tile's own statistics."""
+    if card.normalise != "scene":
+        return card
+    norm = robust_normalisation(list(image))
+    return replace(card, mean=norm.mean, std=norm.std)
 
 
 def _check_out(out: str) -> None:

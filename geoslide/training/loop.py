@@ -229,7 +229,7 @@ def _start(store: PatchStore, spec: TrainSpec, rows: np.ndarray, device: torch.d
         raise ModelError(f"--init {spec.init} is a {init.architecture} {init.params} on bands {list(init.bands)}; "
                          f"the store has bands {store.bands} and the run asks for {spec.model} {spec.model_params}: "
                          "build patches with the model's bands (--bands) and leave --model to --init")
-    if init.training.get("units") not in (None, store.units):
+    if init.normalise == "fixed" and init.training.get("units") not in (None, store.units):
         raise ModelError(f"--init {spec.init} was trained on values in {init.training['units']}, the store holds "
                          f"{store.units}; import or build the patches in the model's units")
     model = load_weights(spec.init, init, device).train()

@@ -24,11 +24,12 @@ S2 = Path(__file__).resolve().parents[1] / "fixtures" / "xrspatial_S2_RGBN_10m_e
 FILE_ORDER = ("red", "green", "blue", "nir")
 
 
-def _catalog(folder: Path, data: np.ndarray | None, names, scale: float | None, common: bool = True) -> Path:
-    """A one-item static catalog over the fixture (or ``data`` written on its grid)."""
+def _catalog(folder: Path, data: np.ndarray | None, names, scale: float | None, common: bool = True,
+             source: Path = S2) -> Path:
+    """A one-item static catalog over ``source`` (the fixture), or ``data`` written on its grid."""
     (folder / "stac").mkdir(parents=True)
     tif = folder / "stac" / "scene.tif"  # inside the catalog's folder, where the trust policy allows assets
-    with rasterio.open(S2) as src:
+    with rasterio.open(source) as src:
         profile = src.profile
         values = src.read() if data is None else data
     with rasterio.open(tif, "w", **(profile | {"dtype": values.dtype, "nodata": 0})) as dst:
@@ -105,3 +106,31 @@ def test_without_model_the_choice_is_said(tmp_path):
     proc = _map(named, tmp_path / "auto.zarr")
     assert proc.returncode == 0, proc.stderr
     assert "model: bundled model 'demo'" in proc.stdout  # the choice is said with the results
+
+
+def test_an_image_smaller_than_the_model_context_is_mapped_with_mirrored_context(tmp_path):
+    """A 40 x 56 px scene (less than the demo model's 64 px of context per side) maps; the reference
+    is the model run once on the scene mirrored by numpy to the context on every side."""
+    from geoslide.mapping.modelcache import load_model
+    from geoslide.mapping.tiling import InferenceSpec, predict_block
+    from geoslide.models.card import bundled_model_path, resolve_model
+
+    with rasterio.open(S2) as src:
+        window = rasterio.windows.Window(100, 60, 56, 40)
+        counts, transform, profile = src.read(window=window), src.window_transform(window), src.profile
+    small = tmp_path / "small.tif"
+    with rasterio.open(small, "w", **(profile | {"width": 56, "height": 40, "transform": transform})) as dst:
+        dst.write(counts)
+    catalog = _catalog(tmp_path / "one", None, FILE_ORDER, scale=1e-4, source=small)
+    proc = _map(catalog, tmp_path / "small.zarr", "--model", "demo")
+    assert proc.returncode == 0, proc.stderr
+    mapped = open_map(tmp_path / "small.zarr")["probability"].values
+    model = resolve_model(bundled_model_path("demo"))
+    net, card = load_model(model, "cpu")
+    spec = InferenceSpec().resolve(card, model.multiple)
+    halo = spec.overlap
+    image = counts[[FILE_ORDER.index(b) for b in card.bands]].astype(np.float32) * 1e-4  # in the model's order
+    padded = np.pad(image, ((0, 0), (halo, halo), (halo, halo)), mode="symmetric")
+    reference = predict_block(padded, net, card, spec)[halo:-halo, halo:-halo]
+    assert mapped.shape == (40, 56)
+    np.testing.assert_allclose(mapped, reference, atol=0.0021)  # the store keeps probabilities in steps of 1/250
