@@ -248,9 +248,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="validate on this share of the training split instead (whole tiles/scenes when there "
                         "are 5 or more), for stores without a validation split")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, sampling and augmentation")
-    _add_named(p, "--normalise", names=("fixed", "scene"), default="fixed",
-               help="input normalisation: the training patches' band statistics (fixed) or each scene's own "
-                    "(scene: the model does not depend on units, gain or offset)")
+    _add_named(p, "--normalise", names=("fixed", "brightness", "scene"), default="fixed",
+               help="input normalisation: the training patches' band statistics (fixed), those of scenes divided "
+                    "by their brightness (brightness: the model takes 8-bit, reflectance or counts alike), or each "
+                    "scene's own per band (scene)")
     _cluster_args(p)
     p.set_defaults(handler=_train)
 

@@ -142,7 +142,7 @@ def patch_counts(model, card, store: PatchStore, rows: np.ndarray, batch: int = 
     """Per-patch confusion counts ``(len(rows), 4)`` (tn fp fn tp) of a loaded model (:func:`load_checkpoint`)."""
     band_positions(store.bands, card.bands, str(store.path))  # refuses a store lacking the model's bands
     normaliser = PatchNormaliser(store, store.meta(), card.bands, Normalisation(card.mean, card.std),
-                                 scene=card.normalise == "scene")
+                                 mode=card.normalise)
     reader = PatchReader(store, rows, normaliser, in_memory=False)
     counts = np.zeros((len(rows), 4), dtype=np.int64)
     for start in range(0, len(rows), batch):

@@ -4,8 +4,8 @@ A model trained on reflectance (0-1) maps 8-bit values (0-255) as noise, and one
 misses most landslides at 10 m: both give a map that looks valid. The first item is sampled from
 its overviews (a few hundred pixels a side) and compared with the model card: values far from the
 card's normalisation are refused, a pixel size outside the training range is warned about. A
-model normalised per scene (``normalise: scene``) takes any units: the same sample gives it the
-imagery's own per-band statistics instead (:func:`fit_to_scene`).
+model normalised per scene (``normalise: brightness`` or ``scene``) takes any units: the same
+sample gives it the imagery's own brightness or per-band statistics instead (:func:`fit_to_scene`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pystac
@@ -25,7 +25,7 @@ from geoslide.errors import BandError, GeoslideWarning, StorageError
 from geoslide.fileio import gdal_path
 from geoslide.models.card import ModelCard, ResolvedModel
 from geoslide.models.choice import RESOLUTION_SLACK, training_range
-from geoslide.models.normalise import robust_normalisation
+from geoslide.models.normalise import Normalisation, brightness, robust_normalisation, scaled
 from geoslide.raster.derived import is_derived
 from geoslide.raster.items import parse_items
 
@@ -99,15 +99,27 @@ def fit_to_scene(model: ResolvedModel, sample: dict[str, np.ndarray], names: Seq
         How the model is named in messages.
     """
     card = model.card
-    if card.normalise != "scene":
+    if card.normalise == "fixed":
         check_values({b: sample[n] for b, n in zip(card.bands, names, strict=True) if n in sample}, card, note)
         return model
+    if card.normalise == "brightness":
+        factor = brightness_of_sample([sample[n] for n in names if n in sample])
+        return replace(model, card=replace(card, **asdict(scaled(Normalisation(card.mean, card.std), factor))))
     mean, std = list(card.mean), list(card.std)
     for i, name in enumerate(names):
         if name in sample and sample[name].size:
             norm = robust_normalisation([sample[name]])
             mean[i], std[i] = norm.mean[0], norm.std[0]
     return replace(model, card=replace(card, mean=tuple(mean), std=tuple(std)))
+
+
+def brightness_of_sample(values: Sequence[np.ndarray]) -> float:
+    """The brightness (:func:`~geoslide.models.normalise.brightness`) of per-band samples of one shape."""
+    sizes = {v.size for v in values}
+    if len(sizes) == 1:
+        return brightness(values)
+    # bands with their own nodata: the median over each band's valid values, then their mean
+    return float(np.mean([np.median(v) for v in values if v.size])) if any(v.size for v in values) else 1.0
 
 
 def check_resolution(resolution: float | None, card: ModelCard, model: str) -> None:

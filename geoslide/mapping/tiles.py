@@ -30,7 +30,7 @@ from geoslide.inventory.codes import MASK_NODATA
 from geoslide.mapping.modelcache import load_model
 from geoslide.mapping.tiling import InferenceSpec, predict_block
 from geoslide.models.card import ModelCard
-from geoslide.models.normalise import robust_normalisation
+from geoslide.models.normalise import Normalisation, brightness, robust_normalisation, scaled
 
 COLOURS = {0: (0, 0, 0, 255), 1: (230, 30, 30, 255), MASK_NODATA: (128, 128, 128, 0)}
 
@@ -89,10 +89,13 @@ def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.
 
 
 def tile_card(card: ModelCard, image: np.ndarray) -> ModelCard:
-    """The card to map ``image`` (band, y, x; NaN nodata) with: a ``scene`` card takes the tile's own statistics."""
-    if card.normalise != "scene":
+    """The card to map ``image`` (band, y, x; NaN nodata) with: the tile is its own scene for scene-normalised cards."""
+    if card.normalise == "fixed":
         return card
-    norm = robust_normalisation(list(image))
+    if card.normalise == "brightness":
+        norm = scaled(Normalisation(card.mean, card.std), brightness(list(image)))
+    else:
+        norm = robust_normalisation(list(image))
     return replace(card, mean=norm.mean, std=norm.std)
 
 

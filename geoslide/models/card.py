@@ -54,9 +54,10 @@ class ModelCard:
         Per-band normalisation applied as ``(x - mean) / std`` before the model.
     normalise
         Where mean and std come from when the model is used: ``fixed``, the card's own (the training
-        patches' statistics); ``scene``, each scene's median and spread per band (training: per source
-        item of the patches; mapping: a sample of the imagery), the card's values being the training
-        average, for reference. See :mod:`geoslide.models.normalise`.
+        patches' statistics); ``brightness``, the card's times each scene's brightness; ``scene``,
+        each scene's median and spread per band, the card's values being the training average, for
+        reference. Scene statistics come from a sample: in training of the source item's patches,
+        in mapping of the imagery. See :mod:`geoslide.models.normalise`.
     patch_size
         Patch size the model was trained on (pixels).
     resolution

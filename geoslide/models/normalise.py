@@ -9,11 +9,16 @@ rules sit on top of it:
 - :meth:`Normalisation.apply_masked` (inference, whose output is NaN at nodata): a pixel with a
   non-finite value in any band becomes 0 in every band, and its position is returned.
 
-A model card's ``normalise`` says where mean and std come from: ``fixed``, the card's own values
-(the training patches' statistics), or ``scene``, each scene's robust centre and spread per band
-(:func:`robust_normalisation`). A ``scene`` model sees the same numbers whether a scene comes as
-8-bit DN, reflectance or reflectance x 10000, with any per-band gain and offset, which is what a
-model meant for many sensors and processing levels needs.
+A model card's ``normalise`` says where mean and std come from:
+
+- ``fixed``: the card's own values (the training patches' statistics).
+- ``brightness``: the card's values times the scene's brightness (:func:`brightness`, the median
+  over pixels of the mean over bands). One factor for all bands: the model sees the same numbers
+  whether a scene comes as 8-bit DN, reflectance or reflectance x 10000, and keeps the ratios
+  between bands (the spectral shape that tells bare soil from vegetation).
+- ``scene``: each scene's robust centre and spread per band (:func:`robust_normalisation`): also
+  free of per-band gain and offset, but it loses the spectral shape, and a scene without any
+  landslide is stretched as if it had some (measured worse: see the README).
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MODES = ("fixed", "scene")
-"""Values of a model card's ``normalise``: the card's mean and std, or each scene's own."""
+MODES = ("fixed", "brightness", "scene")
+"""Values of a model card's ``normalise`` (see the module docstring)."""
 IQR_TO_STD = 1.349
 """Interquartile range of a normal distribution in standard deviations."""
 
@@ -98,3 +103,21 @@ def robust_normalisation(bands: Sequence[np.ndarray]) -> Normalisation:
         mean.append(float(q50))
         std.append(float(max(spread if spread > 0 else values.std(), 1e-6)))
     return Normalisation(tuple(mean), tuple(std))
+
+
+def brightness(bands: Sequence[np.ndarray]) -> float:
+    """A scene's brightness: the median over valid pixels of the mean over ``bands`` (equal shapes); 1 if none.
+
+    Pixels that are not finite in every band are left out; a non-positive median gives 1.
+    """
+    stack = np.stack([np.asarray(b, dtype=np.float64).ravel() for b in bands])
+    valid = np.isfinite(stack).all(axis=0)
+    if not valid.any():
+        return 1.0
+    value = float(np.median(stack[:, valid].mean(axis=0)))
+    return value if value > 0 else 1.0
+
+
+def scaled(norm: Normalisation, factor: float) -> Normalisation:
+    """``norm`` for values ``factor`` times larger: ``((x / factor) - mean) / std`` as one subtraction and division."""
+    return Normalisation(tuple(m * factor for m in norm.mean), tuple(s * factor for s in norm.std))

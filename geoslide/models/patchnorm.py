@@ -1,9 +1,9 @@
-"""Normalising patch-store images for a model: the card's fixed statistics, or each source scene's own.
+"""Normalising patch-store images for a model: the card's fixed statistics, or with its source scene's.
 
-Training and patch evaluation read images through a :class:`PatchNormaliser`. For a ``scene``
-card (see :mod:`geoslide.models.normalise`) every patch is normalised with the robust statistics of
-the scene it was cut from (the store's ``item_id``), estimated from a sample of that scene's
-patches, as ``geoslide map`` estimates them from a sample of the imagery it maps.
+Training and patch evaluation read images through a :class:`PatchNormaliser`. For a
+``brightness`` or ``scene`` card (see :mod:`geoslide.models.normalise`) every patch is normalised
+with the statistics of the scene it was cut from (the store's ``item_id``), estimated from a
+sample of that scene's patches, as ``geoslide map`` estimates them from a sample of the imagery.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from geoslide.data.store import PatchStore, read_rows
-from geoslide.models.normalise import Normalisation, robust_normalisation
+from geoslide.models.normalise import Normalisation, brightness, robust_normalisation, scaled
 
 SCENE_PATCHES = 48
 """Patches of a scene (drawn at random, seeded) that its statistics are estimated from."""
@@ -30,18 +30,18 @@ class PatchNormaliser:
     bands
         The model's bands, in its order; each must be a band of the store.
     norm
-        The card's fixed normalisation (used for every row unless ``scene``).
-    scene
-        Normalise each row with its source scene's statistics instead.
+        The card's normalisation (for ``brightness``, of values divided by the scene's brightness).
+    mode
+        The card's ``normalise``: ``fixed``, ``brightness`` or ``scene``.
     """
 
     def __init__(self, store: PatchStore, meta: pd.DataFrame, bands: Sequence[str], norm: Normalisation,
-                 scene: bool = False) -> None:
+                 mode: str = "fixed") -> None:
         self.picks = np.array([list(store.bands).index(b) for b in bands])
         self.norm = norm
         self.mean = self.std = None
-        if scene:
-            self.mean, self.std = _row_statistics(store, meta, self.picks)
+        if mode != "fixed":
+            self.mean, self.std = _row_statistics(store, meta, self.picks, norm, mode)
 
     def __call__(self, images: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Normalised float32 images of store ``rows``, NaN set to 0."""
@@ -59,17 +59,33 @@ def scene_keys(meta: pd.DataFrame) -> np.ndarray:
     return np.where(items != "", items, events)
 
 
-def _row_statistics(store: PatchStore, meta: pd.DataFrame, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row ``(mean, std)`` arrays ``(len(store), bands)`` in float32 from each scene's patches."""
+def scene_brightness(store: PatchStore, meta: pd.DataFrame, picks: np.ndarray) -> np.ndarray:
+    """Each row's scene brightness (:func:`~geoslide.models.normalise.brightness`) over bands ``picks``."""
     keys = scene_keys(meta)
-    mean = np.zeros((len(meta), len(picks)), dtype=np.float32)
-    std = np.ones((len(meta), len(picks)), dtype=np.float32)
+    factor = np.ones(len(meta))
+    for key, values in _scene_samples(store, keys, picks):
+        factor[keys == key] = brightness(list(values))
+    return factor
+
+
+def _scene_samples(store: PatchStore, keys: np.ndarray, picks: np.ndarray):
+    """``(key, values (band, n, y, x))`` for every scene: up to :data:`SCENE_PATCHES` of its patches, every 2nd px."""
     images = store.array("images")
     rng = np.random.default_rng(0)
     for key in np.unique(keys):
         rows = np.flatnonzero(keys == key)
         sample = np.sort(rng.permutation(rows)[:SCENE_PATCHES])
-        values = read_rows(images, sample)[:, picks, ::2, ::2]
-        norm = robust_normalisation([values[:, b] for b in range(len(picks))])
-        mean[rows], std[rows] = norm.mean, norm.std
+        yield key, np.moveaxis(read_rows(images, sample)[:, picks, ::2, ::2], 1, 0)
+
+
+def _row_statistics(store: PatchStore, meta: pd.DataFrame, picks: np.ndarray, norm: Normalisation, mode: str
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row ``(mean, std)`` arrays ``(len(store), bands)`` in float32 from each scene's patches."""
+    keys = scene_keys(meta)
+    mean = np.zeros((len(meta), len(picks)), dtype=np.float32)
+    std = np.ones((len(meta), len(picks)), dtype=np.float32)
+    for key, values in _scene_samples(store, keys, picks):
+        rows = keys == key
+        own = scaled(norm, brightness(list(values))) if mode == "brightness" else robust_normalisation(list(values))
+        mean[rows], std[rows] = own.mean, own.std
     return mean, std

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from geoslide.data.importers._common import ImportOptions
+from geoslide.data.importers.tiles import TileImportSpec
 from geoslide.data.patches import PatchSpec
 from geoslide.data.trainingset import TrainingSetSpec
 from geoslide.demo.backgrounds import Background
@@ -84,12 +85,17 @@ class ImportStep:
 
     In the YAML, the keys of :class:`~geoslide.data.importers.ImportOptions` (``event``, ``sensor``,
     ``split``, ``bands``, ``units``, ``channels``, ``sites``, ``label_codes`` as ``{85: 1}``,
-    ``patch_size``, ``to_8bit``, ...) sit beside ``kind`` and ``src``.
+    ``patch_size``, ``to_8bit``, ...) sit beside ``kind`` and ``src``; for ``kind: tiles`` (a folder
+    of the user's tiles, as ``geoslide import tiles``; a relative ``src`` starts in the folder you run
+    from, as implant backgrounds do) those of
+    :class:`~geoslide.data.importers.tiles.TileImportSpec` (``size``, ``stride``, ``resolution``,
+    ``mask_values``, ``split``, ``event``, ``sensor``, ...), kept in ``tiles``.
     """
 
     kind: str
     src: str
     options: ImportOptions = field(default_factory=ImportOptions)
+    tiles: TileImportSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -276,6 +282,8 @@ def _build(cls: type, data: Any, where: str, tuples: tuple[str, ...] = ()) -> An
 
 
 def _import_step(data: Any) -> ImportStep:
+    if isinstance(data, dict) and data.get("kind") == "tiles":
+        return _tiles_step(data)
     option_keys = tuple(f.name for f in fields(ImportOptions))
     data = dict(_known(data, ImportStep, "imports", extra=option_keys))
     if "kind" not in data or "src" not in data:
@@ -290,6 +298,22 @@ def _import_step(data: Any) -> ImportStep:
         raise ConfigError("imports: give the import options beside kind and src, not under options")
     try:
         return ImportStep(str(data["kind"]), str(data["src"]), ImportOptions(**options))
+    except TypeError as exc:
+        raise ConfigError(f"imports: {exc}") from exc
+
+
+def _tiles_step(data: dict[str, Any]) -> ImportStep:
+    """``{kind: tiles, src: DIR, ...}``: a folder of the user's tiles, with the options of :class:`TileImportSpec`."""
+    option_keys = tuple(f.name for f in fields(TileImportSpec))
+    data = dict(_known(data, ImportStep, "imports", extra=option_keys))
+    if "src" not in data:
+        raise ConfigError("imports: a tiles entry needs src, e.g. {kind: tiles, src: data/my-tiles, resolution: 1.0}")
+    options = {k: data[k] for k in option_keys if k in data}
+    for key in ("bands", "fractions"):
+        if options.get(key) is not None:
+            options[key] = tuple(options[key])
+    try:
+        return ImportStep("tiles", str(data["src"]), tiles=TileImportSpec(**options))
     except TypeError as exc:
         raise ConfigError(f"imports: {exc}") from exc
 

@@ -46,6 +46,11 @@ def _build_store(store: Path, imports: tuple[ImportStep, ...], patches: PatchesS
     from geoslide.data.importers import import_dataset
 
     for step in imports:
+        if step.tiles is not None:
+            from geoslide.data.importers.tiles import import_tiles
+
+            import_tiles(step.src, store, step.tiles, progress=progress)  # relative: from where you run, as backgrounds
+            continue
         options = step.options
         if options.sites is not None:
             options = replace(options, sites=resolve(root, options.sites))

@@ -17,14 +17,22 @@ from geoslide.errors import ConfigError, PatchStoreError
 from geoslide.models.normalise import Normalisation
 
 
-def band_stats(store: PatchStore, indices: np.ndarray, batch: int = 256) -> Normalisation:
-    """NaN-aware per-band mean and standard deviation over the patches ``indices``, streamed."""
+def band_stats(store: PatchStore, indices: np.ndarray, batch: int = 256, factor: np.ndarray | None = None
+               ) -> Normalisation:
+    """NaN-aware per-band mean and standard deviation over the patches ``indices``, streamed.
+
+    With ``factor`` (one value per store row), of each patch divided by its row's factor (a
+    ``brightness`` model's statistics, :func:`geoslide.models.patchnorm.scene_brightness`).
+    """
     if len(indices) == 0:
         raise PatchStoreError(f"{store.path} has no training patches to compute band statistics from")
     images = store.array("images")
     total = np.zeros((3, images.shape[1]))
     for start in range(0, len(indices), batch):
-        chunk = read_rows(images, indices[start:start + batch]).astype(np.float64)
+        rows = indices[start:start + batch]
+        chunk = read_rows(images, rows).astype(np.float64)
+        if factor is not None:
+            chunk /= factor[rows][:, None, None, None]
         valid = ~np.isnan(chunk)
         total += [valid.sum(axis=(0, 2, 3)), np.nansum(chunk, axis=(0, 2, 3)), np.nansum(chunk**2, axis=(0, 2, 3))]
     count, s1, s2 = total

@@ -47,7 +47,7 @@ from geoslide.models.card import (
 from geoslide.models.mlm import write_mlm_item
 from geoslide.models.normalise import Normalisation
 from geoslide.models.outputs import final_logits
-from geoslide.models.patchnorm import PatchNormaliser
+from geoslide.models.patchnorm import PatchNormaliser, scene_brightness
 from geoslide.models.receptive import receptive_field
 from geoslide.progress import show_progress
 from geoslide.training.batches import (
@@ -223,7 +223,10 @@ def _start(store: PatchStore, spec: TrainSpec, rows: np.ndarray, device: torch.d
     """A fresh model with the store's normalisation, or (``spec.init``) a trained one with its own."""
     if spec.init is None:
         model = build_model(spec.model, len(store.bands), **spec.model_params).to(device)
-        return model, band_stats(store, rows), {}
+        factor = None
+        if spec.normalise == "brightness":
+            factor = scene_brightness(store, store.meta(), np.arange(len(store.bands)))
+        return model, band_stats(store, rows, factor=factor), {}
     init = read_card(spec.init)
     if tuple(init.bands) != tuple(store.bands) or (init.architecture, init.params) != (spec.model, spec.model_params):
         raise ModelError(f"--init {spec.init} is a {init.architecture} {init.params} on bands {list(init.bands)}; "
@@ -270,7 +273,7 @@ def _ddp(model: nn.Module, device: torch.device) -> nn.Module:
 def _readers(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.ndarray, val_rows: np.ndarray,
              card: ModelCard) -> tuple[PatchReader, PatchReader]:
     normaliser = PatchNormaliser(store, meta, card.bands, Normalisation(card.mean, card.std),
-                                 scene=card.normalise == "scene")
+                                 mode=card.normalise)
     in_memory = spec.in_memory
     if in_memory is None:
         in_memory = (len(rows) + len(val_rows)) * len(card.bands) * card.patch_size**2 * 4 < 2 * 2**30

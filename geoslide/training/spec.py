@@ -54,9 +54,10 @@ class TrainSpec:
         are taken; the store must have its bands.
     normalise
         ``fixed``: inputs are normalised with the training patches' band statistics, written to the
-        card; ``scene``: with each source scene's own median and spread per band, so that the
-        model does not depend on the imagery's units, gain or offset (see
-        :mod:`geoslide.models.normalise`). Ignored with ``init``, which keeps the model's.
+        card; ``brightness``: each source scene is first divided by its brightness, so that the
+        model does not depend on the imagery's units or gain; ``scene``: with each scene's own
+        median and spread per band (see :mod:`geoslide.models.normalise`). Ignored with ``init``,
+        which keeps the model's.
     """
 
     model: str = "unet"

@@ -130,3 +130,32 @@ def test_cli_run_refuses_invalid_yaml(tmp_path, capsys):
     bad.write_text(yaml.safe_dump(TINY) + "\n  - : [\n")
     assert main(["run", str(bad)]) == 2
     assert "not valid YAML" in capsys.readouterr().err
+
+
+SICHUAN = Path(__file__).parents[2] / "pipelines" / "data" / "sichuan-aerial"
+
+
+def test_a_pipeline_imports_a_folder_of_tiles_beside_implanted_scenes(tmp_path, monkeypatch):
+    """``imports: [{kind: tiles, ...}]`` puts real labelled tiles (the bundled Sichuan set) in the store, as
+    ``geoslide import tiles`` would, with their folders' splits; a relative src starts where you run."""
+    from geoslide.data.importers.tiles import TileImportSpec, import_tiles
+    from geoslide.data.store import PatchStore
+
+    monkeypatch.chdir(SICHUAN.parent)
+    tiles = {"kind": "tiles", "src": SICHUAN.name, "resolution": 1.0, "size": 256, "stride": 256,
+             "event": "sichuan-aerial", "sensor": "aerial"}
+    rgb = ["red", "green", "blue"]
+    config = {**IMPLANT, "imports": [tiles],
+              "implant": [{**IMPLANT["implant"][0], "bands": rgb, "units": "dn8", "resolution": [5.0, 5.0],
+                           "variants": 1}],
+              "patches": {**IMPLANT["patches"], "patch_size": 256, "stride": 256, "bands": rgb},
+              "train": {**IMPLANT["train"], "epochs": 1}, "evaluate": None}
+    run_pipeline(parse_pipeline({k: v for k, v in config.items() if v is not None}), work=tmp_path / "work")
+    meta = PatchStore.open(tmp_path / "work" / "patches.zarr").meta()
+    reference, _ = import_tiles(SICHUAN, tmp_path / "ref.zarr", TileImportSpec(
+        size=256, stride=256, resolution=1.0, event="sichuan-aerial", sensor="aerial"))
+    ref = reference.meta()
+    mine = meta[meta["event"] == "sichuan-aerial"].reset_index(drop=True)
+    assert len(mine) == len(ref) == 36 * 4 and (mine["split"] == ref["split"]).all()
+    assert set(ref["split"]) == {"train", "val", "test"}
+    assert (meta["event"] != "sichuan-aerial").sum() > 0  # the implanted scenes' patches follow
