@@ -9,6 +9,10 @@ folder holding one sub-folder per set, each with a ``files.csv`` listing ``image
 - ``hokkaido_iburi_cas``: CAS dataset, 2018 Iburi earthquake (CC BY-NC 4.0: measurement only)
 - ``coseismic_xiaoao``: coseismic landslides in forest, hand-labelled (no licence: measurement only)
 
+or any folder of ``images/NAME.*`` and ``masks/NAME.*`` (e.g. ``pipelines/data/sichuan-aerial/test``,
+the Sichuan tiles the bundled RGB model never trained on: ``--data pipelines/data/sichuan-aerial
+--sets test``).
+
 Masks are binarised as any non-zero value (the sets colour their masks); images keep their first
 three bands (R, G, B). Pixel-level precision, recall, F1 and the share of landslide-free pixels
 mapped as landslide are pooled over each set's tiles. Run::
@@ -36,14 +40,23 @@ def stage(src: Path, dst: Path) -> int:
     """Write ``src``'s pairs as ``dst/images/N.png`` (RGB) and ``dst/masks/N.png`` (0/1); returns their count."""
     (dst / "images").mkdir(parents=True)
     (dst / "masks").mkdir()
-    with open(src / "files.csv", newline="") as f:
-        pairs = [(row["image"], row["mask"]) for row in csv.DictReader(f)]
+    pairs = _pairs(src)
     for n, (image, mask) in enumerate(pairs):
         rgb = np.asarray(Image.open(src / image))[..., :3]
         truth = np.asarray(Image.open(src / mask).convert("L")) > 0
         Image.fromarray(rgb).save(dst / "images" / f"{n:03d}.png")
         Image.fromarray(truth.astype(np.uint8)).save(dst / "masks" / f"{n:03d}.png")
     return len(pairs)
+
+
+def _pairs(src: Path) -> list[tuple[str, str]]:
+    """``files.csv``'s image,mask pairs, else ``images/NAME.*`` with ``masks/NAME.*``."""
+    if (src / "files.csv").exists():
+        with open(src / "files.csv", newline="") as f:
+            return [(row["image"], row["mask"]) for row in csv.DictReader(f)]
+    masks = {p.stem: p for p in (src / "masks").iterdir()}
+    return [(str(p.relative_to(src)), str(masks[p.stem].relative_to(src)))
+            for p in sorted((src / "images").iterdir()) if p.stem in masks]
 
 
 def score(tiles: Path, model: str, out: Path) -> dict[str, float]:
@@ -72,8 +85,8 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.sets:
-            if not (args.data / name / "files.csv").exists():
-                print(f"skipping {name}: no {args.data / name / 'files.csv'}", file=sys.stderr)
+            if not (args.data / name).is_dir():
+                print(f"skipping {name}: no {args.data / name}", file=sys.stderr)
                 continue
             stage(args.data / name, Path(tmp) / name)
             for model in args.model:

@@ -35,4 +35,4 @@ ZARR_MEDIA = {3: "application/vnd.zarr; version=3", 2: "application/vnd+zarr"}
 MEDIA_BY_SUFFIX = {".tif": COG_MEDIA, ".parquet": PARQUET_MEDIA, ".geojson": GEOJSON_MEDIA,
                    ".gpkg": GEOPACKAGE_MEDIA, ".fgb": FLATGEOBUF_MEDIA, ".png": "image/png",
                    ".json": "application/json", ".qml": "text/xml", ".csv": "text/csv",
-                   ".safetensors": SAFETENSORS_MEDIA}
+                   ".md": "text/markdown", ".safetensors": SAFETENSORS_MEDIA}

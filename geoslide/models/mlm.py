@@ -69,8 +69,9 @@ def mlm_item(model_dir: str | os.PathLike[str], when: datetime | None = None) ->
     return item
 
 
-_KEYS = {CARD: "card"}
+_KEYS = {CARD: "card", "MODEL_CARD.md": "model-card"}
 _TITLES = {CARD: "geoslide model card (architecture, bands, normalisation, provenance)",
+           "MODEL_CARD.md": "model card: what the model is for, its data and how it was measured",
            "metrics.csv": "training and validation metrics per epoch", "training.png": "training curves"}
 
 
@@ -134,12 +135,26 @@ def _input(card: ModelCard) -> dict[str, Any]:
                         f"derived bands as geoslide computes them){resolution}; height and width any "
                         f"multiple the architecture needs, mapped in overlapping tiles of {card.patch_size} px"),
         "input": {"shape": [-1, len(card.bands), -1, -1], "dim_order": IN_DIMS, "data_type": "float32"},
-        "value_scaling": [{"type": "z-score", "mean": float(m), "stddev": float(s)}
-                          for m, s in zip(card.mean, card.std, strict=True)],
+        "value_scaling": _value_scaling(card),
         "resize_type": None,
         "pre_processing_function": {"format": "python", "expression": "geoslide.models.normalise:Normalisation.apply",
-                                    "description": "(x - mean) / std per band; NaN (nodata) becomes 0"},
+                                    "description": _NORMALISE_TEXT[card.normalise]},
     }
+
+
+_NORMALISE_TEXT = {
+    "fixed": "(x - mean) / std per band; NaN (nodata) becomes 0",
+    "brightness": ("(x / b - mean) / std per band, b the scene's brightness (median over pixels of the mean over "
+                   "bands, geoslide.models.normalise:brightness); NaN (nodata) becomes 0"),
+    "scene": "(x - median) / (interquartile range / 1.349) per band of the scene; NaN (nodata) becomes 0",
+}
+
+
+def _value_scaling(card: ModelCard) -> list[dict[str, Any]] | None:
+    """MLM's z-score per band: exact for fixed cards; scene-dependent scalings are described in pre-processing."""
+    if card.normalise != "fixed":
+        return None
+    return [{"type": "z-score", "mean": float(m), "stddev": float(s)} for m, s in zip(card.mean, card.std, strict=True)]
 
 
 def _output(card: ModelCard) -> dict[str, Any]:

@@ -33,16 +33,24 @@ def write_model_card(model_dir: Path, pipeline_name: str, description: str, rows
     return path
 
 
+UNITS_FREE = {"brightness": "each scene is divided by its brightness: 8-bit, reflectance and counts alike",
+              "scene": "each scene is normalised per band by its own median and spread"}
+
+
 def _inputs(card: ModelCard) -> str:
     span = training_range(card)
-    units = card.training.get("units") or "as the training values below (physical values after raster:scale)"
-    if isinstance(units, list):
-        units = ", ".join(dict.fromkeys(str(u) for u in units))
+    trained = card.training.get("units")
+    if isinstance(trained, list):
+        trained = ", ".join(dict.fromkeys(str(u) for u in trained))
+    units = trained or "as the training values below (physical values after raster:scale)"
+    if card.normalise != "fixed":
+        units = f"any ({UNITS_FREE[card.normalise]})" + (f"; trained on {trained}" if trained else "")
     stats = pd.DataFrame({"band": card.bands, "training mean": card.mean, "training std": card.std})
     lines = [f"- bands, in order: {', '.join(card.bands)}",
              f"- pixel size: {_span(span)}; patch size {card.patch_size} px; receptive field "
              f"{card.receptive_field or 'global'} px",
              f"- units: {units}",
+             f"- normalisation: {card.normalise} (see geoslide.models.normalise)",
              f"- landslide where probability >= {card.threshold:g}", ""]
     return "\n".join(lines) + markdown_table(stats) + "\n"
 

@@ -105,7 +105,8 @@ def test_without_model_the_choice_is_said(tmp_path):
     named = _catalog(tmp_path / "named", None, FILE_ORDER, scale=1e-4)
     proc = _map(named, tmp_path / "auto.zarr")
     assert proc.returncode == 0, proc.stderr
-    assert "model: bundled model 'demo'" in proc.stdout  # the choice is said with the results
+    assert "model: bundled model 'rgbn'" in proc.stdout  # a real RGBN scene: the RGBN model, said with the results
+    assert "10 m is outside its range" in proc.stdout  # and that 10 m pixels are coarser than it was trained on
 
 
 def test_an_image_smaller_than_the_model_context_is_mapped_with_mirrored_context(tmp_path):

@@ -15,7 +15,7 @@ from stac_schemas import OfflineValidator, fetch_schemas
 from synthetic import synthetic_store
 
 from geoslide.models import build_model
-from geoslide.models.card import bundled_model_path, load_checkpoint, read_card
+from geoslide.models.card import bundled_model_path, bundled_names, load_checkpoint, read_card
 from geoslide.models.mlm import ITEM, mlm_item, write_mlm_item
 from geoslide.training import TrainSpec
 from geoslide.training.loop import fit
@@ -38,8 +38,13 @@ def check_mlm_dir(model_dir: Path) -> dict:
     props = d["properties"]
     [inp], [out] = props["mlm:input"], props["mlm:output"]
     assert inp["bands"] == list(card.bands) and inp["input"]["shape"][1] == len(card.bands)
-    assert [s["mean"] for s in inp["value_scaling"]] == pytest.approx(card.mean)
-    assert [s["stddev"] for s in inp["value_scaling"]] == pytest.approx(card.std)
+    if card.normalise == "fixed":
+        assert [s["mean"] for s in inp["value_scaling"]] == pytest.approx(card.mean)
+        assert [s["stddev"] for s in inp["value_scaling"]] == pytest.approx(card.std)
+    else:  # scaled per scene: no fixed z-score to state, the pre-processing says how
+        assert inp["value_scaling"] is None
+        assert ("brightness" if card.normalise == "brightness" else "median") in inp["pre_processing_function"][
+            "description"]
     assert props["mlm:framework"] == "PyTorch" and props["mlm:hyperparameters"]["threshold"] == card.threshold
     assert {c["value"]: c["name"] for c in out["classification:classes"]} == {0: "background", 1: "landslide"}
     weights = next(a for a in d["assets"].values() if "mlm:model" in a["roles"])
@@ -49,14 +54,15 @@ def check_mlm_dir(model_dir: Path) -> dict:
     return d
 
 
-def test_bundled_model_has_a_valid_mlm_item_that_the_code_reproduces():
-    d = check_mlm_dir(bundled_model_path())
-    again = mlm_item(bundled_model_path(), datetime.fromisoformat(d["properties"]["datetime"])).to_dict()
+@pytest.mark.parametrize("name", bundled_names())
+def test_bundled_model_has_a_valid_mlm_item_that_the_code_reproduces(name):
+    d = check_mlm_dir(bundled_model_path(name))
+    again = mlm_item(bundled_model_path(name), datetime.fromisoformat(d["properties"]["datetime"])).to_dict()
     for item in (d, again):
         item["properties"].pop("mlm:framework_version")
         item["properties"].pop("processing:software")
         item["links"] = []
-    assert again == d, "regenerate it: python -m geoslide.models.mlm geoslide/_models/demo"
+    assert again == d, f"regenerate it: python -m geoslide.models.mlm geoslide/_models/{name}"
 
 
 def test_the_mlm_item_alone_rebuilds_the_model(tmp_path):
