@@ -567,9 +567,12 @@ def _map_tiles(args: argparse.Namespace, inference) -> int:
     if args.stac_query != "{}" or args.catalog or args.vectors or args.cog or args.pre_stac_query:
         raise ConfigError("--tiles maps plain tiles: drop --stac-query/--catalog/--vectors/--cog/--pre-stac-query")
     if args.model is None:
-        raise ConfigError("--tiles needs --model MODEL_DIR (a model trained on tiles like these)")
-    spec = TileMapSpec(out=args.out, model=args.model, inference=inference, mask_values=args.mask_values,
-                       nodata=args.nodata)
+        raise ConfigError("--tiles needs --model MODEL_DIR or a bundled model's name (e.g. rgb), one trained on "
+                          "tiles like these")
+    from geoslide.models.card import model_location
+
+    spec = TileMapSpec(out=args.out, model=str(model_location(args.model)), inference=inference,
+                       mask_values=args.mask_values, nodata=args.nodata)
     table, overall = map_and_score_tiles(args.tiles, spec, progress=True)
     share = table["landslide_pixels"].sum() / max(table["valid_pixels"].sum(), 1)
     print(f"{args.out}: {len(table)} tile masks; summary.csv ({100 * share:.2f} % landslide pixels)")

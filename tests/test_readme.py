@@ -1,8 +1,8 @@
 """Every command and Python snippet in the README runs as written, in order, like a new user would.
 
 The fenced ``bash``, ``sh`` and ``python`` blocks of README.md and helm/README.md are run in a fresh
-working folder that holds what a clone holds (``catalogs/``, ``pipelines/``) and the installed
-``.venv``. The two fresh-machine commands (install, run the tests) are what ``.ci/run`` executes
+working folder that holds what a clone holds (``catalogs/``, ``pipelines/``, ``helm/``, ``benchmarks/``)
+and the installed ``.venv``. The two fresh-machine commands (install, run the tests) are what ``.ci/run`` executes
 itself; a block preceded by ``<!-- readme-test: skip REASON -->`` is not run here, and the reason
 must name where it is run instead. Blocks of one file share the folder, so a later block sees what
 an earlier one wrote, exactly as for a reader going down the page.
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent.parent
 FENCE = re.compile(r"(?:^[ ]*<!-- readme-test: (?P<directive>[^>]*?) -->\n)?"
                    r"^(?P<indent>[ ]*)```(?P<lang>bash|sh|python)\n(?P<code>.*?)^(?P=indent)```", re.S | re.M)
-LINKED = ("catalogs", "pipelines", "helm")
+LINKED = ("catalogs", "pipelines", "helm", "benchmarks")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,107 @@
+"""The bundled models on real imagery, as an emergency mapper runs them: ``geoslide map`` without ``--model``.
+
+- RGB: the 9 held-out Sichuan aerial tiles (real landslides, expert masks; never trained on) laid out
+  as georeferenced 8-bit GeoTIFF items at 1 m in a STAC catalog; the map is scored against the
+  masks with numpy.
+- RGBN: a real Sentinel-2 scene without landslides (Patagonia, the test fixture) as reflectance and
+  as raw counts: the same choice and the same map, and few false alarms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pystac
+import rasterio
+from PIL import Image
+from rasterio.transform import from_origin
+
+from geoslide.catalog.build import AssetSpec, BandInfo, raster_item
+from geoslide.mapping.store import open_map
+from geoslide.models.card import bundled_model_path, bundled_names, read_card
+from tests.mapping.test_inputcheck import FILE_ORDER, S2, _catalog
+
+SICHUAN_TEST = Path(__file__).parents[2] / "pipelines" / "data" / "sichuan-aerial" / "test"
+SIDE = 512
+EPSG = 32648  # UTM 48N, where Sichuan lies; the tiles carry no georeferencing of their own
+# measured 2026-11-30 with the bundled models (README): F1 0.589 and 4.4 % on the Sichuan test tiles, 0.0 %
+# on the Sentinel-2 fixture; the bounds leave room for rounding across platforms, not for a different model
+F1_SICHUAN = 0.55
+FALSE_ALARMS_SICHUAN = 0.06
+FALSE_ALARMS_S2 = 0.01
+
+
+def _map(catalog: Path, query: dict, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "geoslide.cli", "map", "--catalog", str(catalog), "--stac-query", json.dumps(query),
+           "--out", str(out), "--no-quicklook", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, env=os.environ | {"PYTHONWARNINGS": "default"})
+
+
+def _sichuan_catalog(folder: Path) -> tuple[Path, np.ndarray]:
+    """The test tiles as items on a 3 x 3 grid of 1 m GeoTIFFs, and the masks on the same grid."""
+    images = sorted((SICHUAN_TEST / "images").glob("*.jpg"))
+    truth = np.zeros((3 * SIDE, 3 * SIDE), dtype=bool)
+    col = pystac.Collection("sichuan", "held-out real landslide tiles", pystac.Extent(
+        pystac.SpatialExtent([[-180, -90, 180, 90]]), pystac.TemporalExtent([[None, None]])), license="CC-BY-4.0")
+    for k, path in enumerate(images):
+        row, c = divmod(k, 3)
+        rgb = np.moveaxis(np.asarray(Image.open(path).convert("RGB")), -1, 0)
+        truth[row * SIDE:(row + 1) * SIDE, c * SIDE:(c + 1) * SIDE] = np.asarray(
+            Image.open(SICHUAN_TEST / "masks" / f"{path.stem}.png")) > 0
+        tif = folder / "stac" / f"{path.stem}.tif"
+        tif.parent.mkdir(parents=True, exist_ok=True)
+        transform = from_origin(400_000 + c * SIDE, 3_400_000 - row * SIDE, 1.0, 1.0)
+        with rasterio.open(tif, "w", driver="GTiff", width=SIDE, height=SIDE, count=3, dtype="uint8",
+                           crs=f"EPSG:{EPSG}", transform=transform) as dst:
+            dst.write(rgb)
+        bands = tuple(BandInfo(n, n) for n in ("red", "green", "blue"))
+        col.add_item(raster_item(path.stem, datetime(2020, 1, 1, tzinfo=UTC),
+                                 [AssetSpec("image", str(tif), bands)], collection="sichuan"))
+    col.update_extent_from_items()
+    cat = pystac.Catalog("cat", "Sichuan test tiles")
+    cat.add_child(col)
+    cat.normalize_and_save(str(folder / "stac"), catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    return folder / "stac" / "catalog.json", truth
+
+
+def test_the_bundled_models_are_rgb_and_rgbn_with_cards():
+    assert {"rgb", "rgbn"} <= set(bundled_names())
+    for name in ("rgb", "rgbn"):
+        card = read_card(bundled_model_path(name))
+        assert card.resolution_range
+        assert (bundled_model_path(name) / "MODEL_CARD.md").is_file()
+
+
+def test_real_landslides_in_rgb_aerial_tiles_are_found_by_the_default_model(tmp_path):
+    catalog, truth = _sichuan_catalog(tmp_path)
+    proc = _map(catalog, {"collections": ["sichuan"]}, tmp_path / "map.zarr")
+    assert proc.returncode == 0, proc.stderr
+    assert "model: bundled model 'rgb'" in proc.stdout
+    mask = open_map(tmp_path / "map.zarr")["mask"].values == 1
+    assert mask.shape == truth.shape
+    tp, fp, fn = (mask & truth).sum(), (mask & ~truth).sum(), (~mask & truth).sum()
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    false_alarms = fp / (~truth).sum()
+    assert f1 >= F1_SICHUAN and false_alarms <= FALSE_ALARMS_SICHUAN, (f1, false_alarms)
+
+
+def test_a_real_sentinel2_scene_gets_the_rgbn_model_in_any_units(tmp_path):
+    with rasterio.open(S2) as src:
+        counts = src.read()
+    maps = {}
+    for name, scale in (("reflectance", 1e-4), ("counts", None)):
+        catalog = _catalog(tmp_path / name, counts, FILE_ORDER, scale=scale)
+        proc = _map(catalog, {"collections": ["scenes"]}, tmp_path / f"{name}.zarr", "--resolution", "model")
+        assert proc.returncode == 0, proc.stderr
+        assert "model: bundled model 'rgbn'" in proc.stdout
+        maps[name] = open_map(tmp_path / f"{name}.zarr")["mask"].values
+    assert (maps["reflectance"] == maps["counts"]).mean() > 0.999
+    valid = maps["reflectance"] != 255
+    assert (maps["reflectance"][valid] == 1).mean() <= FALSE_ALARMS_S2  # a landslide-free scene
+
