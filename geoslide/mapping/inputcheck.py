@@ -85,7 +85,7 @@ def check_values(sample: dict[str, np.ndarray], card: ModelCard, model: str) -> 
 
 def fit_to_scene(model: ResolvedModel, sample: dict[str, np.ndarray], names: Sequence[str], note: str
                  ) -> ResolvedModel:
-    """The model ready for this imagery: a ``scene`` card gets the sample's statistics, others are checked.
+    """The model ready for this imagery: scene-normalised cards take the sample's statistics, fixed ones are checked.
 
     Parameters
     ----------

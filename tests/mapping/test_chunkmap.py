@@ -37,7 +37,7 @@ def catalog(tmp_path_factory):
 @pytest.fixture(scope="module")
 def mapped(catalog, tmp_path_factory):
     out = tmp_path_factory.mktemp("map") / "zones.zarr"
-    run_map(None, MapSpec(out=str(out), epsg=TARGET, resolution=10.0, inference=SPEC, quicklook=False,
+    run_map(None, MapSpec(out=str(out), model="demo", epsg=TARGET, resolution=10.0, inference=SPEC, quicklook=False,
                           allow_mixed_dates=True), catalog=catalog[1])
     return out
 
