@@ -11,6 +11,7 @@ import argparse
 import errno
 import importlib
 import json
+import logging
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -687,9 +688,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _SiblingTaskErrors(logging.Filter):
+    """Drops asyncio's "Task exception was never retrieved" reports.
+
+    Zarr writes a store's keys in concurrent asyncio tasks. When one write fails (a full disk),
+    the error reaches geoslide, which reports it in one line, while the siblings that failed the
+    same way are collected unread and asyncio logs each with a traceback at exit.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Task exception was never retrieved")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     args = build_parser().parse_args(argv)
+    logging.getLogger("asyncio").addFilter(_SiblingTaskErrors())
     try:
         from geoslide.catalog.trust import allow_assets
 
