@@ -78,7 +78,7 @@ def test_a_rerun_recomputes_only_chunks_not_marked_done(catalog, mapped):
     group["probability"][i * 64:(i + 1) * 64, j * 64:(j + 1) * 64] = 0
     n_cols = -(-group["probability"].shape[1] // 64)
     group[DONE][i * n_cols + j] = 0  # progress/done is flat: one entry per chunk, row by row
-    run_map(None, MapSpec(out=str(mapped), epsg=TARGET, resolution=10.0, inference=SPEC, quicklook=False,
+    run_map(None, MapSpec(out=str(mapped), model="demo", epsg=TARGET, resolution=10.0, inference=SPEC, quicklook=False,
                           allow_mixed_dates=True), catalog=catalog[1])
     np.testing.assert_array_equal(zarr.open_group(str(mapped), mode="r")["probability"][...], before)
     assert other.stat().st_mtime_ns == stamp
