@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 
 import numpy as np
 import pystac
@@ -25,7 +25,7 @@ from geoslide.errors import BandError, GeoslideWarning, StorageError
 from geoslide.fileio import gdal_path
 from geoslide.models.card import ModelCard, ResolvedModel
 from geoslide.models.choice import RESOLUTION_SLACK, training_range
-from geoslide.models.normalise import Normalisation, brightness, robust_normalisation, scaled
+from geoslide.models.normalise import Normalisation, for_scene
 from geoslide.raster.derived import is_derived
 from geoslide.raster.items import parse_items
 
@@ -102,24 +102,9 @@ def fit_to_scene(model: ResolvedModel, sample: dict[str, np.ndarray], names: Seq
     if card.normalise == "fixed":
         check_values({b: sample[n] for b, n in zip(card.bands, names, strict=True) if n in sample}, card, note)
         return model
-    if card.normalise == "brightness":
-        factor = brightness_of_sample([sample[n] for n in names if n in sample])
-        return replace(model, card=replace(card, **asdict(scaled(Normalisation(card.mean, card.std), factor))))
-    mean, std = list(card.mean), list(card.std)
-    for i, name in enumerate(names):
-        if name in sample and sample[name].size:
-            norm = robust_normalisation([sample[name]])
-            mean[i], std[i] = norm.mean[0], norm.std[0]
-    return replace(model, card=replace(card, mean=tuple(mean), std=tuple(std)))
-
-
-def brightness_of_sample(values: Sequence[np.ndarray]) -> float:
-    """The brightness (:func:`~geoslide.models.normalise.brightness`) of per-band samples of one shape."""
-    sizes = {v.size for v in values}
-    if len(sizes) == 1:
-        return brightness(values)
-    # bands with their own nodata: the median over each band's valid values, then their mean
-    return float(np.mean([np.median(v) for v in values if v.size])) if any(v.size for v in values) else 1.0
+    values = [sample[n] if n in sample and sample[n].size else None for n in names]
+    norm = for_scene(Normalisation(card.mean, card.std), card.normalise, values)
+    return replace(model, card=replace(card, mean=norm.mean, std=norm.std))
 
 
 def check_resolution(resolution: float | None, card: ModelCard, model: str) -> None:

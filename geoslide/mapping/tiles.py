@@ -30,7 +30,7 @@ from geoslide.inventory.codes import MASK_NODATA
 from geoslide.mapping.modelcache import load_model
 from geoslide.mapping.tiling import InferenceSpec, predict_block
 from geoslide.models.card import ModelCard
-from geoslide.models.normalise import Normalisation, brightness, robust_normalisation, scaled
+from geoslide.models.normalise import Normalisation, for_scene
 
 COLOURS = {0: (0, 0, 0, 255), 1: (230, 30, 30, 255), MASK_NODATA: (128, 128, 128, 0)}
 
@@ -92,10 +92,7 @@ def tile_card(card: ModelCard, image: np.ndarray) -> ModelCard:
     """The card to map ``image`` (band, y, x; NaN nodata) with: the tile is its own scene for scene-normalised cards."""
     if card.normalise == "fixed":
         return card
-    if card.normalise == "brightness":
-        norm = scaled(Normalisation(card.mean, card.std), brightness(list(image)))
-    else:
-        norm = robust_normalisation(list(image))
+    norm = for_scene(Normalisation(card.mean, card.std), card.normalise, list(image))
     return replace(card, mean=norm.mean, std=norm.std)
 
 

@@ -106,16 +106,44 @@ def robust_normalisation(bands: Sequence[np.ndarray]) -> Normalisation:
 
 
 def brightness(bands: Sequence[np.ndarray]) -> float:
-    """A scene's brightness: the median over valid pixels of the mean over ``bands`` (equal shapes); 1 if none.
+    """A scene's brightness: the median over valid pixels of the mean over ``bands``; 1 if none.
 
-    Pixels that are not finite in every band are left out; a non-positive median gives 1.
+    Pixels that are not finite in every band are left out; a non-positive median gives 1. Bands
+    of different sizes (samples that dropped each band's own nodata) give the mean of the bands'
+    medians instead.
     """
-    stack = np.stack([np.asarray(b, dtype=np.float64).ravel() for b in bands])
+    flat = [np.asarray(b, dtype=np.float64).ravel() for b in bands]
+    if len({b.size for b in flat}) > 1:
+        medians = [np.median(b[np.isfinite(b)]) for b in flat if np.isfinite(b).any()]
+        return float(np.mean(medians)) if medians else 1.0
+    stack = np.stack(flat)
     valid = np.isfinite(stack).all(axis=0)
     if not valid.any():
         return 1.0
     value = float(np.median(stack[:, valid].mean(axis=0)))
     return value if value > 0 else 1.0
+
+
+def for_scene(norm: Normalisation, mode: str, bands: Sequence[np.ndarray | None]) -> Normalisation:
+    """The normalisation a card of ``mode`` (:data:`MODES`) gives one scene.
+
+    Parameters
+    ----------
+    norm
+        The card's normalisation.
+    mode
+        The card's ``normalise``.
+    bands
+        The scene's values, one array per card band; None for a band not sampled (derived bands),
+        which keeps the card's values under ``scene``.
+    """
+    if mode == "fixed":
+        return norm
+    if mode == "brightness":
+        return scaled(norm, brightness([b for b in bands if b is not None]))
+    own = [robust_normalisation([b]) if b is not None else None for b in bands]
+    return Normalisation(tuple(o.mean[0] if o else m for o, m in zip(own, norm.mean, strict=True)),
+                         tuple(o.std[0] if o else s for o, s in zip(own, norm.std, strict=True)))
 
 
 def scaled(norm: Normalisation, factor: float) -> Normalisation:

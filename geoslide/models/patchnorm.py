@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from geoslide.data.store import PatchStore, read_rows
-from geoslide.models.normalise import Normalisation, brightness, robust_normalisation, scaled
+from geoslide.models.normalise import Normalisation, brightness, for_scene
 
 SCENE_PATCHES = 48
 """Patches of a scene (drawn at random, seeded) that its statistics are estimated from."""
@@ -86,6 +86,6 @@ def _row_statistics(store: PatchStore, meta: pd.DataFrame, picks: np.ndarray, no
     std = np.ones((len(meta), len(picks)), dtype=np.float32)
     for key, values in _scene_samples(store, keys, picks):
         rows = keys == key
-        own = scaled(norm, brightness(list(values))) if mode == "brightness" else robust_normalisation(list(values))
+        own = for_scene(norm, mode, list(values))
         mean[rows], std[rows] = own.mean, own.std
     return mean, std
