@@ -21,7 +21,6 @@ from typing import Any
 import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
-from safetensors.torch import save_file
 from torch import nn
 
 from geoslide.errors import ModelError
@@ -187,7 +186,8 @@ def save_checkpoint(model: nn.Module, card: ModelCard, out_dir: str | Path) -> P
     state = cpu_state(model)
     data = save_safetensors(state, metadata={"format": FORMAT})
     metadata = {"format": FORMAT, DATA_SHA256: hashlib.sha256(data[_data_start(data):]).hexdigest()}
-    write_atomic(join(out_dir, WEIGHTS), lambda p: save_file(state, p, metadata=metadata))
+    data = canonical_safetensors(save_safetensors(state, metadata=metadata))
+    write_atomic(join(out_dir, WEIGHTS), lambda p: Path(p).write_bytes(data))
     write_text(join(out_dir, CARD), json.dumps(card.to_json(), indent=2) + "\n")
     return join(out_dir)
 
@@ -244,6 +244,20 @@ def load_weights(model_dir: str | Path, card: ModelCard, device: str | torch.dev
         raise ModelError(f"weights in {weights} do not fit {card.architecture} {card.params}: "
                          f"{str(exc).splitlines()[0]}") from None
     return model.to(device).eval()
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """The same safetensors file with its JSON header's keys sorted, so equal weights give equal bytes.
+
+    safetensors writes ``__metadata__`` in hash-map order, which changes from process to process;
+    the tensor offsets do not depend on key order, so the header keeps its length and padding.
+    """
+    start = _data_start(data)
+    header = json.loads(data[8:start])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    if len(text) > start - 8:
+        raise ValueError("a sorted safetensors header came out longer than the original")
+    return data[:8] + text.ljust(start - 8) + data[start:]
 
 
 def _data_start(data: bytes) -> int:

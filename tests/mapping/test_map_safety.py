@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.numpy import load_file, save_file
 
 from geoslide.catalog.bundled import demo_catalog_path
@@ -101,6 +102,18 @@ def test_broken_weights_are_one_line_and_nothing_is_written(damage, model, tmp_p
     assert main(["map", "--stac-query", POST, "--model", str(model), "--out", str(out)]) == 2
     _one_line_error(capsys, "model.safetensors")
     assert _files(tmp_path / "out") == []
+
+
+def test_equal_weights_are_written_as_equal_bytes(tmp_path):
+    """safetensors writes its metadata in hash-map order; the saved file must not depend on it."""
+    from safetensors.torch import load
+
+    net, card = load_checkpoint(bundled_model_path())
+    files = {save_checkpoint(net, card, tmp_path / str(i)) and (tmp_path / str(i) / "model.safetensors").read_bytes()
+             for i in range(12)}
+    assert len(files) == 1
+    got = load(files.pop())
+    assert all(torch.equal(got[k], v) for k, v in net.state_dict().items())
 
 
 @pytest.mark.parametrize("device", ["not-a-device", "cuda:7"])
