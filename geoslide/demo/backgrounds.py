@@ -39,6 +39,9 @@ class Background:
         Value marking missing pixels (default: the file's own).
     name
         Short name for ids (default: the file stem).
+    files
+        What ``{band}`` in ``path`` becomes for each band, when the files are not named by the
+        common names (``swir1`` for ``swir16``); default: the band names.
     """
 
     path: str
@@ -47,6 +50,7 @@ class Background:
     resolution: float | None = None
     nodata: float | None = None
     name: str | None = None
+    files: tuple[str, ...] | None = None
 
     @property
     def label(self) -> str:
@@ -66,7 +70,10 @@ class Scene:
 
 def read_background(bg: Background) -> Scene:
     """Read ``bg`` into a :class:`Scene`; one-line errors for missing files and band-count mismatches."""
-    paths = [bg.path.replace("{band}", b) for b in bg.bands] if "{band}" in bg.path else [bg.path]
+    if bg.files is not None and len(bg.files) != len(bg.bands):
+        raise ConfigError(f"background {bg.path}: files lists {len(bg.files)} name(s) for {len(bg.bands)} band(s); "
+                          "give one per band")
+    paths = [bg.path.replace("{band}", b) for b in bg.files or bg.bands] if "{band}" in bg.path else [bg.path]
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
         raise ConfigError(f"background {missing[0]} does not exist; fix the path (relative paths start in the "

@@ -11,6 +11,8 @@ product (8-bit display-stretched or 16-bit reflectance) and a set of scars. Ever
 event (``geoslide:event``), so per-event splits keep a scene's patches together. Scenes are placed
 side by side in one UTM zone (their real places do not matter to a model). With ``cover: 0`` the
 catalog holds the real scenes unchanged but for radiometry: landslide-free scenes for false alarms.
+Items say ``geoslide:implanted`` (not ``geoslide:synthetic``, which marks the demo world), so
+``geoslide map`` without ``--model`` takes a bundled model for real imagery.
 """
 
 from __future__ import annotations
@@ -139,7 +141,7 @@ def _draw(folder: Path, scene: Scene, event: str, k: int, spec: ImplantedSpec, r
     scale = REFLECTANCE_SCALE if spec.units == "reflectance" else None
     bands = tuple(BandInfo(b, b, scale=scale) for b in spec.bands)
     props = {"gsd": round(resolution, 3), "geoslide:event": event, "geoslide:phase": "post",
-             "geoslide:synthetic": True, "geoslide:landslide_pixels": int((label_mask(scars, grid, valid) == 1).sum())}
+             "geoslide:implanted": True, "geoslide:landslide_pixels": int((label_mask(scars, grid, valid) == 1).sum())}
     item = raster_item(event, datetime(2026, 1, 1, tzinfo=UTC), [AssetSpec("image", str(path), bands)],
                        collection=f"{spec.name}-imagery", properties=props)
     return item, scars

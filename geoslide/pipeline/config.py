@@ -340,7 +340,8 @@ def _implant(data: Any) -> ImplantStep:
     data = _known(data, ImplantStep, "implant", extra=scar_keys + spec_keys)
     if not data.get("backgrounds"):
         raise ConfigError("implant: needs backgrounds (a list of {path, bands, scale})")
-    backgrounds = tuple(_build(Background, b, "implant.backgrounds", tuples=("bands",)) for b in data["backgrounds"])
+    backgrounds = tuple(_build(Background, b, "implant.backgrounds", tuples=("bands", "files"))
+                        for b in data["backgrounds"])
     scars = _build(ImplantSpec, {k: data[k] for k in scar_keys if k in data}, "implant")
     options = {k: tuple(data[k]) if k in ("bands", "resolution") else data[k] for k in spec_keys if k in data}
     try:

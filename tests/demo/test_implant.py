@@ -21,6 +21,8 @@ from geoslide.raster.grid import GridSpec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REAL_RGBN = FIXTURES / "xrspatial_S2_RGBN_10m_epsg32719.tif"  # real Sentinel-2 (red, green, blue, nir), uint16
+# real Sentinel-2 as xarray-spatial ships it: one netCDF per band, SWIR named swir1 and swir2 (../shared beside)
+PATAGONIA = Path(__file__).resolve().parents[3] / "shared/data/backgrounds/s2-patagonia-10m"
 
 
 def _grid(h: int = 300, w: int = 260, res: float = 2.0) -> GridSpec:
@@ -117,6 +119,19 @@ def test_read_background_refuses_missing_files_and_band_mismatches(tmp_path):
         read_background(Background(str(REAL_RGBN), ("red", "green", "blue"), 1e-4))
 
 
+def test_band_files_are_named_apart_from_the_bands():
+    import xarray as xr
+
+    bg = Background(str(PATAGONIA / "{band}_band.nc"), ("blue", "red", "swir16", "swir22"), 1e-4, resolution=10.0,
+                    files=("blue", "red", "swir1", "swir2"))
+    scene = read_background(bg)
+    assert scene.bands == ("blue", "red", "swir16", "swir22") and scene.image.shape[0] == 4
+    with xr.open_dataarray(PATAGONIA / "swir2_band.nc") as swir2:
+        np.testing.assert_allclose(scene.image[3], np.asarray(swir2.values, "float64") * 1e-4)
+    with pytest.raises(ConfigError, match="files lists 2 name"):
+        read_background(Background(bg.path, bg.bands, 1e-4, resolution=10.0, files=("swir1", "swir2")))
+
+
 def test_real_scene_catalog_round_trips_through_rasterio_and_the_inventory(tmp_path):
     bg = Background(str(REAL_RGBN), ("red", "green", "blue", "nir"), 1e-4, name="patagonia")
     spec = ImplantedSpec("t", ("blue", "green", "red", "nir"), units="reflectance", resolution=(10.0, 10.0),
@@ -139,6 +154,8 @@ def test_real_scene_catalog_round_trips_through_rasterio_and_the_inventory(tmp_p
             assert all(bounds.intersects(g) for g in scars.geometry)
             mask = label_mask(scars, GridSpec(32633, tuple(ds.bounds), 10.0), data[0] > 0)
         assert item["properties"]["geoslide:landslide_pixels"] == int((mask == 1).sum()) > 0
+        # real backgrounds: `map` without --model must pick a model for real imagery, not the demo world's
+        assert item["properties"]["geoslide:implanted"] and "geoslide:synthetic" not in item["properties"]
         # away from the scars the real scene is kept, under one smooth radiometric change per band
         far = (distance_transform_edt(mask != 1) > 5) & (data[0] > 0)
         src = source.image[[2, 1, 0, 3]]  # file order red, green, blue, nir -> blue, green, red, nir
