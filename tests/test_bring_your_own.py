@@ -49,6 +49,7 @@ def trained(tmp_path_factory):
     return root, geo, plain, store
 
 
+@pytest.mark.heavy
 def test_two_folders_import_into_one_store_train_and_evaluate(trained):
     root, geo, plain, store = trained
     meta = PatchStore.open(store).meta()

@@ -88,6 +88,7 @@ def assert_same_store(got: Path, want: Path) -> None:
 # ---------------------------------------------------------------- training
 
 
+@pytest.mark.heavy
 def test_train_with_relative_paths_on_scheduler_and_worker_processes(scheduler, tmp_path):
     synthetic_store(tmp_path / "rel.zarr", n=40, size=32)
     done = geoslide(tmp_path, "train", "--patches", "rel.zarr", "--out", "rel-model", "--scheduler", scheduler,
@@ -151,6 +152,7 @@ def _patches_args(out: str) -> list[str]:
             "--patch-size", "128", "--derived", "ndvi", "--empty", "fraction", "--keep-fraction", "0.5"]
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("how", ["--scheduler", "DASK_SCHEDULER_ADDRESS", "--workers"])
 def test_patches_on_a_cluster_equal_the_single_process_store(scheduler, single_patches, tmp_path, how):
     options = {"--scheduler": (["--scheduler", scheduler], None), "--workers": (["--workers", "2"], None),
@@ -200,6 +202,7 @@ def single_run(tiny_yaml, tmp_path_factory):
     return cwd / "work"
 
 
+@pytest.mark.heavy
 def test_run_on_a_cluster_writes_what_the_single_process_run_writes(scheduler, tiny_yaml, single_run, tmp_path):
     """Same patch store; a trained model and a report with the same tables (2 ranks train other weights)."""
     before = transitions(scheduler)

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.heavy
 def test_api_reference_builds_without_warnings_and_covers_every_public_module(tmp_path):
     done = subprocess.run([sys.executable, "-W", "error", str(ROOT / "docs" / "build.py"), str(tmp_path)],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)

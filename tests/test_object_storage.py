@@ -191,6 +191,7 @@ def _train(where: str) -> list[str]:
             "--seed", "3"]
 
 
+@pytest.mark.heavy
 def test_training_with_patch_store_and_model_on_s3_equals_the_local_run(s3_bucket, tmp_path):
     labels = f"{s3_bucket}/labels/quake.parquet"
     _upload(Path(_inventory().removeprefix("file://")), labels)

@@ -90,6 +90,7 @@ def test_skipped_blocks_say_where_they_run():
                 assert len(block.skip) > 10, f"{block}: a skipped block must say why and where it runs"
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(1800)  # the whole README, every block in turn: a few minutes on 2 quiet cores
 @pytest.mark.parametrize("name", ["README.md", "helm/README.md"])
 def test_every_block_runs_as_written(name, tmp_path):

@@ -146,6 +146,7 @@ def test_patches_killed_mid_build_resume_without_duplicates(reference_store, tmp
     _assert_same_store(out, reference_store)
 
 
+@pytest.mark.heavy
 def test_train_killed_mid_run_resumes_to_the_same_weights(tmp_path):
     store = synthetic_store(tmp_path / "s.zarr", n=32, size=32)
     whole, cut = tmp_path / "whole", tmp_path / "cut"

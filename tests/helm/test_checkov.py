@@ -45,6 +45,7 @@ def scan(checkov) -> list[dict]:
     return reports
 
 
+@pytest.mark.heavy
 def test_chart_and_dockerfile_pass_every_check(scan):
     failed = [(r["check_type"], f["check_id"], f["resource"]) for r in scan for f in r["results"]["failed_checks"]]
     assert failed == []

@@ -117,6 +117,7 @@ def _pods(helm_path: str, values: str, tmp_path: Path) -> tuple[dict[str, Pod], 
     return pods, shared
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("values", list(VALUES))
 def test_the_jobs_command_lines_run_on_dask_processes(helm, dask, tmp_path, values):  # noqa: F811
     pods, shared = _pods(helm, values, tmp_path)

@@ -73,6 +73,7 @@ def test_raw_counts_and_8bit_values_are_refused_before_anything_is_written(tmp_p
     assert not (tmp_path / "eight.zarr").exists()
 
 
+@pytest.mark.heavy
 def test_declared_reflectance_maps_and_unnamed_bands_can_be_fed_by_position(tmp_path):
     named = _catalog(tmp_path / "named", None, FILE_ORDER, scale=1e-4)
     proc = _map(named, tmp_path / "named.zarr", "--model", "demo")

@@ -51,6 +51,7 @@ def _assert_same_map(out: Path, reference: Path) -> None:
     assert got.rio.crs == want.rio.crs
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("how", ["--scheduler", "DASK_SCHEDULER_ADDRESS"])
 def test_map_on_scheduler_and_worker_processes_equals_the_single_process_map(scheduler, single, tmp_path, how):
     out = tmp_path / "map.zarr"

@@ -91,6 +91,7 @@ def test_a_scene_model_trains_and_records_it_in_its_card(tmp_path):
         ModelCard.from_json(json.loads(json.dumps({**card.to_json(), "normalise": "band"})))
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("mode", ["brightness", "scene"])
 def test_a_scene_model_maps_reflectance_and_counts_alike(tmp_path, mode):
     model = tmp_path / "scene-model"

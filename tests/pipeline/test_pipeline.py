@@ -135,6 +135,7 @@ def test_cli_run_refuses_invalid_yaml(tmp_path, capsys):
 SICHUAN = Path(__file__).parents[2] / "pipelines" / "data" / "sichuan-aerial"
 
 
+@pytest.mark.heavy
 def test_a_pipeline_imports_a_folder_of_tiles_beside_implanted_scenes(tmp_path, monkeypatch):
     """``imports: [{kind: tiles, ...}]`` puts real labelled tiles (the bundled Sichuan set) in the store, as
     ``geoslide import tiles`` would, with their folders' splits; a relative src starts where you run."""

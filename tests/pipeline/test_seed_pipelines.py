@@ -119,6 +119,7 @@ def test_hr_gldd_miniature_has_table_1_and_the_three_collections(demo, tmp_path)
     assert "## dataset" in report and "## unseen event" in report
 
 
+@pytest.mark.heavy
 def test_landslide4sense_miniature_has_band_means_per_split_and_the_baselines(demo, tmp_path):
     config = _shrink(yaml.safe_load((PIPELINES / "landslide4sense.yaml").read_text()), set())
     config.pop("imports")
@@ -155,6 +156,7 @@ def test_landslide4sense_miniature_has_band_means_per_split_and_the_baselines(de
     assert mixed["f1"] == pytest.approx(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0, abs=1e-9)
 
 
+@pytest.mark.heavy
 @pytest.mark.timeout(1800)  # 13 models: about two CPU minutes, much longer on a shared machine
 def test_gdcld_miniature_has_tables_4_to_10(demo, tmp_path):
     # two sources of the demo (PlanetScope 3 m, Sentinel-2 10 m RGB) stand in for GDCLD's four

@@ -94,6 +94,7 @@ def _assert_same_training(out, reference):
     pd.testing.assert_frame_equal(log, ref, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.heavy
 def test_two_ranks_train_like_one_process_via_the_environment(local, store, reference, tmp_path, monkeypatch):
     client, cluster = local
     monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)

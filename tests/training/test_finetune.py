@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from safetensors.numpy import load_file
 
 from tests.synthetic import synthetic_store
@@ -16,6 +17,7 @@ def _train(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "geoslide.cli", "train", *args], capture_output=True, text=True)
 
 
+@pytest.mark.heavy
 def test_init_starts_from_the_given_model_and_keeps_its_normalisation(tmp_path):
     synthetic_store(tmp_path / "a.zarr", seed=0)
     synthetic_store(tmp_path / "b.zarr", seed=1)
@@ -39,6 +41,7 @@ def test_init_starts_from_the_given_model_and_keeps_its_normalisation(tmp_path):
     assert cards[1]["training"]["init"] == str(base)
 
 
+@pytest.mark.heavy
 def test_init_refuses_other_bands_and_other_architectures_in_one_line(tmp_path):
     synthetic_store(tmp_path / "two.zarr", n_bands=2)
     synthetic_store(tmp_path / "three.zarr", n_bands=3)

@@ -25,6 +25,7 @@ def _cli_train(store_path, out, *extra):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.heavy
 def test_a_store_without_validation_trains_with_val_fraction_and_the_error_names_real_options(tmp_path):
     store = synthetic_store(tmp_path / "s.zarr", n=20, size=32)
     store.set_column("split", np.where(np.arange(20) < 15, "train", "test"))
