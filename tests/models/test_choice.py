@@ -23,7 +23,7 @@ def _card(root, name, bands, span):
 def bundled(tmp_path):
     _card(tmp_path, "rgb", ["red", "green", "blue"], (0.3, 3.0))
     _card(tmp_path, "rgbn", ["blue", "green", "red", "nir"], (3.0, 5.0))
-    _card(tmp_path, "s2", ["blue", "green", "red", "nir"], (10.0, 10.0))
+    _card(tmp_path, "s2", ["blue", "green", "red", "nir", "swir16", "swir22"], (10.0, 20.0))
     _card(tmp_path, "demo", ["blue", "green", "red", "nir"], (3.0, 3.0))
     return tmp_path
 
@@ -32,7 +32,9 @@ def bundled(tmp_path):
     (["red", "green", "blue"], 0.5, "rgb"),               # UAV RGB
     (["red", "green", "blue", "nir"], 4.0, "rgbn"),       # PlanetScope: more bands win at a fitting resolution
     (["red", "green", "blue", "nir"], 1.0, "rgb"),        # RGBN aerial at 1 m: the RGB model fits the resolution
-    (["red", "green", "blue", "nir", "swir16"], 10.0, "s2"),
+    (["coastal", "blue", "green", "red", "nir", "swir16", "swir22", "scl"], 10.0, "s2"),  # Sentinel-2 L2A
+    (["blue", "green", "red", "nir", "swir16", "swir22"], 3.0, "rgbn"),  # SWIR at 3 m: the resolution decides
+    (["red", "green", "blue", "nir"], 10.0, "rgbn"),      # four bands at 10 m: the s2 model needs SWIR
     (["red", "green", "blue", "nir"], None, "rgbn"),      # unknown resolution: most bands, then name order
 ])
 def test_choice_by_bands_then_resolution(bundled, bands, res, want):
