@@ -104,13 +104,16 @@ def events_split(meta: pd.DataFrame, test_events: Sequence[str], val_share: floa
     return out
 
 
-def _random(meta: pd.DataFrame, options: SplitOptions) -> np.ndarray:
-    """``random_split``, warning that overlapping patches leak pixels between the parts."""
-    if options.overlap > 0:
+def warn_leak(name: str, options: SplitOptions, stacklevel: int = 3) -> None:
+    """Warn that a random split of overlapping patches leaks pixels between the parts (once per build)."""
+    if name == "random" and options.overlap > 0:
         warnings.warn(f"a random split of patches overlapping by {options.overlap} px puts the same "
                       "pixels in training and test, so test scores are optimistic; for honest scores use --split "
                       "blocks or events, a stride >= the patch size, or test on whole unseen scenes",
-                      GeoslideWarning, stacklevel=4)  # the caller of build_patches
+                      GeoslideWarning, stacklevel=stacklevel)
+
+
+def _random(meta: pd.DataFrame, options: SplitOptions) -> np.ndarray:
     return random_split(meta, seed=options.seed)
 
 

@@ -20,7 +20,7 @@ import xarray as xr
 
 from geoslide.cluster import announce_dashboard, check_visible, shared_parent, task_path
 from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
-from geoslide.data.splits import SplitOptions, assign_split, check_split
+from geoslide.data.splits import SplitOptions, assign_split, check_split, warn_leak
 from geoslide.data.store import PatchStore
 from geoslide.errors import GeoslideWarning
 from geoslide.fileio import check_writable, output_lock, read_bytes
@@ -99,6 +99,7 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     if progress and client is not None:
         announce_dashboard(client)
     check_split(spec.split)
+    warn_leak(spec.split, _split_options(spec))  # once, not once per scene
     _warn_mixed(items, pre_items)
     check_writable(out)
     PatchStore.open_resumable(out)  # something else at ``out`` is refused before any work
