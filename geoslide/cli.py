@@ -242,6 +242,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="global batch (split over workers)")
     p.add_argument("--balance", action="store_true", help="class-balanced sampling of patches with landslides")
     p.add_argument("--no-augment", dest="augment", action="store_false", help="no flips/rotations")
+    p.add_argument("--radiometric", type=_finite, default=0.0, metavar="S",
+                   help="strength of random radiometry per patch (contrast, brightness, band gains, noise): "
+                        "0 off (default), 1 the documented ranges; for imagery of one camera")
     p.add_argument("--patience", type=int, default=10, help="early stopping on validation F1 (epochs)")
     p.add_argument("--train-split", default="train", metavar="NAME", help="store split to train on (default train)")
     p.add_argument("--val-split", default="val", metavar="NAME", help="store split to validate on (default val)")
@@ -519,7 +522,8 @@ def _train(args: argparse.Namespace) -> int:
     spec = TrainSpec(model=model, model_params=params, init=init,
                      loss=args.loss, optimiser=args.optimiser, lr=args.lr, weight_decay=args.weight_decay,
                      schedule=args.schedule, epochs=args.epochs, max_steps=args.max_steps,
-                     batch_size=args.batch_size, augment=args.augment, balance=args.balance,
+                     batch_size=args.batch_size, augment=args.augment, radiometric=args.radiometric,
+                     balance=args.balance,
                      patience=args.patience, seed=args.seed, train_split=args.train_split,
                      val_split=args.val_split, val_fraction=args.val_fraction, normalise=args.normalise)
     with _cluster(args) as client:

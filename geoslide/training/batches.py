@@ -82,3 +82,27 @@ def augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generato
         img, msk = torch.rot90(images[j], k, (1, 2)), torch.rot90(masks[j], k, (0, 1))
         out_i[j], out_m[j] = (img.flip(2), msk.flip(1)) if flip else (img, msk)
     return out_i, out_m
+
+
+def jitter_radiometry(images: torch.Tensor, generator: torch.Generator, strength: float, rank: int = 0,
+                      world: int = 1) -> torch.Tensor:
+    """Random radiometry per patch of normalised ``(n, band, y, x)`` images.
+
+    So that a model learns shapes and textures rather than one camera's colours. Per patch: a
+    contrast gain (``exp(U(-0.3, 0.3) * strength)``) and a brightness offset (``U(-0.5, 0.5) *
+    strength``, in units of the bands' spread), then per band a gain
+    (``exp(U(-0.1, 0.1) * strength)``) and offset (``U(-0.15, 0.15) * strength``), and pixel noise
+    (standard deviation ``U(0, 0.05) * strength``). The draws are made for the whole global batch
+    of ``world`` ranks and this rank's slice taken, so they do not depend on the number of ranks.
+    """
+    n, bands = images.shape[:2]
+    total = n * world
+
+    def draw(*shape: int) -> torch.Tensor:
+        return (torch.rand((total, *shape), generator=generator) - 0.5)[rank * n:(rank + 1) * n]
+
+    gain = torch.exp(0.6 * strength * draw(1, 1, 1)) * torch.exp(0.2 * strength * draw(bands, 1, 1))
+    offset = strength * draw(1, 1, 1) + 0.3 * strength * draw(bands, 1, 1)
+    sigma = 0.05 * strength * (draw(1, 1, 1) + 0.5)
+    noise = torch.randn((total, *images.shape[1:]), generator=generator)[rank * n:(rank + 1) * n] * sigma
+    return images * gain.to(images.dtype) + offset.to(images.dtype) + noise.to(images.dtype)

@@ -55,6 +55,7 @@ from geoslide.training.batches import (
     balance_weights,
     band_stats,
     epoch_order,
+    jitter_radiometry,
     rank_batches,
 )
 from geoslide.training.losses import build_loss
@@ -291,6 +292,8 @@ def _train_epoch(run: _Run, reader: PatchReader, spec: TrainSpec, order: np.ndar
         images, masks = reader.batch(positions)
         if spec.augment:
             images, masks = _augment_slice(images, masks, generator, rank, world)
+        if spec.radiometric > 0:
+            images = jitter_radiometry(images, generator, spec.radiometric, rank, world)
         loss = run.loss(run.model(images.to(run.device)), masks.to(run.device))
         run.optimiser.zero_grad(set_to_none=True)
         loss.backward()

@@ -32,6 +32,11 @@ class TrainSpec:
         Global batch (split evenly over ranks).
     augment
         Random flips and 90-degree rotations.
+    radiometric
+        Strength of random radiometry per patch after normalisation (contrast, brightness, per-band
+        gain and offset, noise; :func:`~geoslide.training.batches.jitter_radiometry`); 0 (default)
+        turns it off, 1 is the documented ranges. For real imagery of one camera or flight, so that
+        the model does not learn its colours.
     balance
         Class-balanced sampling: patches with landslides drawn half of the time.
     patience
@@ -72,6 +77,7 @@ class TrainSpec:
     max_steps: int | None = None
     batch_size: int = 16
     augment: bool = True
+    radiometric: float = 0.0
     balance: bool = False
     patience: int | None = 10
     seed: int = 0
@@ -99,6 +105,8 @@ class TrainSpec:
             raise ConfigError(f"val_fraction must be a share between 0 and 1, got {self.val_fraction}")
         if self.sensors is not None and (isinstance(self.sensors, str) or not self.sensors):
             raise ConfigError(f"sensors must be a non-empty list of sensor names (or None), got {self.sensors!r}")
+        if not 0 <= self.radiometric <= 3:
+            raise ConfigError(f"radiometric must be a strength between 0 (off) and 3, got {self.radiometric}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
 
