@@ -185,8 +185,7 @@ def save_checkpoint(model: nn.Module, card: ModelCard, out_dir: str | Path) -> P
     makedirs(out_dir)
     state = cpu_state(model)
     data = save_safetensors(state, metadata={"format": FORMAT})
-    metadata = {"format": FORMAT, DATA_SHA256: hashlib.sha256(data[_data_start(data):]).hexdigest()}
-    data = canonical_safetensors(save_safetensors(state, metadata=metadata))
+    data = canonical_safetensors(data, {DATA_SHA256: hashlib.sha256(data[_data_start(data):]).hexdigest()})
     write_atomic(join(out_dir, WEIGHTS), lambda p: Path(p).write_bytes(data))
     write_text(join(out_dir, CARD), json.dumps(card.to_json(), indent=2) + "\n")
     return join(out_dir)
@@ -246,18 +245,19 @@ def load_weights(model_dir: str | Path, card: ModelCard, device: str | torch.dev
     return model.to(device).eval()
 
 
-def canonical_safetensors(data: bytes) -> bytes:
-    """The same safetensors file with its JSON header's keys sorted, so equal weights give equal bytes.
+def canonical_safetensors(data: bytes, metadata: dict[str, str] | None = None) -> bytes:
+    """The same safetensors file with ``metadata`` added and its JSON header's keys sorted.
 
-    safetensors writes ``__metadata__`` in hash-map order, which changes from process to process;
-    the tensor offsets do not depend on key order, so the header keeps its length and padding.
+    Equal weights give equal bytes: safetensors writes ``__metadata__`` in hash-map order, which
+    changes from call to call. Tensor offsets count from the end of the header, so the header may
+    be rewritten; it is padded with spaces to a multiple of 8 bytes, as safetensors pads it.
     """
     start = _data_start(data)
     header = json.loads(data[8:start])
+    header["__metadata__"] = {**header.get("__metadata__", {}), **(metadata or {})}
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    if len(text) > start - 8:
-        raise ValueError("a sorted safetensors header came out longer than the original")
-    return data[:8] + text.ljust(start - 8) + data[start:]
+    text = text.ljust(-(-len(text) // 8) * 8)
+    return len(text).to_bytes(8, "little") + text + data[start:]
 
 
 def _data_start(data: bytes) -> int:
