@@ -33,6 +33,7 @@ from geoslide.demo.implanted import ImplantedSpec, write_implanted
 from geoslide.mapping.store import open_map
 from geoslide.models.card import bundled_model_path, bundled_names, read_card
 from geoslide.raster.grid import GridSpec
+from tests.demo.test_implant import PATAGONIA
 from tests.mapping.test_inputcheck import FILE_ORDER, S2, _catalog
 
 SICHUAN_TEST = Path(__file__).parents[2] / "pipelines" / "data" / "sichuan-aerial" / "test"
@@ -45,7 +46,6 @@ FALSE_ALARMS_SICHUAN = 0.06
 FALSE_ALARMS_S2 = 0.01
 # measured 2026-11-30: the s2 model on Patagonia with scars from seed 41 F1 0.97 and 0.17 % false alarms, 0 % without
 F1_S2_IMPLANTED = 0.75
-PATAGONIA = Path(__file__).resolve().parents[3] / "shared/data/backgrounds/s2-patagonia-10m"
 S2_BANDS = ("blue", "green", "red", "nir", "swir16", "swir22")
 
 
