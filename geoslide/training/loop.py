@@ -2,7 +2,8 @@
 
 :func:`fit` reads its rank's share of every global batch from the patch store, validates on the
 ``val`` split each epoch (every rank the whole split, so all ranks take the same decisions),
-keeps the best model by validation F1 with its tuned threshold, stops early, and writes:
+keeps the best model (by validation F1 with its tuned threshold, or as ``TrainSpec.select`` says),
+stops early, and writes:
 
 - ``OUT/model.safetensors`` + ``OUT/model.json``: the best model (rank 0 only);
 - ``OUT/last/``: the latest weights and optimiser state, to resume an interrupted run;
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -76,7 +78,7 @@ class _Run:
     card: ModelCard
     device: torch.device
     log: list[dict[str, float]] = field(default_factory=list)
-    best_f1: float = -1.0
+    best: float = -math.inf
     stale: int = 0
     step: int = 0
     epoch: int = 0
@@ -118,7 +120,7 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
         if on_epoch is not None:
             on_epoch(record)
     bar.close()
-    return {**_summary(run, location(out_dir)), "weights_sha256": _digest(run.model)}
+    return {**_summary(run, spec, location(out_dir)), "weights_sha256": _digest(run.model)}
 
 
 def check_store(store_path: str | Path, spec: TrainSpec) -> None:
@@ -349,8 +351,9 @@ def _lr(run: _Run) -> float:
 def _finish_epoch(run: _Run, record: dict[str, float], spec: TrainSpec, out: Location, rank: int) -> None:
     run.log.append(record)
     run.epoch += 1
-    improved = record["val_f1"] > run.best_f1
-    run.best_f1, run.stale = (record["val_f1"], 0) if improved else (run.best_f1, run.stale + 1)
+    score = selection_score(record, spec.select)
+    improved = score > run.best
+    run.best, run.stale = (score, 0) if improved else (run.best, run.stale + 1)
     if rank != 0:
         return
     if improved:
@@ -363,6 +366,18 @@ def _finish_epoch(run: _Run, record: dict[str, float], spec: TrainSpec, out: Loc
         write_mlm_item(out)
 
 
+def selection_score(record: dict[str, float], select: str) -> float:
+    """How good an epoch's ``record`` is by ``select`` (:attr:`TrainSpec.select`): higher is better.
+
+    A NaN validation score (no landslide in the validation patches) ranks below every number, so
+    that the first epoch is kept rather than none.
+    """
+    if select == "last":
+        return float(record["epoch"])
+    value = record["val_f1"] if select == "f1" else -record["val_loss"]
+    return float(value) if np.isfinite(value) else -sys.float_info.max
+
+
 def _card_with(card: ModelCard, record: dict[str, float]) -> ModelCard:
     training = {**card.training, "epoch": int(record["epoch"]), "validation": {
         k.removeprefix("val_"): float(v) for k, v in record.items() if k.startswith("val_")}}
@@ -371,7 +386,7 @@ def _card_with(card: ModelCard, record: dict[str, float]) -> ModelCard:
 
 def _state_info(run: _Run, spec: TrainSpec) -> dict[str, Any]:
     return {"spec": _spec_json(spec), "epoch": run.epoch, "step": run.step,
-            "best_f1": run.best_f1, "stale": run.stale, "log": run.log}
+            "best": run.best, "stale": run.stale, "log": run.log}
 
 
 def _spec_json(spec: TrainSpec) -> dict[str, Any]:
@@ -383,7 +398,7 @@ def _resume(run: _Run, spec: TrainSpec, out: Location) -> None:
     info = load_state(join(out, "last"), run.model, run.optimiser, run.scheduler, expect_spec=_spec_json(spec))
     if info is None:
         return
-    run.epoch, run.step, run.best_f1, run.stale = info["epoch"], info["step"], info["best_f1"], info["stale"]
+    run.epoch, run.step, run.best, run.stale = info["epoch"], info["step"], info["best"], info["stale"]
     run.log = list(info["log"])
     if is_file(join(out, CARD)):
         saved = read_card(out)
@@ -414,10 +429,10 @@ def _digest(model: nn.Module) -> str:
     return sha.hexdigest()
 
 
-def _summary(run: _Run, out: Location) -> dict[str, Any]:
+def _summary(run: _Run, spec: TrainSpec, out: Location) -> dict[str, Any]:
     if not run.log:
         return {"epochs": 0}
-    best = max(run.log, key=lambda r: (r["val_f1"] if np.isfinite(r["val_f1"]) else -1.0))
+    best = max(run.log, key=lambda r: selection_score(r, spec.select))
     return {"epochs": run.epoch, "steps": run.step, "best_epoch": int(best["epoch"]), "model_dir": str(out),
             **{k: float(v) for k, v in best.items() if k.startswith("val_") or k == "threshold"}}
 

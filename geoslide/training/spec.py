@@ -9,6 +9,9 @@ from geoslide.errors import ConfigError
 from geoslide.models.normalise import MODES
 from geoslide.training.optim import check_names
 
+SELECT = ("f1", "loss", "last")
+"""Values of :attr:`TrainSpec.select`: which epoch's weights a training keeps."""
+
 
 @dataclass(frozen=True)
 class TrainSpec:
@@ -40,7 +43,12 @@ class TrainSpec:
     balance
         Class-balanced sampling: patches with landslides drawn half of the time.
     patience
-        Stop after this many epochs without a better validation F1 (None: never).
+        Stop after this many epochs without a better epoch by ``select`` (None: never).
+    select
+        Which epoch's weights are kept (:data:`SELECT`): ``f1``, the highest validation F1 (default);
+        ``loss``, the lowest validation loss; ``last``, the final epoch, for a validation set too
+        small or too unlike the imagery to be mapped to choose by (an early epoch that flags
+        everything can score the best F1 on patches that mostly hold landslides).
     seed
         Seeds weights, order and augmentation; equal seeds give equal runs on one device.
     tune_threshold
@@ -80,6 +88,7 @@ class TrainSpec:
     radiometric: float = 0.0
     balance: bool = False
     patience: int | None = 10
+    select: str = "f1"
     seed: int = 0
     tune_threshold: bool = True
     train_split: str = "train"
@@ -92,6 +101,8 @@ class TrainSpec:
 
     def __post_init__(self) -> None:
         check_names(self.optimiser, self.schedule)
+        if self.select not in SELECT:
+            raise ConfigError(f"select must be one of {', '.join(SELECT)}, got {self.select!r}")
         if self.normalise not in MODES:
             raise ConfigError(f"normalise must be one of {', '.join(MODES)}, got {self.normalise!r}")
         for name in ("epochs", "batch_size"):

@@ -91,6 +91,24 @@ def test_early_stopping_ends_patience_epochs_after_the_best(store, tmp_path):
     assert summary["epochs"] == summary["best_epoch"] + 1 + 2 < 40
 
 
+@pytest.mark.parametrize("select", ["loss", "last"])
+def test_select_keeps_the_epoch_of_lowest_validation_loss_or_the_last(store, tmp_path, select):
+    summary = fit(store.path, _spec(epochs=5, select=select), tmp_path)
+    log = pd.read_csv(tmp_path / "metrics.csv")
+    epoch = int(log["val_loss"].idxmin()) if select == "loss" else 4
+    assert epoch != log["val_f1"].idxmax()  # this run's best F1 is another epoch: the rule is what picks it
+    assert read_card(tmp_path).training["epoch"] == summary["best_epoch"] == epoch
+    assert summary["val_loss"] == pytest.approx(log["val_loss"][epoch])
+    if select == "last":  # the kept weights are the final state's
+        kept, last = load_file(str(tmp_path / "model.safetensors")), _weights(tmp_path)
+        assert all(torch.equal(kept[k], last[f"model.{k}"]) for k in kept)
+
+
+def test_select_takes_only_known_rules():
+    with pytest.raises(ConfigError, match="select must be one of f1, loss, last"):
+        _spec(select="val_iou")
+
+
 def test_deep_supervision_model_trains_with_the_adsms_loss(store, tmp_path):
     summary = fit(store.path, _spec(model="adsms-unet", loss="adsms", epochs=1), tmp_path)
     assert np.isfinite(summary["val_loss"])
