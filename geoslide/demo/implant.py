@@ -49,6 +49,13 @@ class ImplantSpec:
         Share of scars placed in touching, overlapping groups of 2-4 (amalgamated).
     max_area_m2
         Largest scar area.
+    tone
+        Range of the scar material's brightness as a factor of the scene's bare ground, drawn per
+        scene and kind of scar: below 1 gives dull, moist or shaded soil, above 1 fresh bright rock.
+    hue
+        Spread of the scar colour around the bare ground's (standard deviation of a per-band log
+        factor): drawn per scene and kind of scar, and varying smoothly across the scene, so that
+        scars are red, yellow, brown or grey soils, not one colour. 0 keeps the bare ground's colour.
     """
 
     cover: float = 0.04
@@ -57,6 +64,14 @@ class ImplantSpec:
     runout: float = 0.3
     cluster: float = 0.3
     max_area_m2: float = 60_000.0
+    tone: tuple[float, float] = (0.8, 1.25)
+    hue: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.tone[0] <= self.tone[1]:
+            raise ValueError(f"tone {self.tone} must be positive and increasing, e.g. [0.6, 1.25]")
+        if not 0 <= self.hue <= 1:
+            raise ValueError(f"hue {self.hue} must be between 0 and 1 (0.1-0.2 is a broad range of soil colours)")
 
 
 def bare_ground(image: np.ndarray, valid: np.ndarray, bands: Sequence[str], rng: np.random.Generator
@@ -201,8 +216,12 @@ def _runout(path: np.ndarray, width: float, angle: float, rng: np.random.Generat
 
 
 def paint(image: np.ndarray, grid: GridSpec, scars: gpd.GeoDataFrame, bare: np.ndarray,
-          rng: np.random.Generator) -> np.ndarray:
-    """``image`` (band, y, x) with the scars painted in: float64, same units as the input."""
+          rng: np.random.Generator, spec: ImplantSpec | None = None) -> np.ndarray:
+    """``image`` (band, y, x) with the scars painted in: float64, same units as the input.
+
+    ``spec`` gives the scar material's ``tone`` and ``hue`` (:class:`ImplantSpec`'s defaults if None).
+    """
+    spec = spec or ImplantSpec()
     out = image.astype("float64", copy=True)
     if len(scars) == 0:
         return out
@@ -215,12 +234,25 @@ def paint(image: np.ndarray, grid: GridSpec, scars: gpd.GeoDataFrame, bare: np.n
             alpha *= np.clip(0.55 + 0.35 * fractal_noise((h, w), 2.5, rng), 0.1, 0.9)
         else:  # remnant trees and grass left standing on a fresh scar
             alpha *= 1 - 0.85 * (fractal_noise((h, w), 1.8, rng) > rng.uniform(1.2, 3.0))
-        tone = bare * rng.uniform(0.8, 1.25) * (1 + rng.normal(0, 0.04, size=bare.shape))
+        tone = bare * rng.uniform(*spec.tone) * (1 + rng.normal(0, 0.04, size=bare.shape))
         grey = np.full_like(tone, tone.mean() * rng.uniform(0.9, 1.4))  # rock and boulders: brighter, greyer
-        scar = tone[:, None, None] * (1 - rock[None]) + grey[:, None, None] * rock[None]
+        soil = tone[:, None, None] * _soil_hue(len(bare), (h, w), spec.hue, rng)
+        scar = soil * (1 - rock[None]) + grey[:, None, None] * rock[None]
         out = out * (1 - alpha[None]) + scar * texture[None] * alpha[None]
     cover = _soft_cover(scars.geometry, grid)
     return out * _scarp_shadow(cover, rng.uniform(0, 2 * np.pi), 1.5)[None]
+
+
+def _soil_hue(bands: int, shape: tuple[int, int], spread: float, rng: np.random.Generator) -> np.ndarray:
+    """Per-band colour factors (band, y, x) of scar soil: one draw per scene plus a smooth drift across it."""
+    if spread == 0:
+        return np.ones((bands, 1, 1))
+    offset = rng.normal(0, spread, size=bands)
+    offset -= offset.mean()  # colour, not brightness: ``tone`` sets that
+    drift = np.stack([gaussian_filter(rng.standard_normal(shape), min(shape) / 8) for _ in range(bands)])
+    drift /= max(float(drift.std()), 1e-9)
+    drift -= drift.mean(axis=0, keepdims=True)
+    return np.exp(offset[:, None, None] + 0.5 * spread * drift)
 
 
 def _debris_texture(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:

@@ -32,9 +32,10 @@ from geoslide.catalog.build import AssetSpec, BandInfo, raster_item
 from geoslide.demo.backgrounds import Background, Scene, read_background
 from geoslide.demo.catalog import LABEL_EXT, catalog_aside, collection_of, save_self_contained, sub_seed, write_cog
 from geoslide.demo.implant import ImplantSpec, bare_ground, label_mask, paint, scar_outlines
-from geoslide.demo.radiometry import REFLECTANCE_SCALE, Radiometry, jitter, resample, to_sensor
+from geoslide.demo.radiometry import REFLECTANCE_SCALE, Radiometry, finish, jitter, to_sensor
 from geoslide.errors import ConfigError
 from geoslide.raster.grid import GridSpec
+from geoslide.raster.resize import resample
 
 EPSG = 32633
 """UTM zone the scenes are laid out in."""
@@ -132,7 +133,8 @@ def _draw(folder: Path, scene: Scene, event: str, k: int, spec: ImplantedSpec, r
     grid = GridSpec(EPSG, (x0, y0, x0 + w * resolution, y0 + h * resolution), resolution)
     image = jitter(image, spec.bands, spec.radiometry, rng)
     scars = scar_outlines(grid, valid, spec.implant, rng) if spec.implant.cover > 0 else _no_scars()
-    image = paint(image, grid, scars, bare_ground(image, valid, spec.bands, rng), rng)
+    image = paint(image, grid, scars, bare_ground(image, valid, spec.bands, rng), rng, spec.implant)
+    image = finish(image, spec.radiometry, rng)
     data = to_sensor(image, spec.units, rng)
     data[:, ~valid] = 0
     path = folder / event / f"{event}.tif"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, zoom
+from scipy.ndimage import gaussian_filter
 
 REFLECTANCE_SCALE = 0.0001
 """``raster:scale`` of the 16-bit reflectance products written here (as PlanetScope and Sentinel-2 L2A)."""
@@ -36,6 +36,13 @@ class Radiometry:
         Exponent on the reflectance-like values.
     noise
         Per-band Gaussian noise, in reflectance.
+    sensor_noise
+        Range of the standard deviation of Gaussian noise (reflectance) added to the whole scene
+        after the scars are painted (:func:`finish`): the sensor's noise, which scars and ground
+        share, so that a scar's grain is not the only texture a model sees.
+    sharpen
+        Range of an unsharp-mask amount (1 px radius) applied to the whole scene after the scars are
+        painted: a background refined by bilinear resampling is softer than native imagery.
     """
 
     gain: tuple[float, float] = (0.75, 1.3)
@@ -43,6 +50,14 @@ class Radiometry:
     haze: tuple[float, float] = (0.0, 0.04)
     gamma: tuple[float, float] = (0.85, 1.2)
     noise: float = 0.003
+    sensor_noise: tuple[float, float] = (0.0, 0.0)
+    sharpen: tuple[float, float] = (0.0, 0.0)
+
+    def __post_init__(self) -> None:
+        for name in ("gain", "haze", "gamma", "sensor_noise", "sharpen"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                raise ValueError(f"{name} {getattr(self, name)} must be a range [low, high] with 0 <= low <= high")
 
 
 def jitter(reflectance: np.ndarray, bands: Sequence[str], spec: Radiometry, rng: np.random.Generator) -> np.ndarray:
@@ -53,6 +68,20 @@ def jitter(reflectance: np.ndarray, bands: Sequence[str], spec: Radiometry, rng:
     gamma = rng.uniform(*spec.gamma)
     out = np.clip(reflectance, 0, None) ** gamma * gain[:, None, None] + haze[:, None, None]
     return out + rng.normal(0, spec.noise, out.shape)
+
+
+def finish(image: np.ndarray, spec: Radiometry, rng: np.random.Generator) -> np.ndarray:
+    """The scene (band, y, x) as the sensor records it: sharpened and noisy at one random draw of ``spec``.
+
+    Nothing is drawn when ``spec`` asks for neither (earlier catalogs stay as they were).
+    """
+    out = image
+    if spec.sharpen[1] > 0:
+        amount = rng.uniform(*spec.sharpen)
+        out = out + amount * (out - gaussian_filter(out, (0, 1.0, 1.0)))
+    if spec.sensor_noise[1] > 0:
+        out = out + rng.normal(0, rng.uniform(*spec.sensor_noise), out.shape)
+    return out
 
 
 def to_sensor(reflectance: np.ndarray, units: str, rng: np.random.Generator) -> np.ndarray:
@@ -70,19 +99,3 @@ def to_sensor(reflectance: np.ndarray, units: str, rng: np.random.Generator) -> 
     if units == "reflectance":
         return np.clip(np.round(reflectance / REFLECTANCE_SCALE), 1, 65535).astype(np.uint16)
     raise ValueError(f"unknown units {units!r}")
-
-
-def resample(image: np.ndarray, valid: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
-    """``image`` (band, y, x) and its ``valid`` mask at ``1/factor`` times the pixel count per axis.
-
-    ``factor > 1`` coarsens (Gaussian anti-aliasing, then bilinear), ``factor < 1`` refines (bilinear).
-    Invalid pixels are filled with the band mean before filtering and stay invalid after.
-    """
-    if abs(factor - 1.0) < 1e-9:
-        return image.astype("float64"), valid
-    filled = np.where(valid[None], image, np.array([image[b][valid].mean() for b in range(len(image))])[:, None, None])
-    if factor > 1:
-        filled = gaussian_filter(filled, (0, 0.45 * factor, 0.45 * factor))
-    out = np.stack([zoom(band, 1 / factor, order=1, grid_mode=True, mode="nearest") for band in filled])
-    kept = zoom(valid.astype("float32"), 1 / factor, order=1, grid_mode=True, mode="nearest") > 0.99
-    return out, kept

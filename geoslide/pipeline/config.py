@@ -34,6 +34,7 @@ from geoslide.data.trainingset import TrainingSetSpec
 from geoslide.demo.backgrounds import Background
 from geoslide.demo.implant import ImplantSpec
 from geoslide.demo.implanted import ImplantedSpec
+from geoslide.demo.radiometry import Radiometry
 from geoslide.errors import ConfigError
 
 
@@ -277,7 +278,7 @@ def _build(cls: type, data: Any, where: str, tuples: tuple[str, ...] = ()) -> An
             data[key] = tuple(data[key])
     try:
         return cls(**data)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from exc
 
 
@@ -337,15 +338,17 @@ def _patches(data: Any) -> PatchesStep:
 def _implant(data: Any) -> ImplantStep:
     scar_keys = tuple(f.name for f in fields(ImplantSpec))
     spec_keys = tuple(f.name for f in fields(ImplantedSpec) if f.name not in ("implant", "radiometry"))
-    data = _known(data, ImplantStep, "implant", extra=scar_keys + spec_keys)
+    data = _known(data, ImplantStep, "implant", extra=scar_keys + spec_keys + ("radiometry",))
     if not data.get("backgrounds"):
         raise ConfigError("implant: needs backgrounds (a list of {path, bands, scale})")
     backgrounds = tuple(_build(Background, b, "implant.backgrounds", tuples=("bands", "files"))
                         for b in data["backgrounds"])
-    scars = _build(ImplantSpec, {k: data[k] for k in scar_keys if k in data}, "implant")
+    scars = _build(ImplantSpec, {k: data[k] for k in scar_keys if k in data}, "implant", tuples=("tone",))
     options = {k: tuple(data[k]) if k in ("bands", "resolution") else data[k] for k in spec_keys if k in data}
+    radiometry = _build(Radiometry, data.get("radiometry") or {}, "implant.radiometry",
+                        tuples=("gain", "haze", "gamma", "sensor_noise", "sharpen"))
     try:
-        spec = ImplantedSpec(implant=scars, **options)
+        spec = ImplantedSpec(implant=scars, radiometry=radiometry, **options)
     except TypeError as exc:
         raise ConfigError(f"implant: {exc}") from exc
     return ImplantStep(str(data.get("out", spec.name)), spec, backgrounds, int(data.get("seed", 0)))

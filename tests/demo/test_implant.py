@@ -15,9 +15,10 @@ from scipy.ndimage import distance_transform_edt
 from geoslide.demo.backgrounds import Background, read_background
 from geoslide.demo.implant import ImplantSpec, bare_ground, label_mask, paint, scar_outlines
 from geoslide.demo.implanted import ImplantedSpec, write_implanted
-from geoslide.demo.radiometry import resample, to_sensor
+from geoslide.demo.radiometry import Radiometry, finish, to_sensor
 from geoslide.errors import ConfigError
 from geoslide.raster.grid import GridSpec
+from geoslide.raster.resize import resample
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 REAL_RGBN = FIXTURES / "xrspatial_S2_RGBN_10m_epsg32719.tif"  # real Sentinel-2 (red, green, blue, nir), uint16
@@ -77,6 +78,39 @@ def test_paint_changes_only_pixels_at_scars_and_brightens_vegetation():
     assert np.median((nir - red) / (nir + red)) < 0.3 < (0.35 - 0.04) / 0.39  # scars lose the vegetation signal
 
 
+def _painted_scars(spec: ImplantSpec, seed: int) -> np.ndarray:
+    """Median scar colour (blue, green, red) painted into uniform forest with ``spec``'s tone and hue."""
+    grid = _grid(160, 160)
+    rng = np.random.default_rng(seed)
+    image = np.stack([np.full(grid.shape, v) for v in (0.03, 0.06, 0.04)])
+    scars = scar_outlines(grid, np.ones(grid.shape, bool), ImplantSpec(cover=0.08, revegetated=0.0), rng)
+    out = paint(image, grid, scars, np.array([0.10, 0.13, 0.17]), rng, spec)
+    mask = label_mask(scars, grid, np.ones(grid.shape, bool)) == 1
+    return np.median(out[:, mask], axis=1)
+
+
+def test_tone_scales_the_scar_material_against_the_bare_ground():
+    dull = _painted_scars(ImplantSpec(tone=(0.5, 0.5)), seed=4)
+    bright = _painted_scars(ImplantSpec(tone=(1.2, 1.2)), seed=4)  # same draws otherwise
+    np.testing.assert_allclose(bright / dull, 2.4, rtol=0.06)  # remnant trees keep some forest in the median
+
+
+def test_hue_changes_the_scar_colour_of_a_scene_but_not_its_brightness():
+    plain = np.array([_painted_scars(ImplantSpec(hue=0.0), seed) for seed in range(12)])
+    varied = np.array([_painted_scars(ImplantSpec(hue=0.1), seed) for seed in range(12)])  # same scars and tone
+    shift = np.log(varied[:, 2] / varied[:, 0]) - np.log(plain[:, 2] / plain[:, 0])  # redder or bluer
+    assert np.abs(shift).max() > 0.1 and shift.std() > 0.05
+    brightness = np.log(varied).mean(axis=1) - np.log(plain).mean(axis=1)
+    assert np.abs(brightness).max() < 0.05
+
+
+def test_scar_colour_options_are_checked():
+    with pytest.raises(ValueError, match="tone"):
+        ImplantSpec(tone=(1.2, 0.6))
+    with pytest.raises(ValueError, match="hue"):
+        ImplantSpec(hue=-0.1)
+
+
 def test_bare_ground_comes_from_the_scene_bare_pixels_not_water_or_forest():
     rng = np.random.default_rng(3)
     h, w = 100, 100
@@ -100,6 +134,36 @@ def test_to_sensor_writes_what_products_ship():
     r16 = to_sensor(refl, "reflectance", rng)
     assert r16.dtype == np.uint16
     np.testing.assert_allclose(r16 * 1e-4, refl, atol=0.5e-4)
+
+
+def test_finish_draws_nothing_unless_asked_so_earlier_catalogs_stay_the_same():
+    image = np.random.default_rng(0).random((3, 40, 40))
+    rng = np.random.default_rng(5)
+    out = finish(image, Radiometry(), rng)
+    assert out is image and rng.random() == np.random.default_rng(5).random()
+
+
+def test_finish_adds_sensor_noise_of_the_drawn_level_to_the_whole_scene():
+    flat = np.full((2, 200, 200), 0.2)
+    out = finish(flat, Radiometry(sensor_noise=(0.01, 0.01)), np.random.default_rng(1))
+    assert out.std(axis=(1, 2)) == pytest.approx([0.01, 0.01], rel=0.05)
+    assert out.mean() == pytest.approx(0.2, abs=1e-3)
+
+
+def test_finish_sharpens_a_soft_edge_as_an_unsharp_mask():
+    from scipy.ndimage import gaussian_filter
+
+    edge = gaussian_filter(np.repeat(np.r_[np.zeros(20), np.ones(20)][None, None], 10, axis=1), (0, 0, 1.5))
+    out = finish(edge, Radiometry(sharpen=(1.0, 1.0)), np.random.default_rng(2))
+    assert np.abs(np.diff(out, axis=2)).max() > 1.12 * np.abs(np.diff(edge, axis=2)).max()  # steeper
+    np.testing.assert_allclose(out[..., [0, -1]], edge[..., [0, -1]], atol=0.02)  # flat ground stays as it was
+
+
+def test_radiometry_ranges_are_checked():
+    with pytest.raises(ValueError, match="sensor_noise"):
+        Radiometry(sensor_noise=(0.02, 0.01))
+    with pytest.raises(ValueError, match="sharpen"):
+        Radiometry(sharpen=(-1.0, 0.5))
 
 
 def test_resample_keeps_a_constant_field_and_shrinks_the_valid_area():

@@ -102,6 +102,19 @@ def test_a_tiny_pipeline_with_its_work_folder_on_s3_runs_and_resumes(s3_bucket, 
     assert version(weights) == stamp and list(tmp_path.iterdir()) == []
 
 
+IMPLANT_STEP = {"out": "scenes", "name": "s", "bands": ["red", "green", "blue"],
+           "backgrounds": [{"path": "bg.tif", "bands": ["red", "green", "blue"], "scale": 1.0}]}
+
+
+def test_implant_radiometry_and_scar_colours_are_read_from_the_pipeline():
+    step = parse_pipeline({**TINY, "implant": [{**IMPLANT_STEP, "tone": [0.7, 1.1], "hue": 0.05,
+                                                "radiometry": {"sensor_noise": [0, 0.01], "sharpen": [0, 1]}}]})
+    spec = step.implant[0].spec
+    assert spec.implant.tone == (0.7, 1.1) and spec.implant.hue == 0.05
+    assert spec.radiometry.sensor_noise == (0, 0.01) and spec.radiometry.sharpen == (0, 1)
+    assert spec.radiometry.gain == (0.75, 1.3)  # the others keep their defaults
+
+
 @pytest.mark.parametrize(("change", "match"), [
     ({"epochs": 1}, "unknown key"),
     ({"models": []}, "no models"),
@@ -113,6 +126,9 @@ def test_a_tiny_pipeline_with_its_work_folder_on_s3_runs_and_resumes(s3_bucket, 
     ({"models": [{"name": "a", "model": "unet", "sensors": "uav"}]}, "sensors must be"),
     ({"evaluate": {"tables": ["bogus"]}}, "unknown table"),
     ({"datasets": [{"name": "x"}]}, "has no data"),
+    ({"implant": [{**IMPLANT_STEP, "radiometry": {"sensor_noise": [0.02, 0.01]}}]}, "implant.radiometry: sensor_noise"),
+    ({"implant": [{**IMPLANT_STEP, "radiometry": {"blur": [0, 1]}}]}, "unknown"),
+    ({"implant": [{**IMPLANT_STEP, "hue": 2}]}, "implant: hue 2 must be between 0 and 1"),
 ])
 def test_bad_pipelines_are_refused_with_the_fix(change, match):
     with pytest.raises(ConfigError, match=match):
