@@ -245,7 +245,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--radiometric", type=_finite, default=0.0, metavar="S",
                    help="strength of random radiometry per patch (contrast, brightness, band gains, noise): "
                         "0 off (default), 1 the documented ranges; for imagery of one camera")
-    p.add_argument("--patience", type=int, default=10, help="early stopping on validation F1 (epochs)")
+    p.add_argument("--patience", type=int, default=10,
+                   help="stop after this many epochs without a better one by --select (default 10)")
+    _add_named(p, "--select", names=("f1", "loss", "last"), default="f1",
+               help="which epoch's weights to keep: the best validation F1 (f1, default), the lowest validation "
+                    "loss (loss) or the final epoch (last: when the validation patches are few or unlike the "
+                    "imagery to map)")
     p.add_argument("--train-split", default="train", metavar="NAME", help="store split to train on (default train)")
     p.add_argument("--val-split", default="val", metavar="NAME", help="store split to validate on (default val)")
     p.add_argument("--val-fraction", type=_finite, default=None, metavar="F",
@@ -290,10 +295,13 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda when present)")
     p.add_argument("--resolution", type=_resolution_option, default=None, metavar="R|model",
                    help="target pixel size, or 'model' for the nearest in the model's training range "
-                   "(default: the items')")
+                   "(default: the items'; with --tiles, georeferenced tiles are mapped there and the masks "
+                   "resampled back onto them)")
     p.add_argument("--bands", nargs="+", default=None, metavar="BAND",
                    help="item bands fed to the model, one per model band in its order (e.g. b1 b2 b3 for an RGB "
-                   "model); without --model, the bundled model is chosen among those taking these bands")
+                   "model); without --model, the bundled model is chosen among those taking these bands. With "
+                   "--tiles: the names of the tiles' bands in file order (e.g. blue green red nir; default: what "
+                   "the files say, else red green blue[ nir])")
     p.add_argument("--epsg", type=int, default=None, help="target CRS (needed when items differ in CRS)")
     p.add_argument("--cog", action="store_true", help="also export probability and mask as COGs")
     p.add_argument("--zarr-format", type=int, choices=(2, 3), default=3,
@@ -524,7 +532,7 @@ def _train(args: argparse.Namespace) -> int:
                      schedule=args.schedule, epochs=args.epochs, max_steps=args.max_steps,
                      batch_size=args.batch_size, augment=args.augment, radiometric=args.radiometric,
                      balance=args.balance,
-                     patience=args.patience, seed=args.seed, train_split=args.train_split,
+                     patience=args.patience, select=args.select, seed=args.seed, train_split=args.train_split,
                      val_split=args.val_split, val_fraction=args.val_fraction, normalise=args.normalise)
     with _cluster(args) as client:
         summary = train(args.patches, spec, args.out, progress=args.progress, client=client)
@@ -567,19 +575,23 @@ def _map(args: argparse.Namespace) -> int:
 def _map_tiles(args: argparse.Namespace, inference) -> int:
     from geoslide.errors import ConfigError
     from geoslide.evaluation.tiles import map_and_score_tiles
-    from geoslide.mapping.tiles import TileMapSpec
+    from geoslide.mapping.tiles import TileMapSpec, choose_tile_model
+    from geoslide.models.card import model_location
 
     if args.stac_query != "{}" or args.catalog or args.vectors or args.cog or args.pre_stac_query:
         raise ConfigError("--tiles maps plain tiles: drop --stac-query/--catalog/--vectors/--cog/--pre-stac-query")
+    bands = tuple(args.bands) if args.bands else None
     if args.model is None:
-        raise ConfigError("--tiles needs --model MODEL_DIR or a bundled model's name (e.g. rgb), one trained on "
-                          "tiles like these")
-    from geoslide.models.card import model_location
-
-    spec = TileMapSpec(out=args.out, model=str(model_location(args.model)), inference=inference,
-                       mask_values=args.mask_values, nodata=args.nodata)
+        choice = choose_tile_model(args.tiles, bands)
+        model, note = choice.path, choice.reason
+    else:
+        model = model_location(args.model)
+        note = f"model {model}"
+    spec = TileMapSpec(out=args.out, model=str(model), inference=inference, mask_values=args.mask_values,
+                       nodata=args.nodata, bands=bands, resolution=args.resolution)
     table, overall = map_and_score_tiles(args.tiles, spec, progress=True)
     share = table["landslide_pixels"].sum() / max(table["valid_pixels"].sum(), 1)
+    print(f"model: {note}")
     print(f"{args.out}: {len(table)} tile masks; summary.csv ({100 * share:.2f} % landslide pixels)")
     if overall is not None:
         print(json.dumps(overall, indent=1))
@@ -704,10 +716,27 @@ class _SiblingTaskErrors(logging.Filter):
         return not str(record.msg).startswith("Task exception was never retrieved")
 
 
+def _one_line_warnings(command: str) -> None:
+    """Print geoslide's own warnings as one line each (``geoslide map: warning: ...``), without a source location."""
+    import warnings
+
+    from geoslide.errors import GeoslideWarning
+
+    default = warnings.formatwarning
+
+    def formatted(message, category, filename, lineno, line=None) -> str:
+        if issubclass(category, GeoslideWarning):
+            return f"geoslide {command}: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatted
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit status."""
     args = build_parser().parse_args(argv)
     logging.getLogger("asyncio").addFilter(_SiblingTaskErrors())
+    _one_line_warnings(args.command)
     try:
         from geoslide.catalog.trust import allow_assets
 

@@ -3,7 +3,8 @@
 Nodata pixels of an image are those GDAL masks (its nodata value, an alpha band, an internal
 mask) and, with ``nodata=V``, those whose every band equals ``V`` (black corners of rotated
 scenes that declare no nodata). They become NaN in the image and 255 in the labels. An alpha
-band is not an image band.
+band is not an image band, unless it holds more than fully transparent and opaque values: then
+it is the image band GDAL marks as alpha by default in 4-band 8-bit files (RGBN).
 """
 
 from __future__ import annotations
@@ -35,6 +36,28 @@ class TileHeader:
     crs: str
     transform: tuple[float, ...] | None  # affine (a, b, c, d, e, f) of a georeferenced tile, else None
     resolution: float  # metres per pixel, NaN without georeferencing
+    names: tuple[str, ...] = ()  # per image band, its common name (red, nir, ...) or "" if the file does not say
+    alpha_is_data: bool = False  # a band the file calls alpha holds image values (RGBN saved with GDAL's defaults)
+
+
+COMMON_NAMES = frozenset({"coastal", "blue", "green", "red", "rededge", "nir", "nir08", "nir09", "swir16", "swir22"})
+"""Band names a tile's band descriptions may give (STAC eo common names)."""
+
+_ALIASES = {"b01": "coastal", "b1": "coastal", "b02": "blue", "b2": "blue", "b03": "green", "b3": "green",
+            "b04": "red", "b4": "red", "b08": "nir", "b8": "nir", "b8a": "nir08", "b09": "nir09",
+            "b11": "swir16", "b12": "swir22", "near-infrared": "nir", "near infrared": "nir", "swir1": "swir16",
+            "swir2": "swir22"}
+"""Sentinel-2 band ids and other spellings of common names found in band descriptions."""
+
+
+def band_name(description: str | None, interp: ColorInterp) -> str:
+    """A band's common name from its description (``red``, ``B04``, ``NIR``), else its colour interpretation."""
+    text = (description or "").strip().lower()
+    if text in COMMON_NAMES:
+        return text
+    if text in _ALIASES:
+        return _ALIASES[text]
+    return interp.name if interp in (ColorInterp.red, ColorInterp.green, ColorInterp.blue) else ""
 
 
 def open_raster(path: Path):
@@ -50,11 +73,27 @@ def open_raster(path: Path):
 def tile_header(path: Path) -> TileHeader:
     """The header of an image tile: size, image bands, and CRS/transform/pixel size when georeferenced."""
     with open_raster(path) as ds:
-        bands = tuple(i + 1 for i, c in enumerate(ds.colorinterp) if c != ColorInterp.alpha) or (1,)
+        interp = ds.colorinterp
+        data_alpha = [i + 1 for i, c in enumerate(interp) if c == ColorInterp.alpha and not _is_alpha(ds, i + 1)]
+        bands = tuple(i + 1 for i, c in enumerate(interp) if c != ColorInterp.alpha or i + 1 in data_alpha)
+        bands = bands or (1,)
+        names = tuple(band_name(ds.descriptions[b - 1], ds.colorinterp[b - 1]) for b in bands)
         if ds.crs is None or ds.transform.is_identity:
-            return TileHeader(ds.height, ds.width, bands, "", None, np.nan)
+            return TileHeader(ds.height, ds.width, bands, "", None, np.nan, names, bool(data_alpha))
         return TileHeader(ds.height, ds.width, bands, ds.crs.to_string(), tuple(ds.transform)[:6],
-                          _metres_per_pixel(ds))
+                          _metres_per_pixel(ds), names, bool(data_alpha))
+
+
+def _is_alpha(ds, band: int) -> bool:
+    """Whether a band the file calls alpha is one: only fully transparent and opaque values (read decimated).
+
+    GDAL saves any 4-band 8-bit image as RGB plus alpha unless told otherwise, so an RGBN tile's
+    near-infrared band often comes marked as alpha; it holds many values, a real alpha two.
+    """
+    scale = max(1, max(ds.height, ds.width) // 512)
+    values = np.unique(ds.read(band, out_shape=(max(1, ds.height // scale), max(1, ds.width // scale))))
+    opaque = np.iinfo(ds.dtypes[band - 1]).max if np.issubdtype(ds.dtypes[band - 1], np.integer) else 1
+    return set(values.tolist()) <= {0, opaque}
 
 
 def _metres_per_pixel(ds) -> float:
@@ -92,7 +131,10 @@ def read_tile(image: Path, mask: Path | None, head: TileHeader, values: MaskValu
     """``(band, h, w)`` float32 image with NaN at nodata, and uint8 labels 0/1/255 (None without a mask)."""
     with open_raster(image) as ds:
         data = ds.read(list(head.bands)).astype(np.float32)
-        valid = ds.dataset_mask() > 0
+        if head.alpha_is_data:  # GDAL's mask would come from that band: only a declared nodata value counts
+            valid = ~np.all(data == ds.nodata, axis=0) if ds.nodata is not None else np.ones(data.shape[1:], bool)
+        else:
+            valid = ds.dataset_mask() > 0
     if nodata is not None:
         valid &= ~np.all(data == nodata, axis=0)
     data[:, ~valid] = np.nan

@@ -67,8 +67,12 @@ def sample_bands(items: Sequence[pystac.Item], names: Sequence[str]) -> dict[str
     return out
 
 
-def check_values(sample: dict[str, np.ndarray], card: ModelCard, model: str) -> None:
-    """Refuse imagery whose values are far (:data:`FAR` times) from those the model was trained on."""
+STAC_UNITS_FIX = "declare raster:scale/raster:offset in the items, or pass a model trained on such values with --model"
+"""How to fix imagery in other units than a model's, for STAC items."""
+
+
+def check_values(sample: dict[str, np.ndarray], card: ModelCard, model: str, fix: str = STAC_UNITS_FIX) -> None:
+    """Refuse imagery whose values are far (:data:`FAR` times) from those the model was trained on (``fix``: how)."""
     ratios = []
     for band, mean, values in ((b, m, sample.get(b)) for b, m in zip(card.bands, card.mean, strict=True)):
         if values is not None and values.size and mean > 0 and np.median(values) > 0:
@@ -79,8 +83,7 @@ def check_values(sample: dict[str, np.ndarray], card: ModelCard, model: str) -> 
     log_ratio, band, median, mean = ratios[len(ratios) // 2]
     if abs(log_ratio) > math.log(FAR):
         raise BandError(f"the imagery's values look like {_kind(median)} (median {median:.3g} in {band}) but {model} "
-                        f"was trained on {_kind(mean)} (mean {mean:.3g}): declare raster:scale/raster:offset in the "
-                        "items, or pass a model trained on such values with --model")
+                        f"was trained on {_kind(mean)} (mean {mean:.3g}): {fix}")
 
 
 def fit_to_scene(model: ResolvedModel, sample: dict[str, np.ndarray], names: Sequence[str], note: str
@@ -107,16 +110,17 @@ def fit_to_scene(model: ResolvedModel, sample: dict[str, np.ndarray], names: Seq
     return replace(model, card=replace(card, mean=norm.mean, std=norm.std))
 
 
-def check_resolution(resolution: float | None, card: ModelCard, model: str) -> None:
-    """Warn (one line) when ``resolution`` is outside the model's training range."""
+def check_resolution(resolution: float | None, card: ModelCard, model: str,
+                     fix: str = "--resolution model resamples to it") -> None:
+    """Warn (one line) when ``resolution`` is outside the model's training range (``fix``: what to do)."""
     span = training_range(card)
     if resolution is None or span is None:
         return
     lo, hi = span
     if resolution < lo / RESOLUTION_SLACK or resolution > hi * RESOLUTION_SLACK:
         warnings.warn(f"the imagery's {resolution:g} m pixels are outside {model}'s training range "
-                      f"({lo:.3g}-{hi:.3g} m): landslides may be missed or over-mapped; "
-                      "--resolution model resamples to it", GeoslideWarning, stacklevel=3)
+                      f"({lo:.3g}-{hi:.3g} m): landslides may be missed or over-mapped; {fix}",
+                      GeoslideWarning, stacklevel=3)
 
 
 def model_resolution(resolution: float | None, card: ModelCard) -> float | None:

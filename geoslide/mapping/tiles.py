@@ -13,6 +13,7 @@ pixel counts and, where the tile has a mask, the confusion counts against it
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,17 +21,22 @@ import numpy as np
 import pandas as pd
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning
+from scipy.ndimage import zoom
 from tqdm import tqdm
 
+from geoslide.data.importers.tiles import NAMED_BANDS
 from geoslide.data.tilefiles import TileFile, find_tiles
-from geoslide.data.tileread import TileHeader, read_tile, tile_header, tiles_mask_values
-from geoslide.errors import BandError, OutputError
+from geoslide.data.tileread import TileHeader, open_raster, read_tile, tile_header, tiles_mask_values
+from geoslide.errors import BandError, ConfigError, OutputError
 from geoslide.fileio import write_atomic
 from geoslide.inventory.codes import MASK_NODATA
+from geoslide.mapping.inputcheck import check_resolution, check_values, model_resolution
 from geoslide.mapping.modelcache import load_model
 from geoslide.mapping.tiling import InferenceSpec, predict_block
 from geoslide.models.card import ModelCard
+from geoslide.models.choice import Choice, choose_bundled
 from geoslide.models.normalise import Normalisation, for_scene
+from geoslide.raster.resize import resample
 
 COLOURS = {0: (0, 0, 0, 255), 1: (230, 30, 30, 255), MASK_NODATA: (128, 128, 128, 0)}
 
@@ -51,6 +57,12 @@ class TileMapSpec:
         Coding of the tiles' own masks, if any (:mod:`geoslide.inventory.maskvalues`).
     nodata
         Image value marking nodata where a tile declares none.
+    bands
+        Names of the tiles' bands in file order (see :func:`tile_bands`); the model's bands are
+        taken from them by name, or in file order when the names are not the model's.
+    resolution
+        Pixel size (m) to map georeferenced tiles at, or ``"model"`` for the nearest in the model's
+        training range; the mask is resampled back onto the tile (None: as they are).
     """
 
     out: str
@@ -58,6 +70,8 @@ class TileMapSpec:
     inference: InferenceSpec = field(default_factory=InferenceSpec)
     mask_values: str | None = None
     nodata: float | None = None
+    bands: tuple[str, ...] | None = None
+    resolution: float | str | None = None
 
 
 def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.DataFrame:
@@ -72,20 +86,49 @@ def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.
     _check_out(spec.out)
     heads = [tile_header(t.image) for t in tiles]
     model, card = load_model(spec.model, spec.inference.device)
-    _check_bands(card, heads, tiles)
+    heads = _model_bands(card, heads, tiles, tile_bands(heads, tiles, spec.bands))
+    targets = _targets(spec.resolution, card, heads, tiles)
+    check_tiles(card, heads, tiles, f"model {Path(spec.model).name}", targets)
     values = tiles_mask_values([t.mask for t in tiles], spec.mask_values, str(src)) \
         if any(t.mask for t in tiles) else None
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)  # only once everything is checked
     rows = []
-    for tile, head in tqdm(list(zip(tiles, heads, strict=True)), desc="mapping tiles", unit="tile",
-                           disable=not progress):
+    for tile, head, target in tqdm(list(zip(tiles, heads, targets, strict=True)), desc="mapping tiles",
+                                   unit="tile", disable=not progress):
         image, truth = read_tile(tile.image, tile.mask, head, values, spec.nodata)
-        prob = predict_block(image, model, tile_card(card, image), spec.inference)
+        prob = _predict_at(image, head.resolution, target, model, card, spec.inference)
         mask = np.where(np.isnan(prob), MASK_NODATA, prob >= card.threshold).astype(np.uint8)
         path = _write_mask(out, tile, head, mask)
         rows.append(_row(tile, head, mask, truth, path, card.resolution))
     return pd.DataFrame(rows)
+
+
+def _targets(resolution: float | str | None, card: ModelCard, heads: Sequence[TileHeader],
+             tiles: Sequence[TileFile]) -> list[float | None]:
+    """Per tile, the pixel size to map it at (None: its own)."""
+    if resolution is None:
+        return [None] * len(heads)
+    if bad := next((t for t, h in zip(tiles, heads, strict=True) if h.transform is None), None):
+        raise ConfigError(f"{bad.image} has no georeferencing, so its pixel size is unknown: drop --resolution, "
+                          "or georeference the tiles")
+    return [model_resolution(h.resolution, card) if resolution == "model" else float(resolution) for h in heads]
+
+
+def _predict_at(image: np.ndarray, native: float, target: float | None, model, card: ModelCard,
+                inference: InferenceSpec) -> np.ndarray:
+    """Probability on the tile's grid, predicted at ``target`` metres (resampled there and back) if given."""
+    if target is None or abs(target / native - 1) < 1e-6:
+        return predict_block(image, model, tile_card(card, image), inference)
+    valid = ~np.isnan(image).any(axis=0)
+    scaled, kept = resample(np.nan_to_num(image), valid, target / native)
+    scaled = scaled.astype(np.float32)
+    scaled[:, ~kept] = np.nan
+    prob = np.nan_to_num(predict_block(scaled, model, tile_card(card, scaled), inference))
+    back = zoom(prob, (image.shape[1] / prob.shape[0], image.shape[2] / prob.shape[1]), order=1, grid_mode=True,
+                mode="nearest")[: image.shape[1], : image.shape[2]]
+    back = np.pad(back, ((0, image.shape[1] - back.shape[0]), (0, image.shape[2] - back.shape[1])), mode="edge")
+    return np.where(valid, back, np.nan)
 
 
 def tile_card(card: ModelCard, image: np.ndarray) -> ModelCard:
@@ -102,11 +145,94 @@ def _check_out(out: str) -> None:
         raise OutputError(f"{out} exists and is not an empty folder; pick a new --out for the tile masks")
 
 
-def _check_bands(card: ModelCard, heads: list[TileHeader], tiles: list[TileFile]) -> None:
+def tile_bands(heads: Sequence[TileHeader], tiles: Sequence[TileFile], given: Sequence[str] | None = None
+               ) -> tuple[str, ...]:
+    """Names of the tiles' bands in file order.
+
+    ``given`` (``--bands``), else the names every file gives (band descriptions such as ``nir`` or
+    ``B08``, colour interpretation red, green, blue), else those ``geoslide import tiles`` assumes:
+    ``red, green, blue[, nir]`` for 3 and 4 bands, ``b1``... otherwise.
+    """
+    counts = {len(h.bands) for h in heads}
+    if len(counts) > 1:
+        other = next(t.image for t, h in zip(tiles, heads, strict=True) if len(h.bands) != len(heads[0].bands))
+        raise BandError(f"tiles differ in band count ({sorted(counts)}), e.g. {tiles[0].image} and {other}; "
+                        "map each kind from its own folder")
+    count = counts.pop()
+    if given:
+        if len(given) != count:
+            raise BandError(f"--bands names {len(given)} band(s) but the tiles have {count}; name each band in "
+                            "file order, e.g. --bands blue green red nir")
+        return tuple(b.lower() for b in given)
+    said = {h.names for h in heads}
+    if len(said) == 1 and all(names := said.pop()) and len(set(names)) == count:
+        return names
+    return NAMED_BANDS.get(count) or tuple(f"b{i + 1}" for i in range(count))
+
+
+def choose_tile_model(src: str | Path, bands: Sequence[str] | None = None) -> Choice:
+    """The bundled model for the tiles in ``src``: by their band names and median pixel size (if georeferenced)."""
+    tiles = find_tiles(src, masks="optional")
+    heads = [tile_header(t.image) for t in tiles]
+    names = tile_bands(heads, tiles, bands)
+    sizes = [h.resolution for h in heads if h.transform is not None]
+    resolution = float(np.median(sizes)) if sizes else None
+    return choose_bundled(names, resolution, positional=all(_unnamed(n) for n in names))
+
+
+TILE_UNITS_FIX = "convert the tiles to the model's units, or pass a model trained on such values with --model"
+SAMPLED_TILES = 4
+"""Tiles whose values are compared with the model card before mapping (decimated reads)."""
+
+
+def check_tiles(card: ModelCard, heads: Sequence[TileHeader], tiles: Sequence[TileFile], model: str,
+                targets: Sequence[float | None] | None = None) -> None:
+    """Check the tiles against the card before anything is written.
+
+    A pixel size (``targets``, else the tiles' own) outside the card's range is warned about, values
+    far from a fixed-normalised card's are refused.
+    """
+    targets = targets or [None] * len(heads)
+    sizes = [t or h.resolution for h, t in zip(heads, targets, strict=True) if h.transform is not None]
+    if sizes:
+        check_resolution(float(np.median(sizes)), card, model)
+    if card.normalise != "fixed":
+        return  # the card takes each tile's own brightness or statistics: any units
+    samples = [_decimated(t.image, h) for t, h in list(zip(tiles, heads, strict=True))[:SAMPLED_TILES]]
+    check_values({b: np.concatenate([x[i] for x in samples]) for i, b in enumerate(card.bands)}, card, model,
+                 fix=TILE_UNITS_FIX)
+
+
+def _decimated(path: Path, head: TileHeader, side: int = 256) -> np.ndarray:
+    """The head's bands of a tile, at most ``side`` px a side, valid values only (band, n)."""
+    scale = max(1, max(head.height, head.width) // side)
+    with open_raster(path) as ds:
+        data = ds.read(list(head.bands), out_shape=(len(head.bands), max(1, head.height // scale),
+                                                    max(1, head.width // scale))).astype("float64")
+        nodata = ds.nodata
+    flat = data.reshape(len(head.bands), -1)
+    keep = np.all(np.isfinite(flat), axis=0)
+    if nodata is not None:
+        keep &= ~np.all(flat == nodata, axis=0)
+    return flat[:, keep]
+
+
+def _unnamed(name: str) -> bool:
+    return name[:1] == "b" and name[1:].isdigit()
+
+
+def _model_bands(card: ModelCard, heads: list[TileHeader], tiles: list[TileFile], names: tuple[str, ...]
+                 ) -> list[TileHeader]:
+    """``heads`` reading the card's bands: by name where the tiles have them all, else in file order."""
+    wanted = [b.lower() for b in card.bands]
+    if all(b in names for b in wanted):
+        return [replace(h, bands=tuple(h.bands[names.index(b)] for b in wanted)) for h in heads]
     for tile, head in zip(tiles, heads, strict=True):
         if len(head.bands) != len(card.bands):
-            raise BandError(f"{tile.image} has {len(head.bands)} band(s) but the model takes {len(card.bands)} "
-                            f"({', '.join(card.bands)}); map tiles like those it was trained on")
+            raise BandError(f"{tile.image} has {len(head.bands)} band(s) ({', '.join(names)}) but the model takes "
+                            f"{len(card.bands)} ({', '.join(card.bands)}); map tiles like those it was trained on, "
+                            "or name their bands with --bands")
+    return heads
 
 
 def _write_mask(out: Path, tile: TileFile, head: TileHeader, mask: np.ndarray) -> Path:
