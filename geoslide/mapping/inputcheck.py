@@ -110,17 +110,16 @@ def fit_to_scene(model: ResolvedModel, sample: dict[str, np.ndarray], names: Seq
     return replace(model, card=replace(card, mean=norm.mean, std=norm.std))
 
 
-def check_resolution(resolution: float | None, card: ModelCard, model: str,
-                     fix: str = "--resolution model resamples to it") -> None:
-    """Warn (one line) when ``resolution`` is outside the model's training range (``fix``: what to do)."""
+def check_resolution(resolution: float | None, card: ModelCard, model: str) -> None:
+    """Warn (one line) when ``resolution`` is outside the model's training range."""
     span = training_range(card)
     if resolution is None or span is None:
         return
     lo, hi = span
     if resolution < lo / RESOLUTION_SLACK or resolution > hi * RESOLUTION_SLACK:
         warnings.warn(f"the imagery's {resolution:g} m pixels are outside {model}'s training range "
-                      f"({lo:.3g}-{hi:.3g} m): landslides may be missed or over-mapped; {fix}",
-                      GeoslideWarning, stacklevel=3)
+                      f"({lo:.3g}-{hi:.3g} m): landslides may be missed or over-mapped; "
+                      "--resolution model resamples to it", GeoslideWarning, stacklevel=3)
 
 
 def model_resolution(resolution: float | None, card: ModelCard) -> float | None:

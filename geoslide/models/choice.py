@@ -31,15 +31,14 @@ class Choice:
 
 
 def choose_bundled(bands: Collection[str], resolution: float | None, synthetic: bool = False,
-                   positional: bool = False, root: Path = BUNDLED, fix: str = "consider --resolution model"
-                   ) -> Choice:
+                   positional: bool = False, root: Path = BUNDLED) -> Choice:
     """The bundled model for imagery offering ``bands`` at ``resolution`` metres.
 
     Among the models whose bands the imagery has (derived bands such as ``ndvi`` are computed), the
     one whose training resolutions fit best; ties go to the model using more bands. ``synthetic``
     imagery (the demo's) gets the ``demo`` model, other imagery the others. With ``positional``
     (bands a user listed, ``--bands b1 b2 b3``), bands that match no model's names match the models
-    taking that many bands. ``fix`` is the advice given when the resolution is outside the range.
+    taking that many bands.
     """
     offered = {b.lower() for b in bands}
     installed = bundled_names(root)
@@ -54,7 +53,7 @@ def choose_bundled(bands: Collection[str], resolution: float | None, synthetic: 
     misfit, _, name, card = min(fitting)
     reason = f"bundled model {name!r} ({', '.join(card.bands)}; {_range_text(card)})"
     if misfit > math.log(RESOLUTION_SLACK):
-        reason += f": the imagery's {resolution:g} m is outside its range, {fix}"
+        reason += f": the imagery's {resolution:g} m is outside its range, consider --resolution model"
     return Choice(root / name, card, reason)
 
 
