@@ -21,7 +21,8 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import NotGeoreferencedWarning
 from tqdm import tqdm
 
-from geoslide.errors import ConfigError, LabelError
+from geoslide.data.tilefiles import TileFile
+from geoslide.errors import ConfigError, GeoslideError, LabelError
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.maskvalues import MaskValues, choose_mask_values, parse_mask_values
 
@@ -48,6 +49,25 @@ _ALIASES = {"b01": "coastal", "b1": "coastal", "b02": "blue", "b2": "blue", "b03
             "b11": "swir16", "b12": "swir22", "near-infrared": "nir", "near infrared": "nir", "swir1": "swir16",
             "swir2": "swir22"}
 """Sentinel-2 band ids and other spellings of common names found in band descriptions."""
+
+
+NAMED_BANDS = {1: ("gray",), 3: ("red", "green", "blue"), 4: ("red", "green", "blue", "nir")}
+"""Names assumed for tiles that do not name their bands, by band count."""
+
+
+def assumed_band_names(count: int) -> tuple[str, ...]:
+    """The names tiles of ``count`` bands are taken to have: :data:`NAMED_BANDS`, else ``b1``, ``b2``..."""
+    return NAMED_BANDS.get(count) or tuple(f"b{i + 1}" for i in range(count))
+
+
+def shared_band_count(tiles: Sequence[TileFile], heads: Sequence[TileHeader], fix: str,
+                      error: type[GeoslideError] = ConfigError) -> int:
+    """The band count all ``tiles`` have; tiles that differ are refused with ``error`` (``fix``: what to do)."""
+    counts = {len(h.bands) for h in heads}
+    if len(counts) > 1:
+        other = next(t.image for t, h in zip(tiles, heads, strict=True) if len(h.bands) != len(heads[0].bands))
+        raise error(f"tiles differ in band count ({sorted(counts)}), e.g. {tiles[0].image} and {other}; {fix}")
+    return counts.pop()
 
 
 def band_name(description: str | None, interp: ColorInterp) -> str:
@@ -77,7 +97,7 @@ def tile_header(path: Path) -> TileHeader:
         data_alpha = [i + 1 for i, c in enumerate(interp) if c == ColorInterp.alpha and not _is_alpha(ds, i + 1)]
         bands = tuple(i + 1 for i, c in enumerate(interp) if c != ColorInterp.alpha or i + 1 in data_alpha)
         bands = bands or (1,)
-        names = tuple(band_name(ds.descriptions[b - 1], ds.colorinterp[b - 1]) for b in bands)
+        names = tuple(band_name(ds.descriptions[b - 1], interp[b - 1]) for b in bands)
         if ds.crs is None or ds.transform.is_identity:
             return TileHeader(ds.height, ds.width, bands, "", None, np.nan, names, bool(data_alpha))
         return TileHeader(ds.height, ds.width, bands, ds.crs.to_string(), tuple(ds.transform)[:6],

@@ -24,9 +24,16 @@ from rasterio.errors import NotGeoreferencedWarning
 from scipy.ndimage import zoom
 from tqdm import tqdm
 
-from geoslide.data.importers.tiles import NAMED_BANDS
 from geoslide.data.tilefiles import TileFile, find_tiles
-from geoslide.data.tileread import TileHeader, open_raster, read_tile, tile_header, tiles_mask_values
+from geoslide.data.tileread import (
+    TileHeader,
+    assumed_band_names,
+    open_raster,
+    read_tile,
+    shared_band_count,
+    tile_header,
+    tiles_mask_values,
+)
 from geoslide.errors import BandError, ConfigError, OutputError
 from geoslide.fileio import write_atomic
 from geoslide.inventory.codes import MASK_NODATA
@@ -153,12 +160,7 @@ def tile_bands(heads: Sequence[TileHeader], tiles: Sequence[TileFile], given: Se
     ``B08``, colour interpretation red, green, blue), else those ``geoslide import tiles`` assumes:
     ``red, green, blue[, nir]`` for 3 and 4 bands, ``b1``... otherwise.
     """
-    counts = {len(h.bands) for h in heads}
-    if len(counts) > 1:
-        other = next(t.image for t, h in zip(tiles, heads, strict=True) if len(h.bands) != len(heads[0].bands))
-        raise BandError(f"tiles differ in band count ({sorted(counts)}), e.g. {tiles[0].image} and {other}; "
-                        "map each kind from its own folder")
-    count = counts.pop()
+    count = shared_band_count(tiles, heads, "map each kind from its own folder", error=BandError)
     if given:
         if len(given) != count:
             raise BandError(f"--bands names {len(given)} band(s) but the tiles have {count}; name each band in "
@@ -167,7 +169,7 @@ def tile_bands(heads: Sequence[TileHeader], tiles: Sequence[TileFile], given: Se
     said = {h.names for h in heads}
     if len(said) == 1 and all(names := said.pop()) and len(set(names)) == count:
         return names
-    return NAMED_BANDS.get(count) or tuple(f"b{i + 1}" for i in range(count))
+    return assumed_band_names(count)
 
 
 def choose_tile_model(src: str | Path, bands: Sequence[str] | None = None) -> Choice:

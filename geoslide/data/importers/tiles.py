@@ -28,7 +28,14 @@ from geoslide.data.importers._common import ImportPlan, write_plan
 from geoslide.data.patches import PatchSpec, select_windows
 from geoslide.data.store import PatchStore
 from geoslide.data.tilefiles import TileFile, find_tiles
-from geoslide.data.tileread import TileHeader, read_tile, tile_header, tiles_mask_values
+from geoslide.data.tileread import (
+    TileHeader,
+    assumed_band_names,
+    read_tile,
+    shared_band_count,
+    tile_header,
+    tiles_mask_values,
+)
 from geoslide.data.tilesplit import check_rule, tile_splits
 from geoslide.errors import ConfigError, PatchStoreError
 from geoslide.inventory.codes import MASK_NODATA
@@ -36,7 +43,6 @@ from geoslide.inventory.maskvalues import MaskValues
 
 DEFAULT_SIZE = 256
 UNPAIRED = {"error": "required", "skip": "skip", "background": "optional"}  # -> find_tiles(masks=...)
-NAMED_BANDS = {1: ("gray",), 3: ("red", "green", "blue"), 4: ("red", "green", "blue", "nir")}
 
 
 @dataclass(frozen=True)
@@ -149,14 +155,9 @@ def import_tiles(src: str | Path, out: str | Path, spec: TileImportSpec | None =
 
 def _bands(tiles: Sequence[TileFile], heads: Sequence[TileHeader], spec: TileImportSpec,
            existing: PatchStore | None) -> tuple[str, ...]:
-    counts = {len(h.bands) for h in heads}
-    if len(counts) > 1:
-        first = next(t.image for t, h in zip(tiles, heads, strict=True) if len(h.bands) != len(heads[0].bands))
-        raise ConfigError(f"tiles differ in band count ({sorted(counts)}), e.g. {tiles[0].image} and {first}; "
-                          "import each kind into its own store")
-    count = counts.pop()
+    count = shared_band_count(tiles, heads, "import each kind into its own store")
     names = spec.bands or (tuple(existing.bands) if existing is not None and len(existing.bands) == count else None)
-    names = names or NAMED_BANDS.get(count) or tuple(f"b{i + 1}" for i in range(count))
+    names = names or assumed_band_names(count)
     if len(names) != count:
         raise ConfigError(f"--bands names {len(names)} band(s) but the tiles have {count}")
     return tuple(names)
