@@ -577,6 +577,7 @@ def _map_tiles(args: argparse.Namespace, inference) -> int:
     from geoslide.evaluation.tiles import map_and_score_tiles
     from geoslide.mapping.tiles import TileMapSpec, choose_tile_model
     from geoslide.models.card import model_location
+    from geoslide.progress import show_progress
 
     if args.stac_query != "{}" or args.catalog or args.vectors or args.cog or args.pre_stac_query:
         raise ConfigError("--tiles maps plain tiles: drop --stac-query/--catalog/--vectors/--cog/--pre-stac-query")
@@ -589,7 +590,7 @@ def _map_tiles(args: argparse.Namespace, inference) -> int:
         note = f"model {model}"
     spec = TileMapSpec(out=args.out, model=str(model), inference=inference, mask_values=args.mask_values,
                        nodata=args.nodata, bands=bands, resolution=args.resolution)
-    table, overall = map_and_score_tiles(args.tiles, spec, progress=True)
+    table, overall = map_and_score_tiles(args.tiles, spec, progress=show_progress(args.progress))
     share = table["landslide_pixels"].sum() / max(table["valid_pixels"].sum(), 1)
     print(f"model: {note}")
     print(f"{args.out}: {len(table)} tile masks; summary.csv ({100 * share:.2f} % landslide pixels)")

@@ -54,13 +54,15 @@ def _masks(out: Path) -> dict[str, np.ndarray]:
         return ds.read(1)
 
 
-def test_a_folder_of_rgb_pngs_is_mapped_with_the_bundled_rgb_model(tmp_path, naip):
+def test_a_folder_of_rgb_pngs_is_mapped_with_the_bundled_rgb_model_progress_shown_only_when_asked(tmp_path, naip):
     Image.fromarray(naip[:3].transpose(1, 2, 0)).save((tmp_path / "tiles").mkdir() or tmp_path / "tiles" / "a.png")
     chosen = _cli("map", "--tiles", tmp_path / "tiles", "--out", tmp_path / "auto")
     assert chosen.returncode == 0, chosen.stderr
     assert "model: bundled model 'rgb' (red, green, blue" in chosen.stdout
-    given = _cli("map", "--tiles", tmp_path / "tiles", "--model", "rgb", "--out", tmp_path / "given")
+    assert "%|" not in chosen.stderr, "a progress bar in a pipe, without --progress"
+    given = _cli("map", "--tiles", tmp_path / "tiles", "--model", "rgb", "--out", tmp_path / "given", "--progress")
     assert given.returncode == 0, given.stderr
+    assert "mapping tiles: 100%" in given.stderr
     auto = np.asarray(Image.open(tmp_path / "auto" / "a.png"))
     np.testing.assert_array_equal(auto, np.asarray(Image.open(tmp_path / "given" / "a.png")))
 
