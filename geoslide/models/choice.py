@@ -17,7 +17,7 @@ from geoslide.models.card import BUNDLED, ModelCard, bundled_names, read_card
 from geoslide.raster.derived import is_derived
 
 DEMO = "demo"
-RESOLUTION_SLACK = 1.5
+RESOLUTION_SLACK = 1.25
 """A model still fits imagery this many times finer or coarser than its training range."""
 
 
