@@ -34,7 +34,7 @@ from geoslide.data.tileread import (
     tile_header,
     tiles_mask_values,
 )
-from geoslide.errors import BandError, ConfigError, OutputError
+from geoslide.errors import BandError, ConfigError, GridError, OutputError
 from geoslide.fileio import write_atomic
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.mapping.inputcheck import check_resolution, check_values, model_resolution
@@ -80,6 +80,17 @@ class TileMapSpec:
     bands: tuple[str, ...] | None = None
     resolution: float | str | None = None
 
+    def __post_init__(self) -> None:
+        if isinstance(self.resolution, str) and self.resolution != "model":
+            raise GridError(f"--resolution must be a number of metres or 'model', got {self.resolution!r}")
+        if isinstance(self.resolution, (int, float)) and not self.resolution > 0:
+            raise GridError(f"--resolution must be positive, got {self.resolution}; give the pixel size in metres, "
+                            "or 'model'")
+
+
+MAX_REFINE = 16
+"""Tiles are mapped at most this many times finer than their own pixels (``--resolution``)."""
+
 
 def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.DataFrame:
     """Predict every tile of ``src``, write one mask per tile under ``spec.out``; one table row per tile.
@@ -119,7 +130,22 @@ def _targets(resolution: float | str | None, card: ModelCard, heads: Sequence[Ti
     if bad := next((t for t, h in zip(tiles, heads, strict=True) if h.transform is None), None):
         raise ConfigError(f"{bad.image} has no georeferencing, so its pixel size is unknown: drop --resolution, "
                           "or georeference the tiles")
-    return [model_resolution(h.resolution, card) if resolution == "model" else float(resolution) for h in heads]
+    targets = [model_resolution(h.resolution, card) if resolution == "model" else float(resolution) for h in heads]
+    _check_targets(targets, heads, tiles)
+    return targets
+
+
+def _check_targets(targets: Sequence[float], heads: Sequence[TileHeader], tiles: Sequence[TileFile]) -> None:
+    """Refuse pixel sizes that would blow a tile up past :data:`MAX_REFINE` or shrink it below one pixel."""
+    for tile, head, target in zip(tiles, heads, targets, strict=True):
+        if head.resolution / target > MAX_REFINE:
+            raise GridError(f"--resolution {target:g} m is {head.resolution / target:.3g} times finer than the "
+                            f"{head.resolution:g} m pixels of {tile.image} (at most {MAX_REFINE}x); give a coarser "
+                            "--resolution, or 'model'")
+        if target / head.resolution > min(head.height, head.width):
+            raise GridError(f"--resolution {target:g} m is coarser than the whole tile {tile.image} "
+                            f"({head.width} x {head.height} px of {head.resolution:g} m); give a finer --resolution, "
+                            "or 'model'")
 
 
 def _predict_at(image: np.ndarray, native: float, target: float | None, model, card: ModelCard,

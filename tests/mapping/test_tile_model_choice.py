@@ -173,3 +173,13 @@ def test_resolution_needs_georeferenced_tiles(tmp_path, naip):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "has no georeferencing" in lines[0], done.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("value, says", [("0", "must be positive"), ("-3", "must be positive"),
+                                         ("1e-9", "times finer than"), ("1e9", "coarser than the whole tile")])
+def test_a_resolution_no_tile_can_be_mapped_at_is_refused_in_one_line(tmp_path, naip, value, says):
+    _tif(tmp_path / "tiles" / "t.tif", naip)
+    done = _cli("map", "--tiles", tmp_path / "tiles", "--resolution", value, "--out", tmp_path / "out")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and says in lines[0], done.stderr
+    assert not (tmp_path / "out").exists()
