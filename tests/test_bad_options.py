@@ -21,6 +21,8 @@ QUERY = json.dumps({"collections": ["demo-quake-planetscope"], "query": {"geosli
 @pytest.mark.parametrize("extra, says", [
     (["--resolution", "0"], "resolution must be positive"),
     (["--resolution", "-3"], "resolution must be positive"),
+    (["--resolution", "1e-9"], "times finer than the items' 3 m pixels"),  # a traceback after minutes before
+    (["--resolution", "1e9"], "coarser than the items' whole extent"),  # wrote a one-pixel map, then a traceback
     (["--epsg", "0"], "epsg must be a positive EPSG code"),
     (["--min-area", "-5"], "min-area must be >= 0"),
     (["--workers", "0"], "n_workers must be at least 1"),

@@ -21,7 +21,7 @@ import rasterio
 from pyproj import CRS
 from rasterio.errors import RasterioError
 
-from geoslide.errors import BandError, GeoslideWarning, StorageError
+from geoslide.errors import BandError, GeoslideWarning, GridError, StorageError
 from geoslide.fileio import gdal_path
 from geoslide.models.card import ModelCard, ResolvedModel
 from geoslide.models.choice import RESOLUTION_SLACK, training_range
@@ -120,6 +120,39 @@ def check_resolution(resolution: float | None, card: ModelCard, model: str) -> N
         warnings.warn(f"the imagery's {resolution:g} m pixels are outside {model}'s training range "
                       f"({lo:.3g}-{hi:.3g} m): landslides may be missed or over-mapped; "
                       "--resolution model resamples to it", GeoslideWarning, stacklevel=3)
+
+
+MAX_REFINE = 16
+"""Imagery is mapped at most this many times finer than its own pixels."""
+
+
+def check_target(target: float | None, epsg: int | None, items: Sequence[pystac.Item]) -> None:
+    """Refuse a target pixel size (in ``epsg``'s units, else the items') no map can be made at.
+
+    More than :data:`MAX_REFINE` times finer than the first item's pixels, or coarser than the
+    items' whole extent (a map of one pixel): both are typing slips, not maps.
+    """
+    native = item_resolution(items)
+    if target is None or native is None:
+        return
+    crs = epsg if epsg is not None else parse_items(items[:1])[0].epsg
+    metres = target * 111_320.0 if crs is not None and CRS.from_epsg(crs).is_geographic else target
+    if native / metres > MAX_REFINE:
+        raise GridError(f"--resolution {target:g} is {native / metres:.3g} times finer than the items' {native:g} m "
+                        f"pixels (at most {MAX_REFINE}x); give a coarser --resolution, or 'model'")
+    extent = _extent_metres(items)
+    if metres > extent:
+        raise GridError(f"--resolution {target:g} is coarser than the items' whole extent (about {extent:.3g} m "
+                        "across); give a finer --resolution, or 'model'")
+
+
+def _extent_metres(items: Sequence[pystac.Item]) -> float:
+    """The longer side of the items' WGS84 bounding box, in metres (at its mean latitude)."""
+    boxes = np.array([i.bbox for i in items if i.bbox])
+    if not len(boxes):
+        return math.inf
+    west, south, east, north = boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()
+    return max((east - west) * math.cos(math.radians((south + north) / 2)), north - south) * 111_320.0
 
 
 def model_resolution(resolution: float | None, card: ModelCard) -> float | None:

@@ -38,6 +38,7 @@ from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import predict_proba
 from geoslide.mapping.inputcheck import (
     check_resolution,
+    check_target,
     fit_to_scene,
     item_resolution,
     model_resolution,
@@ -227,6 +228,7 @@ def _model_for(items: list[pystac.Item], spec: MapSpec) -> tuple[ResolvedModel, 
         model, note = resolve_model(choice.path, check=True), choice.reason
     if spec.resolution == "model":
         spec = replace(spec, resolution=model_resolution(native, model.card))
+    check_target(spec.resolution, spec.epsg, items)
     check_resolution(spec.resolution or native, model.card, note)
     return model, spec, note
 

@@ -37,7 +37,7 @@ from geoslide.data.tileread import (
 from geoslide.errors import BandError, ConfigError, GridError, OutputError
 from geoslide.fileio import write_atomic
 from geoslide.inventory.codes import MASK_NODATA
-from geoslide.mapping.inputcheck import check_resolution, check_values, model_resolution
+from geoslide.mapping.inputcheck import MAX_REFINE, check_resolution, check_values, model_resolution
 from geoslide.mapping.modelcache import load_model
 from geoslide.mapping.tiling import InferenceSpec, predict_block
 from geoslide.models.card import ModelCard
@@ -86,10 +86,6 @@ class TileMapSpec:
         if isinstance(self.resolution, (int, float)) and not self.resolution > 0:
             raise GridError(f"--resolution must be positive, got {self.resolution}; give the pixel size in metres, "
                             "or 'model'")
-
-
-MAX_REFINE = 16
-"""Tiles are mapped at most this many times finer than their own pixels (``--resolution``)."""
 
 
 def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.DataFrame:
