@@ -26,6 +26,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pystac
+import pytest
 import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
@@ -162,6 +163,7 @@ def _map_tiles(tile: Path, out: Path, *extra: str) -> tuple[subprocess.Completed
         return proc, float((ds.read(1) == 1).mean())
 
 
+@pytest.mark.heavy  # three maps of real scenes through the CLI: about 30 s
 def test_real_landsat7_scenes_as_shipped_get_the_s2_model_and_few_false_alarms(tmp_path):
     town, share = _map_tiles(LANDSAT_TOWN, tmp_path / "town", "--resolution", "model")
     assert "model: bundled model 's2'" in town.stdout and share <= FALSE_ALARMS_LANDSAT, share
