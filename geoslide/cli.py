@@ -55,6 +55,7 @@ _MODELS = _Names("geoslide.models", "model_names")
 _LOSSES = _Names("geoslide.training.losses", "loss_names")
 _OPTIMISERS = _Names("geoslide.training.optim", "optimiser_names")
 _SCHEDULES = _Names("geoslide.training.optim", "schedule_names")
+_SELECTS = _Names("geoslide.training.spec", "select_names")
 
 
 def _add_named(p: argparse.ArgumentParser, *flags: str, names: _Names, **kwargs: Any) -> None:
@@ -247,7 +248,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "0 off (default), 1 the documented ranges; for imagery of one camera")
     p.add_argument("--patience", type=int, default=10,
                    help="stop after this many epochs without a better one by --select (default 10)")
-    _add_named(p, "--select", names=("f1", "loss", "last"), default="f1",
+    _add_named(p, "--select", names=_SELECTS, default="f1",
                help="which epoch's weights to keep: the best validation F1 (f1, default), the lowest validation "
                     "loss (loss) or the final epoch (last: when the validation patches are few or unlike the "
                     "imagery to map)")

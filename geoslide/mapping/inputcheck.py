@@ -126,24 +126,40 @@ MAX_REFINE = 16
 """Imagery is mapped at most this many times finer than its own pixels."""
 
 
-def check_target(target: float | None, epsg: int | None, items: Sequence[pystac.Item]) -> None:
-    """Refuse a target pixel size (in ``epsg``'s units, else the items') no map can be made at.
+def check_resolution_option(resolution: float | str | None, hint: str) -> None:
+    """Refuse a ``resolution`` option that is neither a positive number nor ``"model"`` (``hint``: what to give)."""
+    if isinstance(resolution, str) and resolution != "model":
+        raise GridError(f"resolution must be a number of metres or 'model', got {resolution!r}")
+    if isinstance(resolution, (int, float)) and not resolution > 0:
+        raise GridError(f"resolution must be positive, got {resolution}; {hint}")
 
-    More than :data:`MAX_REFINE` times finer than the first item's pixels, or coarser than the
-    items' whole extent (a map of one pixel): both are typing slips, not maps.
+
+def check_target_size(target: float, metres: float, native: float, extent: float, pixels: str, whole: str) -> None:
+    """Refuse a target pixel size (``target`` as given, ``metres`` in metres) no map can be made at.
+
+    More than :data:`MAX_REFINE` times finer than the ``native`` pixels (described by ``pixels``),
+    or coarser than the ``extent`` mapped (described by ``whole``): a map of one pixel. Both are
+    typing slips, not maps.
     """
-    native = item_resolution(items)
+    if native / metres > MAX_REFINE:
+        raise GridError(f"--resolution {target:g} is {native / metres:.3g} times finer than {pixels} (at most "
+                        f"{MAX_REFINE}x); give a coarser --resolution, or 'model'")
+    if metres > extent:
+        raise GridError(f"--resolution {target:g} is coarser than {whole}; give a finer --resolution, or 'model'")
+
+
+def check_target(target: float | None, native: float | None, epsg: int | None, items: Sequence[pystac.Item]) -> None:
+    """:func:`check_target_size` for a map of ``items`` (pixels of ``native`` metres) at ``target``.
+
+    ``target`` is in ``epsg``'s units, else the items' CRS's (degrees taken at the equator).
+    """
     if target is None or native is None:
         return
     crs = epsg if epsg is not None else parse_items(items[:1])[0].epsg
     metres = target * 111_320.0 if crs is not None and CRS.from_epsg(crs).is_geographic else target
-    if native / metres > MAX_REFINE:
-        raise GridError(f"--resolution {target:g} is {native / metres:.3g} times finer than the items' {native:g} m "
-                        f"pixels (at most {MAX_REFINE}x); give a coarser --resolution, or 'model'")
     extent = _extent_metres(items)
-    if metres > extent:
-        raise GridError(f"--resolution {target:g} is coarser than the items' whole extent (about {extent:.3g} m "
-                        "across); give a finer --resolution, or 'model'")
+    check_target_size(target, metres, native, extent, f"the items' {native:g} m pixels",
+                      f"the items' whole extent (about {extent:.3g} m across)")
 
 
 def _extent_metres(items: Sequence[pystac.Item]) -> float:

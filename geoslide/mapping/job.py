@@ -38,6 +38,7 @@ from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import predict_proba
 from geoslide.mapping.inputcheck import (
     check_resolution,
+    check_resolution_option,
     check_target,
     fit_to_scene,
     item_resolution,
@@ -149,11 +150,8 @@ class MapSpec:
 
     def __post_init__(self) -> None:
         check_zarr_format(self.zarr_format)
-        if isinstance(self.resolution, str) and self.resolution != "model":
-            raise GridError(f"resolution must be a number of metres or 'model', got {self.resolution!r}")
-        if isinstance(self.resolution, (int, float)) and not self.resolution > 0:
-            raise GridError(f"resolution must be positive, got {self.resolution}; give the pixel size in the "
-                            "target CRS's units, or leave it unset to keep the items'")
+        check_resolution_option(self.resolution, "give the pixel size in the target CRS's units, or leave it unset "
+                                "to keep the items'")
         if self.epsg is not None and self.epsg < 1:
             raise GridError(f"epsg must be a positive EPSG code, got {self.epsg}; e.g. 32645 for UTM 45N")
         if self.min_area is not None and not self.min_area >= 0:
@@ -228,7 +226,7 @@ def _model_for(items: list[pystac.Item], spec: MapSpec) -> tuple[ResolvedModel, 
         model, note = resolve_model(choice.path, check=True), choice.reason
     if spec.resolution == "model":
         spec = replace(spec, resolution=model_resolution(native, model.card))
-    check_target(spec.resolution, spec.epsg, items)
+    check_target(spec.resolution, native, spec.epsg, items)
     check_resolution(spec.resolution or native, model.card, note)
     return model, spec, note
 

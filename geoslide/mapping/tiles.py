@@ -34,10 +34,16 @@ from geoslide.data.tileread import (
     tile_header,
     tiles_mask_values,
 )
-from geoslide.errors import BandError, ConfigError, GridError, OutputError
+from geoslide.errors import BandError, ConfigError, OutputError
 from geoslide.fileio import write_atomic
 from geoslide.inventory.codes import MASK_NODATA
-from geoslide.mapping.inputcheck import MAX_REFINE, check_resolution, check_values, model_resolution
+from geoslide.mapping.inputcheck import (
+    check_resolution,
+    check_resolution_option,
+    check_target_size,
+    check_values,
+    model_resolution,
+)
 from geoslide.mapping.modelcache import load_model
 from geoslide.mapping.tiling import InferenceSpec, predict_block
 from geoslide.models.card import ModelCard
@@ -81,11 +87,7 @@ class TileMapSpec:
     resolution: float | str | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.resolution, str) and self.resolution != "model":
-            raise GridError(f"--resolution must be a number of metres or 'model', got {self.resolution!r}")
-        if isinstance(self.resolution, (int, float)) and not self.resolution > 0:
-            raise GridError(f"--resolution must be positive, got {self.resolution}; give the pixel size in metres, "
-                            "or 'model'")
+        check_resolution_option(self.resolution, "give the pixel size in metres, or 'model'")
 
 
 def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.DataFrame:
@@ -132,16 +134,11 @@ def _targets(resolution: float | str | None, card: ModelCard, heads: Sequence[Ti
 
 
 def _check_targets(targets: Sequence[float], heads: Sequence[TileHeader], tiles: Sequence[TileFile]) -> None:
-    """Refuse pixel sizes that would blow a tile up past :data:`MAX_REFINE` or shrink it below one pixel."""
+    """:func:`~geoslide.mapping.inputcheck.check_target_size` for every tile, against its own pixels and sides."""
     for tile, head, target in zip(tiles, heads, targets, strict=True):
-        if head.resolution / target > MAX_REFINE:
-            raise GridError(f"--resolution {target:g} m is {head.resolution / target:.3g} times finer than the "
-                            f"{head.resolution:g} m pixels of {tile.image} (at most {MAX_REFINE}x); give a coarser "
-                            "--resolution, or 'model'")
-        if target / head.resolution > min(head.height, head.width):
-            raise GridError(f"--resolution {target:g} m is coarser than the whole tile {tile.image} "
-                            f"({head.width} x {head.height} px of {head.resolution:g} m); give a finer --resolution, "
-                            "or 'model'")
+        check_target_size(target, target, head.resolution, min(head.height, head.width) * head.resolution,
+                          f"the {head.resolution:g} m pixels of {tile.image}",
+                          f"the whole tile {tile.image} ({head.width} x {head.height} px of {head.resolution:g} m)")
 
 
 def _predict_at(image: np.ndarray, native: float, target: float | None, model, card: ModelCard,

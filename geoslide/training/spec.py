@@ -13,6 +13,11 @@ SELECT = ("f1", "loss", "last")
 """Values of :attr:`TrainSpec.select`: which epoch's weights a training keeps."""
 
 
+def select_names() -> tuple[str, ...]:
+    """The values ``TrainSpec.select`` (``geoslide train --select``) takes."""
+    return SELECT
+
+
 @dataclass(frozen=True)
 class TrainSpec:
     """How to train: model, loss, optimiser, schedule, sampling and stopping.
