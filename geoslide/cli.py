@@ -276,6 +276,9 @@ def _add_map(sub: argparse._SubParsersAction) -> None:
                    "tiles have masks (--mask-values as for import)")
     _mask_values_arg(p)
     p.add_argument("--nodata", type=_finite, default=None, metavar="V", help="with --tiles: image value marking nodata")
+    p.add_argument("--pixel-size", type=_finite, default=None, metavar="M",
+                   help="with --tiles: pixel size in metres of tiles without georeferencing (PNG/JPEG), e.g. 0.1 "
+                        "for a UAV orthomosaic; used to choose the model, to warn, for --resolution and for areas")
     p.add_argument("--model", type=_path, default=None, metavar="MODEL_DIR",
                    help="model directory (a path or an s3:// or http(s):// URL) or a bundled model's name "
                    "(default: the bundled model that fits the items' bands and resolution, which is printed)")
@@ -553,6 +556,12 @@ def _map(args: argparse.Namespace) -> int:
     inference = InferenceSpec(chunk=args.chunk, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
     if args.tiles:
         return _map_tiles(args, inference)
+    if given := [o for o, v in (("--pixel-size", args.pixel_size), ("--nodata", args.nodata),
+                                ("--mask-values", args.mask_values)) if v is not None]:
+        from geoslide.errors import ConfigError
+
+        raise ConfigError(f"{', '.join(given)} apply to --tiles only; STAC items give their own pixel size, nodata "
+                          "and no masks")
     spec = MapSpec(out=args.out, model=args.model, vectors=args.vectors, inference=inference,
                    bands=tuple(args.bands) if args.bands else None, resolution=args.resolution, epsg=args.epsg,
                    min_area=args.min_area,
@@ -584,13 +593,13 @@ def _map_tiles(args: argparse.Namespace, inference) -> int:
         raise ConfigError("--tiles maps plain tiles: drop --stac-query/--catalog/--vectors/--cog/--pre-stac-query")
     bands = tuple(args.bands) if args.bands else None
     if args.model is None:
-        choice = choose_tile_model(args.tiles, bands)
+        choice = choose_tile_model(args.tiles, bands, args.pixel_size)
         model, note = choice.path, choice.reason
     else:
         model = model_location(args.model)
         note = f"model {model}"
     spec = TileMapSpec(out=args.out, model=str(model), inference=inference, mask_values=args.mask_values,
-                       nodata=args.nodata, bands=bands, resolution=args.resolution)
+                       nodata=args.nodata, bands=bands, resolution=args.resolution, pixel_size=args.pixel_size)
     table, overall = map_and_score_tiles(args.tiles, spec, progress=show_progress(args.progress))
     share = table["landslide_pixels"].sum() / max(table["valid_pixels"].sum(), 1)
     print(f"model: {note}")

@@ -34,7 +34,7 @@ from geoslide.data.tileread import (
     tile_header,
     tiles_mask_values,
 )
-from geoslide.errors import BandError, ConfigError, OutputError
+from geoslide.errors import BandError, ConfigError, GridError, OutputError
 from geoslide.fileio import write_atomic
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.mapping.inputcheck import (
@@ -74,8 +74,13 @@ class TileMapSpec:
         Names of the tiles' bands in file order (see :func:`tile_bands`); the model's bands are
         taken from them by name, or in file order when the names are not the model's.
     resolution
-        Pixel size (m) to map georeferenced tiles at, or ``"model"`` for the nearest in the model's
-        training range; the mask is resampled back onto the tile (None: as they are).
+        Pixel size (m) to map tiles at, or ``"model"`` for the nearest in the model's training range;
+        the mask is resampled back onto the tile (None: as they are). Tiles need a known pixel size
+        for it: georeferencing, or ``pixel_size``.
+    pixel_size
+        Pixel size (m) of the tiles without georeferencing (PNG/JPEG from a UAV or a dataset release),
+        for the model choice, the pixel-size check, ``resolution`` and areas; georeferenced tiles keep
+        their own.
     """
 
     out: str
@@ -85,9 +90,31 @@ class TileMapSpec:
     nodata: float | None = None
     bands: tuple[str, ...] | None = None
     resolution: float | str | None = None
+    pixel_size: float | None = None
 
     def __post_init__(self) -> None:
         check_resolution_option(self.resolution, "give the pixel size in metres, or 'model'")
+        check_pixel_size(self.pixel_size)
+
+
+def check_pixel_size(pixel_size: float | None) -> None:
+    """Refuse a declared pixel size that is not a positive number of metres."""
+    if pixel_size is not None and not (np.isfinite(pixel_size) and pixel_size > 0):
+        raise GridError(f"--pixel-size must be a positive number of metres, got {pixel_size}; give the ground size "
+                        "of one pixel of the tiles, e.g. 0.1 for a UAV orthomosaic")
+
+
+def tile_headers(tiles: Sequence[TileFile], pixel_size: float | None = None) -> list[TileHeader]:
+    """The tiles' headers; those without georeferencing take ``pixel_size`` (m) if given."""
+    heads = [tile_header(t.image) for t in tiles]
+    if pixel_size is None:
+        return heads
+    return [h if h.transform is not None else replace(h, resolution=float(pixel_size)) for h in heads]
+
+
+def _sized(head: TileHeader) -> bool:
+    """Whether the tile's pixel size is known (georeferenced, or declared)."""
+    return bool(np.isfinite(head.resolution))
 
 
 def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.DataFrame:
@@ -100,7 +127,7 @@ def map_tiles(src: str | Path, spec: TileMapSpec, progress: bool = False) -> pd.
     """
     tiles = find_tiles(src, masks="optional")
     _check_out(spec.out)
-    heads = [tile_header(t.image) for t in tiles]
+    heads = tile_headers(tiles, spec.pixel_size)
     model, card = load_model(spec.model, spec.inference.device)
     heads = _model_bands(card, heads, tiles, tile_bands(heads, tiles, spec.bands))
     targets = _targets(spec.resolution, card, heads, tiles)
@@ -125,9 +152,9 @@ def _targets(resolution: float | str | None, card: ModelCard, heads: Sequence[Ti
     """Per tile, the pixel size to map it at (None: its own)."""
     if resolution is None:
         return [None] * len(heads)
-    if bad := next((t for t, h in zip(tiles, heads, strict=True) if h.transform is None), None):
-        raise ConfigError(f"{bad.image} has no georeferencing, so its pixel size is unknown: drop --resolution, "
-                          "or georeference the tiles")
+    if bad := next((t for t, h in zip(tiles, heads, strict=True) if not _sized(h)), None):
+        raise ConfigError(f"{bad.image} has no georeferencing, so its pixel size is unknown: declare it with "
+                          "--pixel-size M, drop --resolution, or georeference the tiles")
     targets = [model_resolution(h.resolution, card) if resolution == "model" else float(resolution) for h in heads]
     _check_targets(targets, heads, tiles)
     return targets
@@ -191,12 +218,17 @@ def tile_bands(heads: Sequence[TileHeader], tiles: Sequence[TileFile], given: Se
     return assumed_band_names(count)
 
 
-def choose_tile_model(src: str | Path, bands: Sequence[str] | None = None) -> Choice:
-    """The bundled model for the tiles in ``src``: by their band names and median pixel size (if georeferenced)."""
+def choose_tile_model(src: str | Path, bands: Sequence[str] | None = None, pixel_size: float | None = None
+                      ) -> Choice:
+    """The bundled model for the tiles in ``src``: by their band names and median pixel size (if known).
+
+    ``pixel_size``: that of the tiles without georeferencing (:func:`tile_headers`).
+    """
+    check_pixel_size(pixel_size)
     tiles = find_tiles(src, masks="optional")
-    heads = [tile_header(t.image) for t in tiles]
+    heads = tile_headers(tiles, pixel_size)
     names = tile_bands(heads, tiles, bands)
-    sizes = [h.resolution for h in heads if h.transform is not None]
+    sizes = [h.resolution for h in heads if _sized(h)]
     resolution = float(np.median(sizes)) if sizes else None
     return choose_bundled(names, resolution, positional=all(_unnamed(n) for n in names))
 
@@ -214,7 +246,7 @@ def check_tiles(card: ModelCard, heads: Sequence[TileHeader], tiles: Sequence[Ti
     far from a fixed-normalised card's are refused.
     """
     targets = targets or [None] * len(heads)
-    sizes = [t or h.resolution for h, t in zip(heads, targets, strict=True) if h.transform is not None]
+    sizes = [t or h.resolution for h, t in zip(heads, targets, strict=True) if _sized(h)]
     if sizes:
         check_resolution(float(np.median(sizes)), card, model)
     if card.normalise != "fixed":
@@ -280,8 +312,8 @@ def _write_mask(out: Path, tile: TileFile, head: TileHeader, mask: np.ndarray) -
 
 def _row(tile: TileFile, head: TileHeader, mask: np.ndarray, truth: np.ndarray | None, path: Path,
          trained_resolution: float | None) -> dict:
-    """One table row; tiles without georeferencing take the pixel size the model was trained at for areas."""
-    resolution = head.resolution if head.transform is not None else (trained_resolution or np.nan)
+    """One table row; tiles of unknown pixel size take the one the model was trained at for areas."""
+    resolution = head.resolution if _sized(head) else (trained_resolution or np.nan)
     valid = mask != MASK_NODATA
     landslide = int((mask == 1).sum())
     row = {"tile": tile.name, "mask": str(path), "width": head.width, "height": head.height,

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from PIL import Image
@@ -172,7 +173,69 @@ def test_resolution_needs_georeferenced_tiles(tmp_path, naip):
                 tmp_path / "out")
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "has no georeferencing" in lines[0], done.stderr
+    assert "--pixel-size" in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_declared_pixel_size_maps_plain_pngs_as_the_same_pixels_georeferenced_at_that_size(tmp_path):
+    """Reference: the same pixels in a GeoTIFF whose transform gives 0.5 m, mapped at --resolution 1."""
+    rgb = np.asarray(Image.open(SICHUAN / "sichuan-009.jpg").convert("RGB")).transpose(2, 0, 1)
+    Image.fromarray(rgb.transpose(1, 2, 0)).save((tmp_path / "png").mkdir() or tmp_path / "png" / "t.png")
+    _tif(tmp_path / "tif" / "t.tif", rgb, resolution=0.5)
+    for name in ("png", "tif"):
+        extra = ("--pixel-size", "0.5") if name == "png" else ()
+        done = _cli("map", "--tiles", tmp_path / name, "--resolution", "1", "--out", tmp_path / f"{name}-out", *extra)
+        assert done.returncode == 0, done.stderr
+        assert "model: bundled model 'rgb'" in done.stdout
+    png = np.asarray(Image.open(tmp_path / "png-out" / "t.png"))
+    reference = _masks(tmp_path / "tif-out")
+    assert 0.05 < (reference == 1).mean()
+    np.testing.assert_array_equal(png, reference)
+    areas = {n: pd.read_csv(tmp_path / f"{n}-out" / "summary.csv")["landslide_m2"].item() for n in ("png", "tif")}
+    assert areas["png"] == areas["tif"] == (reference == 1).sum() * 0.25
+
+
+YELL = NAIP.parents[1] / "neon-yell-0p1m/2019_YELL_2_541000_4977000_image_crop.png"
+
+
+def test_a_real_uav_scale_png_is_warned_at_its_declared_pixels_and_clean_at_the_models(tmp_path):
+    """Real NEON airborne RGB at 0.1 m (forest and a road, no landslides), a plain PNG as released.
+
+    Mapped at its own 0.1 m pixels the bundled ``rgb`` (0.3-3 m) flags 1.1 % of it (measured
+    2026-11-30), at the model's pixel size 0.06 %.
+    """
+    (tmp_path / "tiles").mkdir()
+    (tmp_path / "tiles" / YELL.name).symlink_to(YELL)
+    native = _cli("map", "--tiles", tmp_path / "tiles", "--pixel-size", "0.1", "--out", tmp_path / "native")
+    assert native.returncode == 0, native.stderr
+    warned = [line for line in native.stderr.splitlines() if "warning" in line]
+    assert len(warned) == 1 and "0.1 m pixels are outside" in warned[0] and "--resolution model" in warned[0]
+    resampled = _cli("map", "--tiles", tmp_path / "tiles", "--pixel-size", "0.1", "--resolution", "model",
+                     "--out", tmp_path / "model")
+    assert resampled.returncode == 0 and "warning" not in resampled.stderr, resampled.stderr
+    mask = np.asarray(Image.open(tmp_path / "model" / YELL.name))
+    with Image.open(YELL) as im:
+        assert mask.shape == im.size[::-1]  # back on the tile's own pixels
+    assert (mask == 1).mean() < 0.005
+    row = pd.read_csv(tmp_path / "model" / "summary.csv").iloc[0]
+    assert row["landslide_m2"] == pytest.approx(row["landslide_pixels"] * 0.01)
+
+
+@pytest.mark.parametrize("value", ["0", "-0.5", "nan"])
+def test_a_pixel_size_that_is_no_size_is_refused_in_one_line(tmp_path, naip, value):
+    Image.fromarray(naip[:3].transpose(1, 2, 0)).save((tmp_path / "tiles").mkdir() or tmp_path / "tiles" / "a.png")
+    done = _cli("map", "--tiles", tmp_path / "tiles", "--pixel-size", value, "--out", tmp_path / "out")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "pixel" in lines[0] and "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_tile_options_without_tiles_are_refused_in_one_line(tmp_path):
+    done = _cli("map", "--pixel-size", "0.5", "--out", tmp_path / "m.zarr")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "--pixel-size apply to --tiles only" in lines[0], done.stderr
+    assert not (tmp_path / "m.zarr").exists()
 
 
 @pytest.mark.parametrize("value, says", [("0", "must be positive"), ("-3", "must be positive"),
