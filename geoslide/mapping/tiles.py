@@ -34,7 +34,7 @@ from geoslide.data.tileread import (
     tile_header,
     tiles_mask_values,
 )
-from geoslide.errors import BandError, ConfigError, GridError, OutputError
+from geoslide.errors import BandError, ConfigError, GeoslideWarning, GridError, OutputError
 from geoslide.fileio import write_atomic
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.mapping.inputcheck import (
@@ -47,7 +47,7 @@ from geoslide.mapping.inputcheck import (
 from geoslide.mapping.modelcache import load_model
 from geoslide.mapping.tiling import InferenceSpec, predict_block
 from geoslide.models.card import ModelCard
-from geoslide.models.choice import Choice, choose_bundled
+from geoslide.models.choice import Choice, choose_bundled, training_range
 from geoslide.models.normalise import Normalisation, for_scene
 from geoslide.raster.resize import resample
 
@@ -249,11 +249,23 @@ def check_tiles(card: ModelCard, heads: Sequence[TileHeader], tiles: Sequence[Ti
     sizes = [t or h.resolution for h, t in zip(heads, targets, strict=True) if _sized(h)]
     if sizes:
         check_resolution(float(np.median(sizes)), card, model)
+    _note_unknown_sizes(heads, card, model)
     if card.normalise != "fixed":
         return  # the card takes each tile's own brightness or statistics: any units
     samples = [_decimated(t.image, h) for t, h in list(zip(tiles, heads, strict=True))[:SAMPLED_TILES]]
     check_values({b: np.concatenate([x[i] for x in samples]) for i, b in enumerate(card.bands)}, card, model,
                  fix=TILE_UNITS_FIX)
+
+
+def _note_unknown_sizes(heads: Sequence[TileHeader], card: ModelCard, model: str) -> None:
+    """Say once that tiles of unknown pixel size are mapped as they are, when the card has a training range."""
+    unknown = sum(not _sized(h) for h in heads)
+    span = training_range(card)
+    if unknown and span:
+        warnings.warn(f"{unknown} tile(s) have no georeferencing, so their pixel size is unknown and they are mapped "
+                      f"at their own pixels; {model} was trained at {span[0]:.3g}-{span[1]:.3g} m: if theirs is far "
+                      "from that, declare it with --pixel-size M and add --resolution model", GeoslideWarning,
+                      stacklevel=3)
 
 
 def _decimated(path: Path, head: TileHeader, side: int = 256) -> np.ndarray:

@@ -221,6 +221,17 @@ def test_a_real_uav_scale_png_is_warned_at_its_declared_pixels_and_clean_at_the_
     assert row["landslide_m2"] == pytest.approx(row["landslide_pixels"] * 0.01)
 
 
+def test_plain_tiles_of_unknown_pixel_size_get_one_line_saying_how_to_declare_it(tmp_path, naip):
+    Image.fromarray(naip[:3].transpose(1, 2, 0)).save((tmp_path / "tiles").mkdir() or tmp_path / "tiles" / "a.png")
+    _tif(tmp_path / "tiles" / "b.tif", naip[:3], resolution=1.0)
+    for extra, expected in (((), 1), (("--pixel-size", "1"), 0)):
+        done = _cli("map", "--tiles", tmp_path / "tiles", "--out", tmp_path / f"out{expected}", *extra)
+        assert done.returncode == 0, done.stderr
+        warned = [line for line in done.stderr.splitlines() if "warning" in line]
+        assert len(warned) == expected, done.stderr
+        assert all("1 tile(s) have no georeferencing" in w and "--pixel-size M" in w for w in warned)
+
+
 @pytest.mark.parametrize("value", ["0", "-0.5", "nan"])
 def test_a_pixel_size_that_is_no_size_is_refused_in_one_line(tmp_path, naip, value):
     Image.fromarray(naip[:3].transpose(1, 2, 0)).save((tmp_path / "tiles").mkdir() or tmp_path / "tiles" / "a.png")
