@@ -246,6 +246,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--radiometric", type=_finite, default=0.0, metavar="S",
                    help="strength of random radiometry per patch (contrast, brightness, band gains, noise): "
                         "0 off (default), 1 the documented ranges; for imagery of one camera")
+    p.add_argument("--paste", type=_finite, default=0.0, metavar="F",
+                   help="copy-paste augmentation: share of training patches (0-1) that get the landslide pixels of "
+                        "another patch laid onto them, turned and shifted (default 0: off)")
     p.add_argument("--patience", type=int, default=10,
                    help="stop after this many epochs without a better one by --select (default 10)")
     _add_named(p, "--select", names=_SELECTS, default="f1",
@@ -535,6 +538,7 @@ def _train(args: argparse.Namespace) -> int:
                      loss=args.loss, optimiser=args.optimiser, lr=args.lr, weight_decay=args.weight_decay,
                      schedule=args.schedule, epochs=args.epochs, max_steps=args.max_steps,
                      batch_size=args.batch_size, augment=args.augment, radiometric=args.radiometric,
+                     paste=args.paste,
                      balance=args.balance,
                      patience=args.patience, select=args.select, seed=args.seed, train_split=args.train_split,
                      val_split=args.val_split, val_fraction=args.val_fraction, normalise=args.normalise)

@@ -39,6 +39,7 @@ def test_bad_map_options_are_one_line_errors_and_write_nothing(tmp_path, extra, 
 
 @pytest.mark.parametrize("extra, says", [
     (["--patience", "-1"], "patience must be at least 1"),
+    (["--paste", "1.5"], "paste must be a share of patches between 0 (off) and 1"),
     (["--workers", "0"], "n_workers must be at least 1"),
     (["--scheduler", "tcp://127.0.0.1"], "is not a Dask scheduler address"),
 ])

@@ -106,3 +106,47 @@ def jitter_radiometry(images: torch.Tensor, generator: torch.Generator, strength
     sigma = 0.05 * strength * (draw(1, 1, 1) + 0.5)
     noise = torch.randn((total, *images.shape[1:]), generator=generator)[rank * n:(rank + 1) * n] * sigma
     return images * gain.to(images.dtype) + offset.to(images.dtype) + noise.to(images.dtype)
+
+
+def paste_draws(n: int, sources: int, size: int, share: float, generator: torch.Generator, rank: int = 0,
+                world: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which patches of this rank's slice get a landslide pasted, from which source, where.
+
+    Drawn for the whole global batch of ``world`` slices of ``n`` and this rank's slice taken, so
+    that the draws do not depend on the number of ranks. Returns, for the slice, the chosen
+    positions (within the slice), each one's source index (``0..sources-1``) and its shift
+    ``(k, dy, dx)``: a quarter-turn count (0-7, 4-7 flipped) and a roll in pixels.
+    """
+    total = n * world
+    chosen = torch.rand(total, generator=generator) < share
+    source = torch.randint(0, max(sources, 1), (total,), generator=generator)
+    shift = torch.stack([torch.randint(0, 8, (total,), generator=generator),
+                         torch.randint(0, size, (total,), generator=generator),
+                         torch.randint(0, size, (total,), generator=generator)], dim=1)
+    part = slice(rank * n, (rank + 1) * n)
+    where = np.flatnonzero(chosen[part].numpy()) if sources else np.zeros(0, dtype=int)
+    return where, source[part].numpy()[where], shift[part].numpy()[where]
+
+
+def paste_landslides(images: torch.Tensor, masks: torch.Tensor, where: np.ndarray, src_images: torch.Tensor,
+                     src_masks: torch.Tensor, shifts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copy-paste: the landslide pixels of ``src_*[j]`` laid onto patch ``where[j]``.
+
+    Each source is turned (``k`` quarter turns, flipped for ``k >= 4``) and rolled by ``(dy, dx)``;
+    its landslide pixels replace the patch's, with a one-pixel soft edge so that a cut outline is
+    not itself a cue, and become landslide in the mask. Source pixels that are background or
+    nodata leave the patch as it was.
+    """
+    out_i, out_m = images.clone(), masks.clone()
+    for j, i in enumerate(where):
+        k, dy, dx = (int(v) for v in shifts[j])
+        img, msk = torch.rot90(src_images[j], k % 4, (1, 2)), torch.rot90(src_masks[j], k % 4, (0, 1))
+        if k >= 4:
+            img, msk = img.flip(2), msk.flip(1)
+        img, msk = torch.roll(img, (dy, dx), (1, 2)), torch.roll(msk, (dy, dx), (0, 1))
+        hard = (msk == 1).to(images.dtype)
+        alpha = torch.nn.functional.avg_pool2d(hard[None, None], 3, stride=1, padding=1, count_include_pad=False)[0, 0]
+        alpha = torch.maximum(alpha, hard * 0.5) * (msk != 255)
+        out_i[i] = out_i[i] * (1 - alpha) + torch.nan_to_num(img) * alpha
+        out_m[i] = torch.where(msk == 1, torch.ones_like(out_m[i]), out_m[i])
+    return out_i, out_m

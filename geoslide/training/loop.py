@@ -58,6 +58,8 @@ from geoslide.training.batches import (
     band_stats,
     epoch_order,
     jitter_radiometry,
+    paste_draws,
+    paste_landslides,
     rank_batches,
 )
 from geoslide.training.losses import build_loss
@@ -105,10 +107,12 @@ def fit(store_path: str | Path, spec: TrainSpec, out_dir: str | Path, rank: int 
         run.model = _ddp(run.model, run.device)
     train, val = _readers(store, meta, spec, rows, val_rows, run.card)
     weights = balance_weights(meta["landslide_fraction"].to_numpy()[rows]) if spec.balance else None
+    positives = np.flatnonzero(meta["landslide_fraction"].to_numpy()[rows] > 0)  # copy-paste sources
     bar = _bar(spec.epochs, run.epoch, progress and rank == 0)
     while run.epoch < spec.epochs and not _done(run, spec):
         started = time.perf_counter()
-        loss = _train_epoch(run, train, spec, epoch_order(len(train), run.epoch, spec.seed, weights), rank, world)
+        loss = _train_epoch(run, train, spec, epoch_order(len(train), run.epoch, spec.seed, weights), rank, world,
+                            positives)
         if run.step == 0:  # training_rows guarantees a full batch; never save a model that was not trained
             raise PatchStoreError(f"no optimiser step was taken in epoch {run.epoch} of {len(train)} training "
                                   f"patches with batch {spec.batch_size}; nothing was saved")
@@ -283,8 +287,8 @@ def _readers(store: PatchStore, meta: pd.DataFrame, spec: TrainSpec, rows: np.nd
     return PatchReader(store, rows, normaliser, in_memory), PatchReader(store, val_rows, normaliser, in_memory)
 
 
-def _train_epoch(run: _Run, reader: PatchReader, spec: TrainSpec, order: np.ndarray, rank: int, world: int
-                 ) -> float:
+def _train_epoch(run: _Run, reader: PatchReader, spec: TrainSpec, order: np.ndarray, rank: int, world: int,
+                 positives: np.ndarray) -> float:
     run.model.train()
     generator = torch.Generator().manual_seed(spec.seed * 1_000_003 + run.epoch * 101)
     losses = []
@@ -294,6 +298,8 @@ def _train_epoch(run: _Run, reader: PatchReader, spec: TrainSpec, order: np.ndar
         images, masks = reader.batch(positions)
         if spec.augment:
             images, masks = _augment_slice(images, masks, generator, rank, world)
+        if spec.paste > 0:
+            images, masks = _paste(reader, positives, images, masks, generator, spec.paste, rank, world)
         if spec.radiometric > 0:
             images = jitter_radiometry(images, generator, spec.radiometric, rank, world)
         loss = run.loss(run.model(images.to(run.device)), masks.to(run.device))
@@ -318,6 +324,17 @@ def _augment_slice(images: torch.Tensor, masks: torch.Tensor, generator: torch.G
     out = augment(images, masks, generator)
     torch.randint(0, 8, ((world - rank - 1) * n,), generator=generator)
     return out
+
+
+def _paste(reader: PatchReader, sources: np.ndarray, images: torch.Tensor, masks: torch.Tensor,
+           generator: torch.Generator, share: float, rank: int, world: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`paste_landslides` onto this rank's slice; ``sources``: reader positions of patches with landslides."""
+    where, chosen, shifts = paste_draws(images.shape[0], len(sources), images.shape[-1], share, generator, rank,
+                                        world)
+    if len(where) == 0:
+        return images, masks
+    src_images, src_masks = reader.batch(sources[chosen])
+    return paste_landslides(images, masks, where, src_images, src_masks, shifts)
 
 
 def _mean_over_ranks(losses: list[float], world: int) -> float:

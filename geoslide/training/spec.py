@@ -45,6 +45,12 @@ class TrainSpec:
         gain and offset, noise; :func:`~geoslide.training.batches.jitter_radiometry`); 0 (default)
         turns it off, 1 is the documented ranges. For real imagery of one camera or flight, so that
         the model does not learn its colours.
+    paste
+        Copy-paste augmentation: the share of training patches (0-1) onto which the landslide
+        pixels of another training patch with landslides are laid, turned and shifted at random
+        (:func:`~geoslide.training.batches.paste_landslides`). Real scars then appear in every
+        kind of surrounding the store holds, so that a model learns the scar rather than the
+        valleys it was mapped in; 0 (default) turns it off.
     balance
         Class-balanced sampling: patches with landslides drawn half of the time.
     patience
@@ -91,6 +97,7 @@ class TrainSpec:
     batch_size: int = 16
     augment: bool = True
     radiometric: float = 0.0
+    paste: float = 0.0
     balance: bool = False
     patience: int | None = 10
     select: str = "f1"
@@ -123,6 +130,8 @@ class TrainSpec:
             raise ConfigError(f"sensors must be a non-empty list of sensor names (or None), got {self.sensors!r}")
         if not 0 <= self.radiometric <= 3:
             raise ConfigError(f"radiometric must be a strength between 0 (off) and 3, got {self.radiometric}")
+        if not 0 <= self.paste <= 1:
+            raise ConfigError(f"paste must be a share of patches between 0 (off) and 1, got {self.paste}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
 
