@@ -56,6 +56,7 @@ _LOSSES = _Names("geoslide.training.losses", "loss_names")
 _OPTIMISERS = _Names("geoslide.training.optim", "optimiser_names")
 _SCHEDULES = _Names("geoslide.training.optim", "schedule_names")
 _SELECTS = _Names("geoslide.training.spec", "select_names")
+_NORMALISES = _Names("geoslide.models.normalise", "normalise_names")
 
 
 def _add_named(p: argparse.ArgumentParser, *flags: str, names: _Names, **kwargs: Any) -> None:
@@ -261,7 +262,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="validate on this share of the training split instead (whole tiles/scenes when there "
                         "are 5 or more), for stores without a validation split")
     p.add_argument("--seed", type=int, default=0, help="seed of the initial weights, sampling and augmentation")
-    _add_named(p, "--normalise", names=("fixed", "brightness", "scene"), default="fixed",
+    _add_named(p, "--normalise", names=_NORMALISES, default="fixed",
                help="input normalisation: the training patches' band statistics (fixed), those of scenes divided "
                     "by their brightness (brightness: the model takes 8-bit, reflectance or counts alike), or each "
                     "scene's own per band (scene)")

@@ -34,6 +34,11 @@ IQR_TO_STD = 1.349
 """Interquartile range of a normal distribution in standard deviations."""
 
 
+def normalise_names() -> tuple[str, ...]:
+    """The values a card's ``normalise`` (``geoslide train --normalise``) takes."""
+    return MODES
+
+
 @dataclass(frozen=True)
 class Normalisation:
     """Per-band ``(x - mean) / std``; nodata becomes 0 after it.
