@@ -135,7 +135,7 @@ def _draw(folder: Path, scene: Scene, event: str, k: int, spec: ImplantedSpec, r
     scars = scar_outlines(grid, valid, spec.implant, rng) if spec.implant.cover > 0 else _no_scars()
     image = paint(image, grid, scars, bare_ground(image, valid, spec.bands, rng), rng, spec.implant)
     image = finish(image, spec.radiometry, rng)
-    data = to_sensor(image, spec.units, rng)
+    data = to_sensor(image, spec.units, rng, spec.radiometry)
     data[:, ~valid] = 0
     path = folder / event / f"{event}.tif"
     path.parent.mkdir(parents=True)

@@ -43,6 +43,14 @@ class Radiometry:
     sharpen
         Range of an unsharp-mask amount (1 px radius) applied to the whole scene after the scars are
         painted: a background refined by bilinear resampling is softer than native imagery.
+    white
+        8-bit output only (:func:`to_sensor`): range of the white point as a factor of the scene's
+        99.5th percentile. Above 1 leaves the top of the 0-255 range unused (a dim, unstretched
+        product).
+    display_gamma
+        8-bit output only: range of the display gamma (values are raised to ``1 / display_gamma``).
+        Above 1 brightens dark ground as camera and web-map renderings do; 1 is a linear product,
+        below 1 darker still.
     """
 
     gain: tuple[float, float] = (0.75, 1.3)
@@ -52,12 +60,17 @@ class Radiometry:
     noise: float = 0.003
     sensor_noise: tuple[float, float] = (0.0, 0.0)
     sharpen: tuple[float, float] = (0.0, 0.0)
+    white: tuple[float, float] = (0.9, 1.3)
+    display_gamma: tuple[float, float] = (1.0, 2.2)
 
     def __post_init__(self) -> None:
-        for name in ("gain", "haze", "gamma", "sensor_noise", "sharpen"):
+        for name in ("gain", "haze", "gamma", "sensor_noise", "sharpen", "white", "display_gamma"):
             lo, hi = getattr(self, name)
             if not 0 <= lo <= hi:
                 raise ValueError(f"{name} {getattr(self, name)} must be a range [low, high] with 0 <= low <= high")
+        for name in ("white", "display_gamma"):
+            if not getattr(self, name)[0] > 0:
+                raise ValueError(f"{name} {getattr(self, name)} must be positive, e.g. {getattr(Radiometry, name)}")
 
 
 def jitter(reflectance: np.ndarray, bands: Sequence[str], spec: Radiometry, rng: np.random.Generator) -> np.ndarray:
@@ -84,17 +97,21 @@ def finish(image: np.ndarray, spec: Radiometry, rng: np.random.Generator) -> np.
     return out
 
 
-def to_sensor(reflectance: np.ndarray, units: str, rng: np.random.Generator) -> np.ndarray:
+def to_sensor(reflectance: np.ndarray, units: str, rng: np.random.Generator, spec: Radiometry | None = None
+              ) -> np.ndarray:
     """Reflectance-like values as a product ships them.
 
     ``units="dn8"``: a camera's auto-exposed display stretch (black and white points near the scene's
-    0.5 and 99.5 percentiles, gamma 1 to 1/2.2) to 1-255 uint8, 0 left for nodata. ``units="reflectance"``: uint16 at
-    :data:`REFLECTANCE_SCALE`, 0 for nodata.
+    0.5 and 99.5 percentiles, the white point and display gamma drawn from ``spec``'s ``white`` and
+    ``display_gamma``, by default 0.9-1.3 and 1-2.2) to 1-255 uint8, 0 left for nodata.
+    ``units="reflectance"``: uint16 at :data:`REFLECTANCE_SCALE`, 0 for nodata.
     """
+    spec = spec or Radiometry()
     if units == "dn8":  # auto-exposure: black and white points near the scene's own extremes
         black = np.percentile(reflectance, 0.5) * rng.uniform(0.0, 0.8)
-        white = np.percentile(reflectance, 99.5) * rng.uniform(0.9, 1.3)
-        stretched = np.clip((reflectance - black) / max(white - black, 1e-6), 0, 1) ** (1 / rng.uniform(1.0, 2.2))
+        white = np.percentile(reflectance, 99.5) * rng.uniform(*spec.white)
+        gamma = rng.uniform(*spec.display_gamma)
+        stretched = np.clip((reflectance - black) / max(white - black, 1e-6), 0, 1) ** (1 / gamma)
         return np.round(stretched * 254 + 1).astype(np.uint8)
     if units == "reflectance":
         return np.clip(np.round(reflectance / REFLECTANCE_SCALE), 1, 65535).astype(np.uint16)

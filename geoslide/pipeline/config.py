@@ -346,7 +346,7 @@ def _implant(data: Any) -> ImplantStep:
     scars = _build(ImplantSpec, {k: data[k] for k in scar_keys if k in data}, "implant", tuples=("tone",))
     options = {k: tuple(data[k]) if k in ("bands", "resolution") else data[k] for k in spec_keys if k in data}
     radiometry = _build(Radiometry, data.get("radiometry") or {}, "implant.radiometry",
-                        tuples=("gain", "haze", "gamma", "sensor_noise", "sharpen"))
+                        tuples=("gain", "haze", "gamma", "sensor_noise", "sharpen", "white", "display_gamma"))
     try:
         spec = ImplantedSpec(implant=scars, radiometry=radiometry, **options)
     except TypeError as exc:

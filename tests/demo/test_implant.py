@@ -136,6 +136,22 @@ def test_to_sensor_writes_what_products_ship():
     np.testing.assert_allclose(r16 * 1e-4, refl, atol=0.5e-4)
 
 
+def test_to_sensor_exposure_ranges_give_dim_linear_products_and_defaults_stay_as_they_were():
+    refl = np.random.default_rng(4).uniform(0.01, 0.4, (3, 50, 50))
+    default = to_sensor(refl, "dn8", np.random.default_rng(7))
+    np.testing.assert_array_equal(default, to_sensor(refl, "dn8", np.random.default_rng(7), Radiometry()))
+    dim = to_sensor(refl, "dn8", np.random.default_rng(7), Radiometry(white=(2.0, 2.0), display_gamma=(1.0, 1.0)))
+    # numpy's reference: black point as drawn, white point twice the 99.5th percentile, linear
+    rng = np.random.default_rng(7)
+    black = np.percentile(refl, 0.5) * rng.uniform(0.0, 0.8)
+    white = np.percentile(refl, 99.5) * rng.uniform(2.0, 2.0)
+    expected = np.round(np.clip((refl - black) / (white - black), 0, 1) * 254 + 1).astype(np.uint8)
+    np.testing.assert_array_equal(dim, expected)
+    assert dim.max() < 135 and dim.mean() < default.mean() - 40  # the top of the range left unused
+    with pytest.raises(ValueError, match="display_gamma"):
+        Radiometry(display_gamma=(0.0, 1.0))
+
+
 def test_finish_draws_nothing_unless_asked_so_earlier_catalogs_stay_the_same():
     image = np.random.default_rng(0).random((3, 40, 40))
     rng = np.random.default_rng(5)
