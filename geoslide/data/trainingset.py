@@ -13,6 +13,7 @@ from typing import Any
 
 import dask
 import dask.array as da
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pystac
@@ -22,7 +23,7 @@ from geoslide.cluster import announce_dashboard, check_visible, shared_parent, t
 from geoslide.data.patches import PatchSpec, extract, meets, plan_windows, select_windows, window_bounds, window_sums
 from geoslide.data.splits import SplitOptions, assign_split, check_split, warn_leak
 from geoslide.data.store import PatchStore
-from geoslide.errors import GeoslideWarning
+from geoslide.errors import GeoslideWarning, LabelError
 from geoslide.fileio import check_writable, output_lock, read_bytes
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rastermask import is_raster_mask, labels_on_grid
@@ -107,7 +108,7 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
         if found:
             check_readable(found, spec.bands or ())
     raster = is_raster_mask(labels)
-    inventory = (task_path(labels) if client is not None else labels) if raster else read_inventory(labels)
+    inventory = (task_path(labels) if client is not None else labels) if raster else _inventory(labels, spec)
     if client is not None:  # a raster mask is read by the workers, chunk by chunk
         out = task_path(out)
         check_visible(client, [*asset_hrefs([*items, *(pre_items or []), *(dem_items or [])]),
@@ -116,6 +117,19 @@ def build_patches(items: Sequence[pystac.Item], labels: str | Path, out: str | P
     digest = build_digest(labels, spec, negatives, pre_items, dem_items)
     with output_lock(out), dask.config.set(scheduler=client) if client is not None else nullcontext():
         return _build(items, inventory, out, spec, negatives, progress, pre_items, dem_items, digest)
+
+
+def _inventory(labels: str | Path, spec: TrainingSetSpec) -> gpd.GeoDataFrame:
+    """The inventory's polygons; one without any is a landslide-free scene, kept only as negatives.
+
+    That needs a policy that keeps empty patches; with ``drop`` the scene would give nothing.
+    """
+    frame = read_inventory(labels, allow_empty=True)
+    if (len(frame) == 0 or frame.geometry.is_empty.all()) and spec.patch.empty == "drop":
+        raise LabelError(f"the inventory {labels} has no polygons and empty patches are dropped, so this scene "
+                         "would give no patch; keep empty patches (--empty keep or fraction, empty: in a pipeline) "
+                         "to add a landslide-free scene as negatives")
+    return frame
 
 
 def _build(items: Sequence[pystac.Item], inventory, out: str | Path, spec: TrainingSetSpec,

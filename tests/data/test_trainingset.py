@@ -69,11 +69,30 @@ def test_bad_labels(frame, match):
 
 
 def test_an_inventory_without_polygons_labels_nothing_but_cannot_make_a_training_set():
-    """Landslide-free labels (to count false alarms) rasterize to zeros; a training set needs a landslide."""
+    """Landslide-free labels (to count false alarms) rasterize to zeros; read as an inventory only when allowed."""
     empty = gpd.GeoDataFrame(geometry=[], crs=32645)
     assert not rasterize_inventory(empty, GRID, chunks=128).values.any()
     with pytest.raises(LabelError, match="no polygons"):
         read_inventory(empty)
+
+
+def test_a_landslide_free_scene_gives_negative_patches_where_empty_ones_are_kept(tmp_path):
+    """Hard negatives: every window of the scene, none with a landslide pixel; refused where empties are dropped."""
+    empty = tmp_path / "none.parquet"
+    gpd.GeoDataFrame(geometry=[], crs=32645).to_parquet(empty)
+    keep = TrainingSetSpec(bands=("red", "green", "blue", "nir"), patch=PatchSpec(size=64, empty="keep"))
+    store = build_patches(_post("demo-quake"), str(empty), tmp_path / "neg.zarr", keep)
+    labelled = build_patches(_post("demo-quake"), _inventory_path("demo-quake"), tmp_path / "pos.zarr", keep)
+    meta, masks = store.meta(), store.masks().compute()
+    assert len(meta) > 50 and not (masks == 1).any() and (meta.landslide_fraction == 0).all()
+    # the same windows as the scene cut with its real inventory (where patches are chosen by nodata only)
+    pos = labelled.meta()
+    assert sorted(zip(meta.row, meta.col, strict=True)) == sorted(zip(pos.row, pos.col, strict=True))
+    np.testing.assert_array_equal(store.images().compute(), labelled.images().compute())
+    drop = TrainingSetSpec(bands=("red", "green", "blue", "nir"), patch=PatchSpec(size=64))
+    with pytest.raises(LabelError, match="has no polygons and empty patches are dropped"):
+        build_patches(_post("demo-quake"), str(empty), tmp_path / "none.zarr", drop)
+    assert not (tmp_path / "none.zarr").exists()
 
 
 @pytest.mark.parametrize(("shape", "size", "stride"),
