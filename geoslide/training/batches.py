@@ -78,10 +78,17 @@ def augment(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generato
     draws = torch.randint(0, 8, (n,), generator=generator)
     out_i, out_m = images.clone(), masks.clone()
     for j in range(n):
-        k, flip = int(draws[j]) % 4, int(draws[j]) >= 4
-        img, msk = torch.rot90(images[j], k, (1, 2)), torch.rot90(masks[j], k, (0, 1))
-        out_i[j], out_m[j] = (img.flip(2), msk.flip(1)) if flip else (img, msk)
+        out_i[j], out_m[j] = symmetry(images[j], masks[j], int(draws[j]))
     return out_i, out_m
+
+
+def symmetry(image: torch.Tensor, mask: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetry ``k`` (0-7) of the square of one ``(band, y, x)`` image and its ``(y, x)`` mask.
+
+    ``k % 4`` quarter turns, then a left-right flip for ``k >= 4``.
+    """
+    img, msk = torch.rot90(image, k % 4, (1, 2)), torch.rot90(mask, k % 4, (0, 1))
+    return (img.flip(2), msk.flip(1)) if k >= 4 else (img, msk)
 
 
 def jitter_radiometry(images: torch.Tensor, generator: torch.Generator, strength: float, rank: int = 0,
@@ -140,9 +147,7 @@ def paste_landslides(images: torch.Tensor, masks: torch.Tensor, where: np.ndarra
     out_i, out_m = images.clone(), masks.clone()
     for j, i in enumerate(where):
         k, dy, dx = (int(v) for v in shifts[j])
-        img, msk = torch.rot90(src_images[j], k % 4, (1, 2)), torch.rot90(src_masks[j], k % 4, (0, 1))
-        if k >= 4:
-            img, msk = img.flip(2), msk.flip(1)
+        img, msk = symmetry(src_images[j], src_masks[j], k)
         img, msk = torch.roll(img, (dy, dx), (1, 2)), torch.roll(msk, (dy, dx), (0, 1))
         hard = (msk == 1).to(images.dtype)
         alpha = torch.nn.functional.avg_pool2d(hard[None, None], 3, stride=1, padding=1, count_include_pad=False)[0, 0]
