@@ -27,7 +27,7 @@ from geoslide.errors import GeoslideWarning, LabelError
 from geoslide.fileio import check_writable, output_lock, read_bytes
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.inventory.rastermask import is_raster_mask, labels_on_grid
-from geoslide.inventory.read import prepare_inventory, read_inventory
+from geoslide.inventory.read import has_polygons, prepare_inventory, read_inventory
 from geoslide.progress import show_progress
 from geoslide.raster.cube import common_bands
 from geoslide.raster.derived import DIFFERENCE_PREFIX, is_derived
@@ -125,7 +125,7 @@ def _inventory(labels: str | Path, spec: TrainingSetSpec) -> gpd.GeoDataFrame:
     That needs a policy that keeps empty patches; with ``drop`` the scene would give nothing.
     """
     frame = read_inventory(labels, allow_empty=True)
-    if (len(frame) == 0 or frame.geometry.is_empty.all()) and spec.patch.empty == "drop":
+    if not has_polygons(frame) and spec.patch.empty == "drop":
         raise LabelError(f"the inventory {labels} has no polygons and empty patches are dropped, so this scene "
                          "would give no patch; keep empty patches (--empty keep or fraction, empty: in a pipeline) "
                          "to add a landslide-free scene as negatives")

@@ -29,9 +29,14 @@ def read_inventory(source: str | Path | gpd.GeoDataFrame, allow_empty: bool = Fa
     if frame.crs is None:
         raise LabelError("the inventory has no CRS; set it (e.g. gdf.set_crs('EPSG:32645') or "
                          "ogr2ogr -a_srs EPSG:32645) so it can be placed on the imagery")
-    if not allow_empty and (len(frame) == 0 or frame.geometry.is_empty.all()):
+    if not allow_empty and not has_polygons(frame):
         raise LabelError("the inventory has no polygons; a training set needs at least one landslide")
     return frame
+
+
+def has_polygons(frame: gpd.GeoDataFrame) -> bool:
+    """Whether the inventory holds any polygon (a landslide-free scene's holds none)."""
+    return len(frame) > 0 and not frame.geometry.is_empty.all()
 
 
 def _read_file(source: str | Path) -> gpd.GeoDataFrame:
@@ -51,7 +56,7 @@ def prepare_inventory(frame: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:
     An inventory with polygons none of which meets the grid is refused (labels of another area);
     one without any polygon gives none.
     """
-    if len(frame) == 0 or frame.geometry.is_empty.all():
+    if not has_polygons(frame):
         return np.empty(0, dtype=object)
     geoms = frame.to_crs(grid.epsg).geometry.to_numpy()
     with np.errstate(invalid="ignore"):  # polygons far outside the CRS's area project to inf: drop them
