@@ -46,3 +46,22 @@ def synthetic_store(path, n: int = 48, size: int = 32, n_bands: int = 2, seed: i
         meta[col] = "x"
     store.append(images, masks, meta)
     return store
+
+
+def one_epoch_weights(folder, **option) -> dict:
+    """The weights of a tiny U-Net trained one epoch on a :func:`synthetic_store`, with ``option`` in its spec.
+
+    For checking that a training option reaches the loop: two options that change the batches give
+    two different sets of weights.
+    """
+    from safetensors.torch import load_file
+
+    from geoslide.training import TrainSpec
+    from geoslide.training.loop import fit
+
+    folder.mkdir(parents=True, exist_ok=True)
+    store = synthetic_store(folder / "s.zarr", n=24, size=32)  # the same patches (seed 0) for every option
+    spec = TrainSpec(model="unet", model_params={"base_filters": 4, "depth": 2}, epochs=1, batch_size=8,
+                     patience=None, **option)
+    fit(store.path, spec, folder / "model")
+    return load_file(str(folder / "model" / "model.safetensors"))
