@@ -1,5 +1,9 @@
 """Read one image tile (any raster format GDAL reads) and its mask: headers, pixels, validity, labels.
 
+A palette (indexed-colour) image, one band of indexes into a colour table, is read as the red,
+green and blue its table gives; table entries that are fully transparent are nodata. A PNG cut
+short (no end chunk), which GDAL would read with its missing rows as zeros, is refused.
+
 Nodata pixels of an image are those GDAL masks (its nodata value, an alpha band, an internal
 mask) and, with ``nodata=V``, those whose every band equals ``V`` (black corners of rotated
 scenes that declare no nodata). They become NaN in the image and 255 in the labels. An alpha
@@ -11,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +43,7 @@ class TileHeader:
     resolution: float  # metres per pixel, NaN without georeferencing
     names: tuple[str, ...] = ()  # per image band, its common name (red, nir, ...) or "" if the file does not say
     alpha_is_data: bool = False  # a band the file calls alpha holds image values (RGBN saved with GDAL's defaults)
+    palette: bool = False  # one band of colour-table indexes: ``bands`` are the table's channels (1 red .. 3 blue)
 
 
 COMMON_NAMES = frozenset({"coastal", "blue", "green", "red", "rededge", "nir", "nir08", "nir09", "swir16", "swir22"})
@@ -80,8 +85,15 @@ def band_name(description: str | None, interp: ColorInterp) -> str:
     return interp.name if interp in (ColorInterp.red, ColorInterp.green, ColorInterp.blue) else ""
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+"""The first bytes of every PNG file, whatever its name."""
+PNG_END = b"IEND"
+"""The type of a PNG's last chunk; a file without it was cut short."""
+
+
 def open_raster(path: Path):
-    """``rasterio.open`` without the not-georeferenced warning, an unreadable file as a ConfigError."""
+    """``rasterio.open`` without the not-georeferenced warning; an unreadable or truncated file as a ConfigError."""
+    _check_complete(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -90,18 +102,57 @@ def open_raster(path: Path):
         raise ConfigError(f"cannot read {path}: {str(exc).splitlines()[0]}; is it an image GDAL reads?") from None
 
 
+def _check_complete(path: Path) -> None:
+    """Refuse a PNG without its end chunk: GDAL reads one cut short with no error, its missing rows as zeros."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    with path.open("rb") as f:
+        if f.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+            return
+        f.seek(max(0, path.stat().st_size - 64))
+        tail = f.read()
+    if PNG_END not in tail:
+        raise ConfigError(f"{path} is truncated (the PNG has no end chunk): copy or download it again")
+
+
 def tile_header(path: Path) -> TileHeader:
     """The header of an image tile: size, image bands, and CRS/transform/pixel size when georeferenced."""
     with open_raster(path) as ds:
         interp = ds.colorinterp
+        if ds.count == 1 and interp[0] == ColorInterp.palette:
+            return _georeferenced(ds, TileHeader(ds.height, ds.width, (1, 2, 3), "", None, np.nan,
+                                                 ("red", "green", "blue"), palette=True))
         data_alpha = [i + 1 for i, c in enumerate(interp) if c == ColorInterp.alpha and not _is_alpha(ds, i + 1)]
         bands = tuple(i + 1 for i, c in enumerate(interp) if c != ColorInterp.alpha or i + 1 in data_alpha)
         bands = bands or (1,)
         names = tuple(band_name(ds.descriptions[b - 1], interp[b - 1]) for b in bands)
-        if ds.crs is None or ds.transform.is_identity:
-            return TileHeader(ds.height, ds.width, bands, "", None, np.nan, names, bool(data_alpha))
-        return TileHeader(ds.height, ds.width, bands, ds.crs.to_string(), tuple(ds.transform)[:6],
-                          _metres_per_pixel(ds), names, bool(data_alpha))
+        return _georeferenced(ds, TileHeader(ds.height, ds.width, bands, "", None, np.nan, names, bool(data_alpha)))
+
+
+def _georeferenced(ds, head: TileHeader) -> TileHeader:
+    """``head`` with the CRS, transform and pixel size of ``ds`` where it is georeferenced."""
+    if ds.crs is None or ds.transform.is_identity:
+        return head
+    return replace(head, crs=ds.crs.to_string(), transform=tuple(ds.transform)[:6], resolution=_metres_per_pixel(ds))
+
+
+def read_bands(ds, head: TileHeader, out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The head's bands of an open tile as float32 ``(band, h, w)``, and where its colour table is not transparent.
+
+    ``out_shape`` reads the tile decimated to ``(h, w)``. Only a palette tile has transparent
+    colours; for any other tile the second array is all True.
+    """
+    shape = out_shape or (ds.height, ds.width)
+    if not head.palette:
+        return ds.read(list(head.bands), out_shape=(len(head.bands), *shape)).astype(np.float32), np.ones(shape, bool)
+    index = ds.read(1, out_shape=shape)
+    table = ds.colormap(1)
+    lut = np.zeros((max(256, max(table) + 1, int(index.max()) + 1), 4), np.float32)  # unlisted index: transparent
+    for value, rgba in table.items():
+        lut[value] = rgba
+    colours = lut[index]
+    return colours[..., [b - 1 for b in head.bands]].transpose(2, 0, 1).copy(), colours[..., 3] > 0
 
 
 def _is_alpha(ds, band: int) -> bool:
@@ -150,11 +201,11 @@ def read_tile(image: Path, mask: Path | None, head: TileHeader, values: MaskValu
               nodata: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """``(band, h, w)`` float32 image with NaN at nodata, and uint8 labels 0/1/255 (None without a mask)."""
     with open_raster(image) as ds:
-        data = ds.read(list(head.bands)).astype(np.float32)
+        data, shown = read_bands(ds, head)
         if head.alpha_is_data:  # GDAL's mask would come from that band: only a declared nodata value counts
             valid = ~np.all(data == ds.nodata, axis=0) if ds.nodata is not None else np.ones(data.shape[1:], bool)
         else:
-            valid = ds.dataset_mask() > 0
+            valid = (ds.dataset_mask() > 0) & shown
     if nodata is not None:
         valid &= ~np.all(data == nodata, axis=0)
     data[:, ~valid] = np.nan

@@ -29,6 +29,7 @@ from geoslide.data.tileread import (
     TileHeader,
     assumed_band_names,
     open_raster,
+    read_bands,
     read_tile,
     shared_band_count,
     tile_header,
@@ -272,11 +273,10 @@ def _decimated(path: Path, head: TileHeader, side: int = 256) -> np.ndarray:
     """The head's bands of a tile, at most ``side`` px a side, valid values only (band, n)."""
     scale = max(1, max(head.height, head.width) // side)
     with open_raster(path) as ds:
-        data = ds.read(list(head.bands), out_shape=(len(head.bands), max(1, head.height // scale),
-                                                    max(1, head.width // scale))).astype("float64")
+        data, shown = read_bands(ds, head, (max(1, head.height // scale), max(1, head.width // scale)))
         nodata = ds.nodata
-    flat = data.reshape(len(head.bands), -1)
-    keep = np.all(np.isfinite(flat), axis=0)
+    flat = data.astype("float64").reshape(len(head.bands), -1)
+    keep = np.all(np.isfinite(flat), axis=0) & shown.ravel()
     if nodata is not None:
         keep &= ~np.all(flat == nodata, axis=0)
     return flat[:, keep]

@@ -1,0 +1,93 @@
+"""Reading user tiles as they come: palette (indexed-colour) images and truncated files.
+
+A palette PNG is a colour image stored as one band of indexes into a colour table (web-map
+screenshots, GIS exports, images saved with 256 colours). GDAL reports it as one band, which
+used to be taken for a grey image and refused by every bundled model. The reference for what a
+palette image shows is Pillow's own conversion to RGB. A PNG cut short (an interrupted download)
+is read by GDAL without an error, its missing rows as zeros; it must be refused in one line.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from geoslide.data.tileread import read_tile, tile_header
+from geoslide.errors import ConfigError
+
+SICHUAN = Path(__file__).resolve().parents[2] / "pipelines/data/sichuan-aerial/test/images"
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+
+
+@pytest.fixture(scope="module")
+def aerial() -> Image.Image:
+    """A 192 px crop of a real aerial orthophoto (Sichuan test tile, CC BY 4.0)."""
+    return Image.open(sorted(SICHUAN.glob("*.jpg"))[0]).convert("RGB").crop((300, 300, 492, 492))
+
+
+def _palette_png(image: Image.Image, path: Path, transparency: int | None = None) -> Path:
+    indexed = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    indexed.save(path, **({} if transparency is None else {"transparency": transparency}))
+    return path
+
+
+def _cli(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "geoslide.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_a_palette_png_reads_as_the_colours_pillow_shows(tmp_path, aerial):
+    path = _palette_png(aerial, tmp_path / "a.png")
+    head = tile_header(path)
+    assert head.names == ("red", "green", "blue")
+    image, labels = read_tile(path, None, head, None)
+    expected = np.asarray(Image.open(path).convert("RGB")).transpose(2, 0, 1).astype(np.float32)
+    assert labels is None
+    np.testing.assert_array_equal(image, expected)
+
+
+def test_transparent_palette_entries_are_nodata(tmp_path, aerial):
+    indexed = aerial.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    clear = int(np.asarray(indexed)[0, 0])
+    path = _palette_png(aerial, tmp_path / "a.png", transparency=clear)
+    image, _ = read_tile(path, None, tile_header(path), None)
+    hidden = np.asarray(Image.open(path)) == clear
+    assert hidden.any() and not hidden.all()
+    assert np.isnan(image[:, hidden]).all()
+    assert np.isfinite(image[:, ~hidden]).all()
+
+
+def test_map_tiles_maps_a_palette_png_as_its_rgb_twin(tmp_path, aerial):
+    pal = _palette_png(aerial, tmp_path / "pal" / "a.png")
+    (tmp_path / "rgb").mkdir()
+    Image.open(pal).convert("RGB").save(tmp_path / "rgb" / "a.png")
+    runs = {name: _cli("map", "--tiles", tmp_path / name, "--out", tmp_path / f"out-{name}", "--pixel-size", 1)
+            for name in ("pal", "rgb")}
+    assert all(r.returncode == 0 for r in runs.values()), [r.stderr for r in runs.values()]
+    assert "'rgb'" in runs["pal"].stdout
+    masks = {name: np.asarray(Image.open(tmp_path / f"out-{name}" / "a.png")) for name in runs}
+    np.testing.assert_array_equal(masks["pal"], masks["rgb"])
+
+
+def test_a_truncated_png_is_refused_in_one_line_and_nothing_is_written(tmp_path, aerial):
+    (tmp_path / "tiles").mkdir()
+    whole = tmp_path / "whole.png"
+    aerial.save(whole)
+    data = whole.read_bytes()
+    cut = tmp_path / "tiles" / "a.png"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ConfigError, match="truncated"):
+        tile_header(cut)
+    run = _cli("map", "--tiles", tmp_path / "tiles", "--out", tmp_path / "out", "--pixel-size", 1)
+    assert run.returncode == 2
+    lines = [line for line in run.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1 and "a.png" in lines[0] and "truncated" in lines[0], run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "out").exists()
+    assert tile_header(whole).height == 192  # a whole PNG still reads
