@@ -138,10 +138,11 @@ def _georeferenced(ds, head: TileHeader) -> TileHeader:
 
 
 def read_bands(ds, head: TileHeader, out_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The head's bands of an open tile as float32 ``(band, h, w)``, and where its colour table is not transparent.
+    """The head's bands of an open tile as float32 ``(band, h, w)``, and where a palette tile shows a colour.
 
-    ``out_shape`` reads the tile decimated to ``(h, w)``. Only a palette tile has transparent
-    colours; for any other tile the second array is all True.
+    ``out_shape`` reads the tile decimated to ``(h, w)``. A palette tile hides the indexes its
+    colour table makes transparent and its declared nodata index; for any other tile the second
+    array is all True (its nodata is GDAL's mask, read by :func:`read_tile`).
     """
     shape = out_shape or (ds.height, ds.width)
     if not head.palette:
@@ -152,7 +153,10 @@ def read_bands(ds, head: TileHeader, out_shape: tuple[int, int] | None = None) -
     for value, rgba in table.items():
         lut[value] = rgba
     colours = lut[index]
-    return colours[..., [b - 1 for b in head.bands]].transpose(2, 0, 1).copy(), colours[..., 3] > 0
+    shown = colours[..., 3] > 0
+    if ds.nodata is not None:  # a declared nodata value of a palette band is an index
+        shown &= index != ds.nodata
+    return colours[..., [b - 1 for b in head.bands]].transpose(2, 0, 1).copy(), shown
 
 
 def _is_alpha(ds, band: int) -> bool:

@@ -277,7 +277,7 @@ def _decimated(path: Path, head: TileHeader, side: int = 256) -> np.ndarray:
         nodata = ds.nodata
     flat = data.astype("float64").reshape(len(head.bands), -1)
     keep = np.all(np.isfinite(flat), axis=0) & shown.ravel()
-    if nodata is not None:
+    if nodata is not None and not head.palette:  # a palette's nodata is an index, left out by read_bands
         keep &= ~np.all(flat == nodata, axis=0)
     return flat[:, keep]
 

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from PIL import Image
+from rasterio.transform import from_origin
 
 from geoslide.data.tileread import read_tile, tile_header
 from geoslide.errors import ConfigError
@@ -61,6 +63,24 @@ def test_transparent_palette_entries_are_nodata(tmp_path, aerial):
     assert hidden.any() and not hidden.all()
     assert np.isnan(image[:, hidden]).all()
     assert np.isfinite(image[:, ~hidden]).all()
+
+
+def test_a_palette_geotiff_with_a_nodata_index(tmp_path, aerial):
+    indexed = aerial.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    index = np.asarray(indexed)
+    table = np.asarray(indexed.getpalette()[: 3 * 256]).reshape(-1, 3)
+    hole = int(index[0, 0])
+    path = tmp_path / "a.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=192, height=192, count=1, dtype="uint8", nodata=hole,
+                       crs="EPSG:32648", transform=from_origin(400_000, 3_400_000, 0.5, 0.5)) as ds:
+        ds.write(index, 1)
+        ds.write_colormap(1, {i: (*map(int, rgb), 255) for i, rgb in enumerate(table)})
+    head = tile_header(path)
+    assert head.names == ("red", "green", "blue") and head.resolution == 0.5
+    image, _ = read_tile(path, None, head, None)
+    hidden = index == hole
+    assert np.isnan(image[:, hidden]).all()
+    np.testing.assert_array_equal(image[:, ~hidden], table[index[~hidden]].T.astype(np.float32))
 
 
 def test_map_tiles_maps_a_palette_png_as_its_rgb_twin(tmp_path, aerial):
