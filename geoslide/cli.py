@@ -721,15 +721,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class _SiblingTaskErrors(logging.Filter):
-    """Drops asyncio's "Task exception was never retrieved" reports.
+    """Drops asyncio's "Task/Future exception was never retrieved" reports of operating-system errors.
 
-    Zarr writes a store's keys in concurrent asyncio tasks. When one write fails (a full disk),
-    the error reaches geoslide, which reports it in one line, while the siblings that failed the
-    same way are collected unread and asyncio logs each with a traceback at exit.
+    Zarr writes a store's keys in concurrent asyncio tasks and thread futures. When one write fails
+    (a full disk), the error reaches geoslide, which reports it in one line, while the siblings that
+    failed with it (the same error, or a half-moved file found in place) are collected unread and
+    asyncio logs each with a traceback, sometimes after geoslide's line. Other errors still show.
     """
 
+    _UNREAD = ("Task exception was never retrieved", "Future exception was never retrieved")
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Task exception was never retrieved")
+        error = record.exc_info[1] if record.exc_info else None
+        return not (str(record.msg).startswith(self._UNREAD) and isinstance(error, OSError))
 
 
 def _one_line_warnings(command: str) -> None:

@@ -230,6 +230,45 @@ def test_a_full_disk_is_one_line_and_the_rerun_completes_the_map(reference_map, 
     assert sorted((saved / "ls").read_text().split()) == [".", "..", "m.json", "m.zarr"]
 
 
+def test_unread_sibling_write_errors_stay_quiet_and_other_unread_errors_show(caplog):
+    """Zarr's sibling writes that failed with the reported disk error are not printed after it.
+
+    A real asyncio future and task each left with an unread exception, as zarr leaves them when
+    one write of many fails: OSErrors are dropped by the filter the CLI installs, a bug is kept.
+    """
+    import asyncio
+    import gc
+    import logging
+
+    from geoslide.cli import _SiblingTaskErrors
+
+    async def fails(exc: Exception) -> None:
+        raise exc
+
+    def leave_unread(exc: Exception) -> None:
+        loop = asyncio.new_event_loop()
+        future = loop.create_future()
+        future.set_exception(exc)
+        task = loop.create_task(fails(exc))
+        loop.run_until_complete(asyncio.wait([task]))
+        loop.close()
+        del future, task
+        gc.collect()
+
+    quiet = _SiblingTaskErrors()
+    logging.getLogger("asyncio").addFilter(quiet)
+    try:
+        with caplog.at_level(logging.ERROR, logger="asyncio"):
+            leave_unread(FileExistsError(17, "File exists"))
+            leave_unread(OSError(28, "No space left on device"))
+            assert not caplog.records
+            leave_unread(ValueError("a genuine bug"))
+    finally:
+        logging.getLogger("asyncio").removeFilter(quiet)
+    assert sorted(r.getMessage().splitlines()[0] for r in caplog.records) == [
+        "Future exception was never retrieved", "Task exception was never retrieved"]
+
+
 def test_a_read_only_folder_is_one_line_and_nothing_else(reference_store, tmp_path, private_mounts):
     ro, saved = tmp_path / "ro", tmp_path / "saved"
     ro.mkdir()
