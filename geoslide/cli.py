@@ -74,7 +74,8 @@ class _Help(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = super()._get_help_string(action) or ""
         for key, names in (("{models}", _MODELS), ("{losses}", _LOSSES)):
-            text = text.replace(key, str(names))
+            if key in text:  # only then: the registries import torch
+                text = text.replace(key, str(names))
         shown = action.default not in (None, False, argparse.SUPPRESS) and action.option_strings and action.nargs != 0
         if shown and "default" not in text:
             value = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
@@ -516,13 +517,14 @@ def _architecture(args: argparse.Namespace) -> tuple[str, dict, str | None]:
     """``--model``/``--model-params``, or those of the ``--init`` model's card."""
     from geoslide.errors import ConfigError
     from geoslide.fileio import absolute
-    from geoslide.models.card import model_location, read_card
 
     params = _json_option(args.model_params, "--model-params")
     if args.init is None:
         if args.model is None:
             raise ConfigError("give --model NAME (an architecture) or --init MODEL_DIR (a model to fine-tune)")
         return args.model, params, None
+    from geoslide.models.card import model_location, read_card  # torch: only for a model to fine-tune
+
     init = str(absolute(model_location(args.init)))
     card = read_card(init)
     if (args.model or card.architecture) != card.architecture or (params and params != card.params):
@@ -532,7 +534,7 @@ def _architecture(args: argparse.Namespace) -> tuple[str, dict, str | None]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from geoslide.training import TrainSpec, train
+    from geoslide.training.spec import TrainSpec  # checks the options before torch is imported
 
     model, params, init = _architecture(args)
     spec = TrainSpec(model=model, model_params=params, init=init,
@@ -544,6 +546,8 @@ def _train(args: argparse.Namespace) -> int:
                      patience=args.patience, select=args.select, seed=args.seed, train_split=args.train_split,
                      val_split=args.val_split, val_fraction=args.val_fraction, normalise=args.normalise)
     with _cluster(args) as client:
+        from geoslide.training.dispatch import train
+
         summary = train(args.patches, spec, args.out, progress=args.progress, client=client)
     print(json.dumps(summary, indent=1))
     return 0
@@ -555,8 +559,7 @@ def _resolution_option(text: str) -> float | str:
 
 
 def _map(args: argparse.Namespace) -> int:
-    from geoslide.mapping.job import MapSpec, run_map
-    from geoslide.mapping.tiling import InferenceSpec
+    from geoslide.mapping.spec import InferenceSpec, MapSpec  # checks the options before torch is imported
 
     inference = InferenceSpec(chunk=args.chunk, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
     if args.tiles:
@@ -574,7 +577,9 @@ def _map(args: argparse.Namespace) -> int:
                    pre_stac_query=args.pre_stac_query, dem_stac_query=args.dem_stac_query,
                    allow_mixed_dates=args.allow_mixed_dates, allow_missing_assets=args.allow_missing_assets,
                    zarr_format=args.zarr_format)
-    with _cluster(args) as client:
+    with _cluster(args) as client:  # a bad --workers/--scheduler is refused before torch is imported
+        from geoslide.mapping.job import run_map
+
         result = run_map(args.stac_query, spec, args.catalog, client=client, progress=args.progress)
     print(f"model: {result.model}")
     print(f"{result.out}: map store; STAC item {result.item}" + (f"; quicklook {result.quicklook}"
@@ -589,13 +594,16 @@ def _map(args: argparse.Namespace) -> int:
 
 def _map_tiles(args: argparse.Namespace, inference) -> int:
     from geoslide.errors import ConfigError
-    from geoslide.evaluation.tiles import map_and_score_tiles
-    from geoslide.mapping.tiles import TileMapSpec, choose_tile_model
-    from geoslide.models.card import model_location
-    from geoslide.progress import show_progress
+    from geoslide.mapping.spec import TileMapSpec, check_tile_options
 
     if args.stac_query != "{}" or args.catalog or args.vectors or args.cog or args.pre_stac_query:
         raise ConfigError("--tiles maps plain tiles: drop --stac-query/--catalog/--vectors/--cog/--pre-stac-query")
+    check_tile_options(args.resolution, args.pixel_size)  # before torch is imported and the tiles are read
+    from geoslide.evaluation.tiles import map_and_score_tiles
+    from geoslide.mapping.tiles import choose_tile_model
+    from geoslide.models.card import model_location
+    from geoslide.progress import show_progress
+
     bands = tuple(args.bands) if args.bands else None
     if args.model is None:
         choice = choose_tile_model(args.tiles, bands, args.pixel_size)

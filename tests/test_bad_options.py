@@ -50,3 +50,23 @@ def test_bad_train_options_are_one_line_errors_and_write_nothing(tmp_path, extra
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and says in lines[0], done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["map", "--stac-query", QUERY, "--out", "m.zarr", "--epsg", "0"],
+    ["map", "--stac-query", QUERY, "--out", "m.zarr", "--workers", "0"],
+    ["map", "--tiles", "tiles", "--out", "masks", "--pixel-size", "-0.5"],
+    ["--version"],
+    ["map", "--help"],
+])
+def test_options_are_checked_before_torch_xarray_and_rasterio_are_imported(tmp_path, argv):
+    """A slip in an option is told at once: the CLI imports the heavy libraries only once it can run.
+
+    They took 5-6 s to import here, before a one-line refusal of ``--epsg 0``.
+    """
+    probe = ("import sys\nfrom geoslide.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print(sorted(m for m in ('torch', 'xarray', 'rasterio', 'dask.array') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe, *argv], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout + done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -21,7 +21,7 @@ PACKAGE = Path(geoslide.__file__).parent
 #: stages, never of a higher stage or of another folder on the same stage.
 LAYERS: tuple[frozenset[str], ...] = tuple(frozenset(s.split()) for s in (
     "errors",       # the exception tree
-    "_version fileio tables progress",  # bottom helpers
+    "_lazy _version fileio tables progress",  # bottom helpers
     "cluster",      # Dask clients, and the paths workers must see (through fileio)
     "catalog",      # find items
     "raster",       # items -> lazy cubes

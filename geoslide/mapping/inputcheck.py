@@ -126,14 +126,6 @@ MAX_REFINE = 16
 """Imagery is mapped at most this many times finer than its own pixels."""
 
 
-def check_resolution_option(resolution: float | str | None, hint: str) -> None:
-    """Refuse a ``resolution`` option that is neither a positive number nor ``"model"`` (``hint``: what to give)."""
-    if isinstance(resolution, str) and resolution != "model":
-        raise GridError(f"resolution must be a number of metres or 'model', got {resolution!r}")
-    if isinstance(resolution, (int, float)) and not resolution > 0:
-        raise GridError(f"resolution must be positive, got {resolution}; {hint}")
-
-
 def check_target_size(target: float, metres: float, native: float, extent: float, pixels: str, whole: str) -> None:
     """Refuse a target pixel size (``target`` as given, ``metres`` in metres) no map can be made at.
 

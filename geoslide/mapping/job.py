@@ -7,17 +7,16 @@ chunk by chunk and redoes only the cheap exports.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pystac
 import xarray as xr
 
-from geoslide.catalog.query import StacQuery
 from geoslide.catalog.search import search
 from geoslide.cluster import announce_dashboard, check_visible
-from geoslide.errors import BandError, ConfigError, GeoslideWarning, GridError, MixedDatesError, OutputError
+from geoslide.errors import BandError, GeoslideWarning, MixedDatesError, OutputError
 from geoslide.fileio import (
     Location,
     absolute,
@@ -38,7 +37,6 @@ from geoslide.mapping.cog import export_cog
 from geoslide.mapping.inference import predict_proba
 from geoslide.mapping.inputcheck import (
     check_resolution,
-    check_resolution_option,
     check_target,
     fit_to_scene,
     item_resolution,
@@ -49,9 +47,9 @@ from geoslide.mapping.inputcheck import (
 from geoslide.mapping.item import item_path, map_item
 from geoslide.mapping.modelcache import resolve_device
 from geoslide.mapping.quicklook import quicklook
+from geoslide.mapping.spec import MapSpec
 from geoslide.mapping.store import (
     check_map_out,
-    check_zarr_format,
     map_exports,
     map_grid,
     map_status,
@@ -60,7 +58,6 @@ from geoslide.mapping.store import (
     write_encoded,
     write_map,
 )
-from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import (
     MIN_MAPPING_PIXELS,
     ModelCard,
@@ -79,86 +76,6 @@ from geoslide.raster.items import asset_hrefs, parse_items
 from geoslide.raster.readable import check_readable
 from geoslide.raster.scenes import mixed_scenes
 from geoslide.raster.sources import plan_mosaic
-
-
-@dataclass(frozen=True)
-class MapSpec:
-    """What to map and where to write it.
-
-    Parameters
-    ----------
-    out
-        Map store path (``OUT.zarr``); the quicklook (``OUT.png``), STAC item (``OUT.json``) and COGs
-        (``OUT.probability.tif``, ``OUT.mask.tif``) are written beside it.
-    model
-        Model directory, or a bundled model's name (``rgb``, ``rgbn``, ``s2``, ``demo``); None chooses
-        the bundled model that fits the items' bands and resolution (:func:`geoslide.models.choice.choose_bundled`).
-    bands
-        Item bands fed to the model, one for each of the model's bands in its order (e.g. an RGB
-        model on bands named ``b1 b2 b3``); None reads the model's bands by name.
-    vectors
-        Path for landslide polygons in the map's CRS: ``.parquet`` (GeoParquet 1.1), ``.gpkg``
-        (GeoPackage) or ``.fgb`` (FlatGeobuf); a GeoJSON in WGS 84 is written beside it. None skips.
-    inference
-        Chunk, overlap, tile and batch sizes, device.
-    resolution, epsg
-        Target grid; None keeps the items' (several CRSs need ``epsg``). ``resolution="model"``
-        resamples to the nearest pixel size in the model's training range.
-    min_area
-        Minimum mapping unit in m2 for the vectors; None takes the model card's ``min_area``
-        (:data:`~geoslide.models.card.MIN_MAPPING_PIXELS` pixels at the model's resolution), 0 keeps
-        every polygon.
-    split
-        Split amalgamated landslides in the vectors.
-    cog, quicklook
-        Also export COGs; write the quicklook PNG.
-    event
-        Event name for the summary (default: the items' ``geoslide:event`` or the output name).
-    pre_stac_query
-        Pre-event items (same catalog), mosaicked onto the map's grid, for a model of ``d_<band>``
-        (post - pre) bands; searched only for such a model.
-    dem_stac_query
-        Items with an ``elevation`` band (same catalog, any grid), for a model of ``slope`` when the
-        imagery has no elevation band; searched only for a model of slope or elevation.
-    allow_mixed_dates
-        Mosaic items of different ``geoslide:phase`` or dates more than
-        :data:`~geoslide.raster.scenes.MAX_DAYS_APART` days apart, which is refused otherwise.
-    allow_missing_assets
-        Leave out, with a warning that counts them, items whose assets cannot be read (HTTP 404,
-        missing or corrupt files), instead of refusing to start.
-    zarr_format
-        Zarr format of the map store: 3, or 2 for GDAL 3.6-3.10 and the QGIS builds on them.
-    """
-
-    out: str
-    model: str | None = None
-    vectors: str | None = None
-    inference: InferenceSpec = field(default_factory=InferenceSpec)
-    bands: tuple[str, ...] | None = None
-    resolution: float | str | None = None
-    epsg: int | None = None
-    min_area: float | None = None
-    split: bool = False
-    cog: bool = False
-    quicklook: bool = True
-    event: str | None = None
-    pre_stac_query: str | dict | None = None
-    dem_stac_query: str | dict | None = None
-    allow_mixed_dates: bool = False
-    allow_missing_assets: bool = False
-    zarr_format: int = 3
-
-    def __post_init__(self) -> None:
-        check_zarr_format(self.zarr_format)
-        check_resolution_option(self.resolution, "give the pixel size in the target CRS's units, or leave it unset "
-                                "to keep the items'")
-        if self.epsg is not None and self.epsg < 1:
-            raise GridError(f"epsg must be a positive EPSG code, got {self.epsg}; e.g. 32645 for UTM 45N")
-        if self.min_area is not None and not self.min_area >= 0:
-            raise ConfigError(f"min-area must be >= 0 m2, got {self.min_area}; 0 keeps every polygon")
-        for query in (self.pre_stac_query, self.dem_stac_query):  # checked even when the model needs neither
-            if query is not None:
-                StacQuery.parse(query)
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ from geoslide.errors import ConfigError, CRSError, GridError, OutputError
 from geoslide.fileio import Location, exists, location, output_lock, remove_tree, zarr_store
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.mapping.blocks import BlockSink, compute_blocks
+from geoslide.mapping.spec import check_zarr_format
 from geoslide.progress import show_progress
 from geoslide.raster.grid import GridSpec, grid_of
 
@@ -71,7 +72,6 @@ DONE = "progress/done"
 DONE_EMPTY = 2  # a done chunk without one valid pixel (DONE holds 0: to do, 1: done)
 VARIABLES = ("probability", "mask")
 DEFAULT_CHUNK = 1024
-ZARR_FORMATS = (2, 3)
 # zarr-conventions registrations, as each convention's README gives them
 PROJ_CONVENTION = {
     "schema_url": "https://raw.githubusercontent.com/zarr-experimental/geo-proj/refs/tags/v1/schema.json",
@@ -186,12 +186,6 @@ def _compute(group: zarr.Group, encoded: da.Array, grid: GridSpec, chunks: tuple
     with tqdm(total=done.size, initial=done.size - len(todo), unit="chunk", desc="map",
               disable=not progress) as bar:
         compute_blocks(encoded, todo, _block_writer(group, array, chunks, bar), client)
-
-
-def check_zarr_format(zarr_format: int) -> None:
-    """Refuse a Zarr format other than 2 or 3, in one line."""
-    if zarr_format not in ZARR_FORMATS:
-        raise ConfigError(f"zarr format must be 2 or 3, got {zarr_format}; 2 for GDAL < 3.11 and QGIS, else 3")
 
 
 def encode(probability: da.Array, threshold: float) -> da.Array:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,74 +35,24 @@ from geoslide.data.tileread import (
     tile_header,
     tiles_mask_values,
 )
-from geoslide.errors import BandError, ConfigError, GeoslideWarning, GridError, OutputError
+from geoslide.errors import BandError, ConfigError, GeoslideWarning, OutputError
 from geoslide.fileio import write_atomic
 from geoslide.inventory.codes import MASK_NODATA
 from geoslide.mapping.inputcheck import (
     check_resolution,
-    check_resolution_option,
     check_target_size,
     check_values,
     model_resolution,
 )
 from geoslide.mapping.modelcache import load_model
-from geoslide.mapping.tiling import InferenceSpec, predict_block
+from geoslide.mapping.spec import InferenceSpec, TileMapSpec, check_pixel_size
+from geoslide.mapping.tiling import predict_block
 from geoslide.models.card import ModelCard
 from geoslide.models.choice import Choice, choose_bundled, training_range
 from geoslide.models.normalise import Normalisation, for_scene
 from geoslide.raster.resize import resample
 
 COLOURS = {0: (0, 0, 0, 255), 1: (230, 30, 30, 255), MASK_NODATA: (128, 128, 128, 0)}
-
-
-@dataclass(frozen=True)
-class TileMapSpec:
-    """What :func:`map_tiles` does.
-
-    Parameters
-    ----------
-    out
-        Output folder (created; must be empty if it exists).
-    model
-        Model directory.
-    inference
-        Tiling inside large tiles, batch size, device.
-    mask_values
-        Coding of the tiles' own masks, if any (:mod:`geoslide.inventory.maskvalues`).
-    nodata
-        Image value marking nodata where a tile declares none.
-    bands
-        Names of the tiles' bands in file order (see :func:`tile_bands`); the model's bands are
-        taken from them by name, or in file order when the names are not the model's.
-    resolution
-        Pixel size (m) to map tiles at, or ``"model"`` for the nearest in the model's training range;
-        the mask is resampled back onto the tile (None: as they are). Tiles need a known pixel size
-        for it: georeferencing, or ``pixel_size``.
-    pixel_size
-        Pixel size (m) of the tiles without georeferencing (PNG/JPEG from a UAV or a dataset release),
-        for the model choice, the pixel-size check, ``resolution`` and areas; georeferenced tiles keep
-        their own.
-    """
-
-    out: str
-    model: str
-    inference: InferenceSpec = field(default_factory=InferenceSpec)
-    mask_values: str | None = None
-    nodata: float | None = None
-    bands: tuple[str, ...] | None = None
-    resolution: float | str | None = None
-    pixel_size: float | None = None
-
-    def __post_init__(self) -> None:
-        check_resolution_option(self.resolution, "give the pixel size in metres, or 'model'")
-        check_pixel_size(self.pixel_size)
-
-
-def check_pixel_size(pixel_size: float | None) -> None:
-    """Refuse a declared pixel size that is not a positive number of metres."""
-    if pixel_size is not None and not (np.isfinite(pixel_size) and pixel_size > 0):
-        raise GridError(f"--pixel-size must be a positive number of metres, got {pixel_size}; give the ground size "
-                        "of one pixel of the tiles, e.g. 0.1 for a UAV orthomosaic")
 
 
 def tile_headers(tiles: Sequence[TileFile], pixel_size: float | None = None) -> list[TileHeader]:

@@ -9,105 +9,24 @@ then step by a whole core, so each pixel is computed about once. For a model wit
 receptive field (global attention), tiles step by half a core and cores are blended with a Hann
 (cosine) window, which hides the seams.
 
-:class:`InferenceSpec` holds the sizes (and the chunking :mod:`geoslide.mapping.inference` uses);
+:class:`~geoslide.mapping.spec.InferenceSpec` holds the sizes (and the chunking :mod:`geoslide.mapping.inference` uses);
 :func:`predict_block` runs one block.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
-from geoslide.errors import ConfigError, GridError, ModelError
+from geoslide.errors import ModelError
+from geoslide.mapping.spec import InferenceSpec, round_up
 from geoslide.models import size_multiple
 from geoslide.models.card import ModelCard
 from geoslide.models.normalise import Normalisation
 from geoslide.models.outputs import final_logits
-
-BLENDS = ("hann", "flat")
-MAX_TILE = 1536  # px: a 1024 px chunk with its context fits in one forward pass
-
-
-@dataclass(frozen=True)
-class InferenceSpec:
-    """How to cut an image for inference.
-
-    Parameters
-    ----------
-    chunk
-        Dask chunk size in pixels along y and x; a multiple of the model's size multiple.
-        A ragged last chunk smaller than ``overlap`` is merged into the one before it.
-    overlap
-        Context in pixels added on each side of a chunk and of a tile; a multiple of the size
-        multiple. None derives it from the model card: half the receptive field, rounded up to
-        the size multiple; for a model without one (global attention) a quarter of its training
-        patch size, rounded up likewise.
-    batch_size
-        Tiles per forward pass.
-    tile
-        Tile size in pixels, a multiple of the size multiple and at least ``2 * overlap`` plus
-        one size multiple. None takes the whole chunk plus its overlap on both sides when that is
-        at most ``max(MAX_TILE, 4 * overlap)`` (1536 px), else that bound.
-    device
-        Torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``); None takes CUDA when the process
-        running a chunk sees a GPU, else the CPU.
-    blend
-        ``"hann"`` (cosine taper) or ``"flat"`` (plain mean) weights where tile cores overlap
-        (they overlap only for models without a finite receptive field).
-    """
-
-    chunk: int = 1024
-    overlap: int | None = None
-    batch_size: int = 4
-    tile: int | None = None
-    device: str | None = None
-    blend: str = "hann"
-
-    def __post_init__(self) -> None:
-        if self.chunk < 16:
-            raise GridError(f"inference chunk {self.chunk} px is too small; use at least 256 (default 1024)")
-        if self.overlap is not None and self.overlap < 0:
-            raise GridError(f"overlap must be >= 0 px, got {self.overlap}; leave it unset to derive it from the model")
-        if self.tile is not None and self.tile < 1:
-            raise GridError(f"tile must be a positive size in px, got {self.tile}; leave it unset for the default")
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.blend not in BLENDS:
-            raise ConfigError(f"unknown blend {self.blend!r}; use one of {', '.join(BLENDS)}")
-
-    def resolve(self, card: ModelCard, multiple: int) -> InferenceSpec:
-        """A copy with ``overlap`` and ``tile`` filled in and checked against a model.
-
-        Parameters
-        ----------
-        card
-            The model's card (receptive field, patch size).
-        multiple
-            The model's size multiple (see :func:`geoslide.models.size_multiple`).
-        """
-        overlap = default_overlap(card, multiple) if self.overlap is None else self.overlap
-        _check_multiple("chunk", self.chunk, multiple)
-        _check_multiple("overlap", overlap, multiple)
-        if overlap > self.chunk:
-            raise GridError(f"overlap {overlap} px exceeds the chunk of {self.chunk} px; "
-                            f"use chunk >= {overlap} or a smaller overlap")
-        tile = _default_tile(self.chunk, overlap, multiple) if self.tile is None else self.tile
-        _check_multiple("tile", tile, multiple)
-        if tile < 2 * overlap + multiple:
-            raise GridError(f"tile {tile} px leaves no room inside {overlap} px of context per side; "
-                            f"use tile >= {2 * overlap + multiple}")
-        return replace(self, overlap=overlap, tile=tile)
-
-
-def default_overlap(card: ModelCard, multiple: int) -> int:
-    """Context per side: half the receptive field (a quarter patch without one), rounded up to ``multiple``."""
-    if card.receptive_field is not None:
-        return _round_up(math.ceil(card.receptive_field / 2), multiple)
-    return _round_up(max(card.patch_size // 4, 1), multiple)
 
 
 def predict_block(block: np.ndarray, model: nn.Module, card: ModelCard, spec: InferenceSpec) -> np.ndarray:
@@ -166,7 +85,7 @@ def _axis_tiles(length: int, spec: InferenceSpec, multiple: int, exact: bool
 
     Exact tiles step by a whole core; others by half a core, so that Hann-weighted cores overlap.
     """
-    size = min(spec.tile, _round_up(length, multiple))
+    size = min(spec.tile, round_up(length, multiple))
     if size >= length:
         return [0], size, [np.ones(size)]
     core = size - 2 * spec.overlap
@@ -196,19 +115,3 @@ def _run(model: nn.Module, tiles: np.ndarray) -> np.ndarray:
     with torch.inference_mode():
         logits = final_logits(model(torch.from_numpy(np.ascontiguousarray(tiles)).to(device)))
         return torch.sigmoid(logits[:, 0].float()).cpu().numpy()
-
-
-def _check_multiple(name: str, value: int, multiple: int) -> None:
-    if value % multiple:
-        raise GridError(f"{name} {value} px is not a multiple of the model's size multiple {multiple}; "
-                        f"use {_round_up(value, multiple)}")
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return -(-value // multiple) * multiple
-
-
-def _default_tile(chunk: int, overlap: int, multiple: int) -> int:
-    """A whole chunk with its context, unless that exceeds ``MAX_TILE`` (then that, or 4 overlaps)."""
-    bound = _round_up(max(MAX_TILE, 4 * overlap), multiple)
-    return min(_round_up(chunk + 2 * overlap, multiple), bound)

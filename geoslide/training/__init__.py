@@ -13,7 +13,17 @@
 - ``plots``: the training curves.
 """
 
-from geoslide.training.dispatch import train
-from geoslide.training.spec import TrainSpec
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from geoslide._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from geoslide.training.dispatch import train
+    from geoslide.training.spec import TrainSpec
 
 __all__ = ["TrainSpec", "train"]
+
+__getattr__, __dir__ = lazy_exports(__name__, {"TrainSpec": "geoslide.training.spec",
+                                               "train": "geoslide.training.dispatch"})
