@@ -153,8 +153,8 @@ def grid_of_strip(items: list[dict]):
 
 def run_geoslide(folder: Path, items: list[dict]) -> dict:
     from geoslide.mapping.chunkmap import chunked_map
+    from geoslide.mapping.spec import InferenceSpec
     from geoslide.mapping.store import write_encoded
-    from geoslide.mapping.tiling import InferenceSpec
     from geoslide.models.card import bundled_model_path, resolve_model
     from geoslide.raster.chunkread import open_mosaic, window_bounds
     from geoslide.raster.sources import plan_mosaic

@@ -55,8 +55,8 @@ from geoslide.catalog.build import AssetSpec, BandInfo, raster_item
 from geoslide.mapping.inference import predict_proba
 from geoslide.mapping.job import MapSpec, load_image
 from geoslide.mapping.modelcache import load_model
+from geoslide.mapping.spec import InferenceSpec
 from geoslide.mapping.store import PROBABILITY_SCALE, write_map
-from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models import build_model, size_multiple
 from geoslide.models.card import ModelCard, load_checkpoint, read_card, save_checkpoint
 from geoslide.models.receptive import receptive_field

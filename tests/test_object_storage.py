@@ -32,8 +32,8 @@ from geoslide.data.store import PatchStore
 from geoslide.fileio import exists, fetched, filesystem, gdal_path, is_file, join, read_bytes, read_text, write_text
 from geoslide.mapping import modelcache
 from geoslide.mapping.job import MapSpec, run_map
+from geoslide.mapping.spec import InferenceSpec
 from geoslide.mapping.store import stored_array
-from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import bundled_model_path
 
 QUAKE_POST = {"collections": ["demo-quake-planetscope"], "query": {"geoslide:phase": {"eq": "post"}}}

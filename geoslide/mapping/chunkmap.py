@@ -24,8 +24,9 @@ from dask.highlevelgraph import HighLevelGraph
 
 from geoslide.mapping.inference import axis_chunks
 from geoslide.mapping.modelcache import load_model
+from geoslide.mapping.spec import InferenceSpec
 from geoslide.mapping.store import NODATA, encode_block
-from geoslide.mapping.tiling import InferenceSpec, predict_block
+from geoslide.mapping.tiling import predict_block
 from geoslide.models.card import ResolvedModel
 from geoslide.raster.chunkread import PixelWindow, read_window, window_bounds
 from geoslide.raster.grid import GridSpec

@@ -25,7 +25,8 @@ import xarray as xr
 
 from geoslide.errors import BandError, GeoslideWarning, GridError
 from geoslide.mapping.modelcache import load_model
-from geoslide.mapping.tiling import InferenceSpec, predict_block
+from geoslide.mapping.spec import InferenceSpec
+from geoslide.mapping.tiling import predict_block
 from geoslide.models.card import ModelCard, ResolvedModel, resolve_model
 
 

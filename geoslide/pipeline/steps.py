@@ -223,7 +223,7 @@ def _scene_rows(scene: Scene, name: str, model_dir: Path, root: Path, step, prog
                 ) -> pd.DataFrame:
     from geoslide.evaluation.score import evaluate_map
     from geoslide.mapping.job import MapSpec, run_map
-    from geoslide.mapping.tiling import InferenceSpec
+    from geoslide.mapping.spec import InferenceSpec
 
     out = root / "maps" / f"{_slug(scene.name)}--{name}.zarr"
     out.parent.mkdir(parents=True, exist_ok=True)

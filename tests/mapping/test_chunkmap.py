@@ -16,8 +16,8 @@ import zarr
 from geoslide.mapping.chunkmap import chunked_map
 from geoslide.mapping.inference import predict_proba
 from geoslide.mapping.job import MapSpec, run_map
+from geoslide.mapping.spec import InferenceSpec
 from geoslide.mapping.store import DONE, map_status, write_map
-from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import bundled_model_path, resolve_model
 from geoslide.raster.sources import plan_mosaic
 from tests.zones import BANDS, TARGET, reference_mosaic, zone_catalog

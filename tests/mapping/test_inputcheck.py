@@ -114,7 +114,8 @@ def test_an_image_smaller_than_the_model_context_is_mapped_with_mirrored_context
     """A 40 x 56 px scene (less than the demo model's 64 px of context per side) maps; the reference
     is the model run once on the scene mirrored by numpy to the context on every side."""
     from geoslide.mapping.modelcache import load_model
-    from geoslide.mapping.tiling import InferenceSpec, predict_block
+    from geoslide.mapping.spec import InferenceSpec
+    from geoslide.mapping.tiling import predict_block
     from geoslide.models.card import bundled_model_path, resolve_model
 
     with rasterio.open(S2) as src:

@@ -19,8 +19,8 @@ from geoslide.evaluation.score import evaluate_map
 from geoslide.inventory.read import read_inventory
 from geoslide.inventory.vectorize import vectorize
 from geoslide.mapping.job import MapSpec, map_min_area, run_map
+from geoslide.mapping.spec import InferenceSpec
 from geoslide.mapping.store import map_status, open_map
-from geoslide.mapping.tiling import InferenceSpec
 from geoslide.models.card import bundled_model_path, read_card
 
 QUAKE_POST = {"collections": ["demo-quake-planetscope"], "query": {"geoslide:phase": {"eq": "post"}}}

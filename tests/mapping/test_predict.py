@@ -16,7 +16,8 @@ from dask.callbacks import Callback
 from geoslide.errors import BandError, ConfigError, GeoslideWarning, GridError
 from geoslide.mapping import modelcache
 from geoslide.mapping.inference import predict_proba
-from geoslide.mapping.tiling import InferenceSpec, predict_block
+from geoslide.mapping.spec import InferenceSpec
+from geoslide.mapping.tiling import predict_block
 from geoslide.models import build_model
 from geoslide.models.card import ModelCard, read_card, save_checkpoint
 from geoslide.raster.cube import mosaic
