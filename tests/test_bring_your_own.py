@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from inprocess import run_cli
 from usertiles import write_georef, write_plain
 
 from geoslide.data.store import PatchStore
@@ -30,8 +31,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreference
 
 
 def _cli(*args):
-    done = subprocess.run([sys.executable, "-m", "geoslide.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+    done = run_cli(*args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

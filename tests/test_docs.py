@@ -22,5 +22,7 @@ def test_api_reference_builds_without_warnings_and_covers_every_public_module(tm
               if not any(part.startswith("_") for part in (p.parent if p.name == "__init__" else p).parts)]
     missing = [str(p) for p in public if not (tmp_path / p).with_suffix(".html").is_file()]
     assert not missing and len(public) > 80, missing
-    job = (tmp_path / "geoslide" / "mapping" / "job.html").read_text()
-    assert 'id="run_map"' in job and 'id="MapSpec"' in job and "Minimum mapping unit" in job
+    job, spec = ((tmp_path / "geoslide" / "mapping" / f"{m}.html").read_text() for m in ("job", "spec"))
+    assert 'id="run_map"' in job and 'id="MapSpec"' in spec and "Minimum mapping unit" in spec
+    package = (tmp_path / "geoslide" / "mapping.html").read_text()  # names imported on first use are shown
+    assert all(f'id="{name}"' in package for name in ("MapSpec", "MapResult", "run_map"))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from inprocess import run_cli
 
 from geoslide import search
 from geoslide.catalog.query import StacQuery
@@ -92,7 +91,7 @@ def test_missing_path_is_a_catalog_error(tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "geoslide.cli", *args], capture_output=True, text=True, timeout=120)
+    return run_cli(*args)
 
 
 def test_cli_search_prints_ids_from_api(stac_api):

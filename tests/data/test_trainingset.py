@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 
 import dask.array as da
@@ -12,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from inprocess import run_cli
 from rasterio.features import rasterize
 
 from geoslide import grid_of, open_cube, search
@@ -223,7 +222,7 @@ def test_store_refuses_to_overwrite_and_checks_kind(tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "geoslide.cli", *args], capture_output=True, text=True, timeout=300)
+    return run_cli(*args)
 
 
 def test_cli_patches_builds_a_store(tmp_path):

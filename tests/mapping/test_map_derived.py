@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import rasterio
+from inprocess import run_cli
 from rasterio.warp import Resampling, reproject
 
 from geoslide import grid_of, open_cube, search
@@ -46,7 +46,7 @@ def _labels(root: str) -> str:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "geoslide.cli", *args], capture_output=True, text=True, timeout=600)
+    return run_cli(*args)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
+from inprocess import run_cli
 
 from geoslide import search
 from geoslide.demo.catalog import write_demo
@@ -63,9 +63,8 @@ def test_allow_mixed_dates_mosaics_them(tiny, tmp_path):
 
 
 def _cli_map(tiny: str, out: str, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "geoslide.cli", "map", "--catalog", tiny, "--stac-query",
-                           json.dumps(BOTH), "--out", out, "--chunk", "256", "--no-quicklook", *extra],
-                          capture_output=True, text=True, timeout=600)
+    return run_cli("map", "--catalog", tiny, "--stac-query", json.dumps(BOTH), "--out", out, "--chunk", "256",
+                   "--no-quicklook", *extra)
 
 
 def test_cli_map_refuses_mixed_phases_in_one_line_and_the_flag_allows_them(tiny, tmp_path):

@@ -10,14 +10,13 @@ at another one (reference: the tile resampled by GDAL and mapped as it is).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import rasterio
+from inprocess import run_cli
 from PIL import Image
 from rasterio.transform import from_origin
 
@@ -25,11 +24,6 @@ SICHUAN = Path(__file__).resolve().parents[2] / "pipelines/data/sichuan-aerial/t
 NAIP = Path(__file__).resolve().parents[3] / "shared/data/backgrounds/naip-nd-5m/m_4709963_se_14_1_20100629.tif"
 pytestmark = [pytest.mark.skipif(not NAIP.exists(), reason="needs ../shared beside the repository"),
               pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")]
-
-
-def _cli(*args: object) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "geoslide.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +51,11 @@ def _masks(out: Path) -> dict[str, np.ndarray]:
 
 def test_a_folder_of_rgb_pngs_is_mapped_with_the_bundled_rgb_model_progress_shown_only_when_asked(tmp_path, naip):
     Image.fromarray(naip[:3].transpose(1, 2, 0)).save((tmp_path / "tiles").mkdir() or tmp_path / "tiles" / "a.png")
-    chosen = _cli("map", "--tiles", tmp_path / "tiles", "--out", tmp_path / "auto")
+    chosen = run_cli("map", "--tiles", tmp_path / "tiles", "--out", tmp_path / "auto")
     assert chosen.returncode == 0, chosen.stderr
     assert "model: bundled model 'rgb' (red, green, blue" in chosen.stdout
     assert "%|" not in chosen.stderr, "a progress bar in a pipe, without --progress"
-    given = _cli("map", "--tiles", tmp_path / "tiles", "--model", "rgb", "--out", tmp_path / "given", "--progress")
+    given = run_cli("map", "--tiles", tmp_path / "tiles", "--model", "rgb", "--out", tmp_path / "given", "--progress")
     assert given.returncode == 0, given.stderr
     assert "mapping tiles: 100%" in given.stderr
     auto = np.asarray(Image.open(tmp_path / "auto" / "a.png"))
@@ -71,7 +65,7 @@ def test_a_folder_of_rgb_pngs_is_mapped_with_the_bundled_rgb_model_progress_show
 @pytest.mark.parametrize("how", ["descriptions", "bands option"])
 def test_four_bands_in_any_order_reach_the_rgbn_model_as_blue_green_red_nir(tmp_path, naip, how):
     reference = _tif(tmp_path / "ref" / "t.tif", naip[[2, 1, 0, 3]])  # the model's order, mapped with --model
-    done = _cli("map", "--tiles", reference.parent, "--model", "rgbn", "--bands", "blue", "green", "red", "nir",
+    done = run_cli("map", "--tiles", reference.parent, "--model", "rgbn", "--bands", "blue", "green", "red", "nir",
                 "--out", tmp_path / "ref-out")
     assert done.returncode == 0, done.stderr
     shuffled = [3, 0, 2, 1]  # nir, red, blue, green in the file
@@ -82,7 +76,7 @@ def test_four_bands_in_any_order_reach_the_rgbn_model_as_blue_green_red_nir(tmp_
     else:
         _tif(tmp_path / "tiles" / "t.tif", naip[shuffled])
         extra = ("--bands", *names)
-    chosen = _cli("map", "--tiles", tmp_path / "tiles", "--out", tmp_path / "out", *extra)
+    chosen = run_cli("map", "--tiles", tmp_path / "tiles", "--out", tmp_path / "out", *extra)
     assert chosen.returncode == 0, chosen.stderr
     assert "model: bundled model 'rgbn'" in chosen.stdout
     np.testing.assert_array_equal(_masks(tmp_path / "out"), _masks(tmp_path / "ref-out"))
@@ -92,7 +86,7 @@ def test_an_rgbn_tile_is_mapped_by_the_rgb_model_on_its_red_green_blue(tmp_path,
     _tif(tmp_path / "rgbn" / "t.tif", naip, resolution=1.0)  # unnamed 4 bands: red, green, blue, nir
     _tif(tmp_path / "rgb" / "t.tif", naip[:3], resolution=1.0)
     for name in ("rgbn", "rgb"):
-        done = _cli("map", "--tiles", tmp_path / name, "--model", "rgb", "--out", tmp_path / f"{name}-out")
+        done = run_cli("map", "--tiles", tmp_path / name, "--model", "rgb", "--out", tmp_path / f"{name}-out")
         assert done.returncode == 0, done.stderr
     np.testing.assert_array_equal(_masks(tmp_path / "rgbn-out"), _masks(tmp_path / "rgb-out"))
 
@@ -107,7 +101,7 @@ def test_an_rgbn_tile_saved_with_gdal_defaults_keeps_its_nir_band_that_gdal_call
     with rasterio.open(path) as ds:
         assert ds.colorinterp[3] == rasterio.enums.ColorInterp.alpha
     for name in ("plain", "default"):
-        done = _cli("map", "--tiles", tmp_path / name, "--out", tmp_path / f"{name}-out")
+        done = run_cli("map", "--tiles", tmp_path / name, "--out", tmp_path / f"{name}-out")
         assert done.returncode == 0 and "model: bundled model 'rgbn'" in done.stdout, done.stderr
     np.testing.assert_array_equal(_masks(tmp_path / "default-out"), _masks(tmp_path / "plain-out"))
 
@@ -125,7 +119,7 @@ def test_tiles_no_bundled_model_can_take_are_refused_in_one_line(tmp_path, naip,
     else:
         _tif(tmp_path / "tiles" / "t.tif", naip[:2])
         args, expected = (), "no bundled model fits imagery with bands ['b1', 'b2']"
-    done = _cli("map", "--tiles", tmp_path / "tiles", "--out", tmp_path / "out", *args)
+    done = run_cli("map", "--tiles", tmp_path / "tiles", "--out", tmp_path / "out", *args)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0], done.stderr
@@ -134,13 +128,13 @@ def test_tiles_no_bundled_model_can_take_are_refused_in_one_line(tmp_path, naip,
 
 def test_tiles_in_other_units_are_refused_and_other_pixel_sizes_warned_in_one_line(tmp_path, naip):
     _tif(tmp_path / "reflectance" / "t.tif", naip[:3].astype("float32") * 0.0012, resolution=1.0)
-    done = _cli("map", "--tiles", tmp_path / "reflectance", "--model", "rgb", "--out", tmp_path / "out")
+    done = run_cli("map", "--tiles", tmp_path / "reflectance", "--model", "rgb", "--out", tmp_path / "out")
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "look like reflectance (0-1)" in lines[0] and "convert the tiles" in lines[0]
     assert not (tmp_path / "out").exists()
     _tif(tmp_path / "coarse" / "t.tif", naip[:3], resolution=10.0)
-    done = _cli("map", "--tiles", tmp_path / "coarse", "--model", "rgb", "--out", tmp_path / "coarse-out")
+    done = run_cli("map", "--tiles", tmp_path / "coarse", "--model", "rgb", "--out", tmp_path / "coarse-out")
     assert done.returncode == 0, done.stderr
     warned = [line for line in done.stderr.splitlines() if "warning" in line]
     assert warned == ["geoslide map: warning: the imagery's 10 m pixels are outside model rgb's training range "
@@ -156,7 +150,7 @@ def test_resolution_maps_georeferenced_tiles_at_another_pixel_size_and_back_onto
         fine = ds.read(out_shape=(3, 2 * ds.height, 2 * ds.width), resampling=Resampling.bilinear)
     _tif(tmp_path / "half-metre" / "t.tif", fine, resolution=0.5)
     for name, extra in (("one-metre", ("--resolution", "0.5")), ("half-metre", ())):
-        done = _cli("map", "--tiles", tmp_path / name, "--model", "rgb", "--out", tmp_path / f"{name}-out", *extra)
+        done = run_cli("map", "--tiles", tmp_path / name, "--model", "rgb", "--out", tmp_path / f"{name}-out", *extra)
         assert done.returncode == 0, done.stderr
     with rasterio.open(tmp_path / "one-metre-out" / "t.tif") as ds:
         assert ds.res == (1.0, 1.0) and ds.shape == rgb.shape[1:]  # back on the tile's own grid
@@ -169,7 +163,7 @@ def test_resolution_maps_georeferenced_tiles_at_another_pixel_size_and_back_onto
 
 def test_resolution_needs_georeferenced_tiles(tmp_path, naip):
     Image.fromarray(naip[:3].transpose(1, 2, 0)).save((tmp_path / "tiles").mkdir() or tmp_path / "tiles" / "a.png")
-    done = _cli("map", "--tiles", tmp_path / "tiles", "--model", "rgb", "--resolution", "model", "--out",
+    done = run_cli("map", "--tiles", tmp_path / "tiles", "--model", "rgb", "--resolution", "model", "--out",
                 tmp_path / "out")
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "has no georeferencing" in lines[0], done.stderr
@@ -184,7 +178,8 @@ def test_a_declared_pixel_size_maps_plain_pngs_as_the_same_pixels_georeferenced_
     _tif(tmp_path / "tif" / "t.tif", rgb, resolution=0.5)
     for name in ("png", "tif"):
         extra = ("--pixel-size", "0.5") if name == "png" else ()
-        done = _cli("map", "--tiles", tmp_path / name, "--resolution", "1", "--out", tmp_path / f"{name}-out", *extra)
+        done = run_cli("map", "--tiles", tmp_path / name, "--resolution", "1", "--out", tmp_path / f"{name}-out",
+                       *extra)
         assert done.returncode == 0, done.stderr
         assert "model: bundled model 'rgb'" in done.stdout
     png = np.asarray(Image.open(tmp_path / "png-out" / "t.png"))
@@ -206,11 +201,11 @@ def test_a_real_uav_scale_png_is_warned_at_its_declared_pixels_and_clean_at_the_
     """
     (tmp_path / "tiles").mkdir()
     (tmp_path / "tiles" / YELL.name).symlink_to(YELL)
-    native = _cli("map", "--tiles", tmp_path / "tiles", "--pixel-size", "0.1", "--out", tmp_path / "native")
+    native = run_cli("map", "--tiles", tmp_path / "tiles", "--pixel-size", "0.1", "--out", tmp_path / "native")
     assert native.returncode == 0, native.stderr
     warned = [line for line in native.stderr.splitlines() if "warning" in line]
     assert len(warned) == 1 and "0.1 m pixels are outside" in warned[0] and "--resolution model" in warned[0]
-    resampled = _cli("map", "--tiles", tmp_path / "tiles", "--pixel-size", "0.1", "--resolution", "model",
+    resampled = run_cli("map", "--tiles", tmp_path / "tiles", "--pixel-size", "0.1", "--resolution", "model",
                      "--out", tmp_path / "model")
     assert resampled.returncode == 0 and "warning" not in resampled.stderr, resampled.stderr
     mask = np.asarray(Image.open(tmp_path / "model" / YELL.name))
@@ -225,7 +220,7 @@ def test_plain_tiles_of_unknown_pixel_size_get_one_line_saying_how_to_declare_it
     Image.fromarray(naip[:3].transpose(1, 2, 0)).save((tmp_path / "tiles").mkdir() or tmp_path / "tiles" / "a.png")
     _tif(tmp_path / "tiles" / "b.tif", naip[:3], resolution=1.0)
     for extra, expected in (((), 1), (("--pixel-size", "1"), 0)):
-        done = _cli("map", "--tiles", tmp_path / "tiles", "--out", tmp_path / f"out{expected}", *extra)
+        done = run_cli("map", "--tiles", tmp_path / "tiles", "--out", tmp_path / f"out{expected}", *extra)
         assert done.returncode == 0, done.stderr
         warned = [line for line in done.stderr.splitlines() if "warning" in line]
         assert len(warned) == expected, done.stderr
@@ -235,7 +230,7 @@ def test_plain_tiles_of_unknown_pixel_size_get_one_line_saying_how_to_declare_it
 @pytest.mark.parametrize("value", ["0", "-0.5", "nan"])
 def test_a_pixel_size_that_is_no_size_is_refused_in_one_line(tmp_path, naip, value):
     Image.fromarray(naip[:3].transpose(1, 2, 0)).save((tmp_path / "tiles").mkdir() or tmp_path / "tiles" / "a.png")
-    done = _cli("map", "--tiles", tmp_path / "tiles", "--pixel-size", value, "--out", tmp_path / "out")
+    done = run_cli("map", "--tiles", tmp_path / "tiles", "--pixel-size", value, "--out", tmp_path / "out")
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1, done.stderr
     assert "pixel" in lines[0] and "Traceback" not in done.stderr
@@ -243,7 +238,7 @@ def test_a_pixel_size_that_is_no_size_is_refused_in_one_line(tmp_path, naip, val
 
 
 def test_tile_options_without_tiles_are_refused_in_one_line(tmp_path):
-    done = _cli("map", "--pixel-size", "0.5", "--out", tmp_path / "m.zarr")
+    done = run_cli("map", "--pixel-size", "0.5", "--out", tmp_path / "m.zarr")
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "--pixel-size apply to --tiles only" in lines[0], done.stderr
     assert not (tmp_path / "m.zarr").exists()
@@ -253,7 +248,7 @@ def test_tile_options_without_tiles_are_refused_in_one_line(tmp_path):
                                          ("1e-9", "times finer than"), ("1e9", "coarser than the whole tile")])
 def test_a_resolution_no_tile_can_be_mapped_at_is_refused_in_one_line(tmp_path, naip, value, says):
     _tif(tmp_path / "tiles" / "t.tif", naip)
-    done = _cli("map", "--tiles", tmp_path / "tiles", "--resolution", value, "--out", tmp_path / "out")
+    done = run_cli("map", "--tiles", tmp_path / "tiles", "--resolution", value, "--out", tmp_path / "out")
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and says in lines[0], done.stderr
     assert not (tmp_path / "out").exists()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from inprocess import run_cli
 from synthetic import synthetic_store
 
 from geoslide.errors import ConfigError
@@ -20,9 +19,8 @@ SMALL = {"base_filters": 4, "depth": 2}
 
 
 def _cli_train(store_path, out, *extra):
-    cmd = [sys.executable, "-m", "geoslide.cli", "train", "--patches", str(store_path), "--model", "unet",
-           "--model-params", json.dumps(SMALL), "--epochs", "1", "--batch-size", "4", "--out", str(out), *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return run_cli("train", "--patches", store_path, "--model", "unet", "--model-params", json.dumps(SMALL),
+                   "--epochs", "1", "--batch-size", "4", "--out", out, *extra)
 
 
 @pytest.mark.heavy

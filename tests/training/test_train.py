@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from inprocess import run_cli
 from safetensors.torch import load_file
 from synthetic import synthetic_store
 
@@ -146,12 +147,8 @@ def _state_file(out):
 
 
 def _cli_train(store_path, out, *extra):
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-m", "geoslide.cli", "train", "--patches", str(store_path), "--model", "unet",
-           "--model-params", json.dumps(SMALL), "--epochs", "1", "--out", str(out), *extra]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    return run_cli("train", "--patches", store_path, "--model", "unet", "--model-params", json.dumps(SMALL),
+                   "--epochs", "1", "--out", out, *extra)
 
 
 def _one_error_line(done) -> str:
