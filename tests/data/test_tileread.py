@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from inprocess import run_cli
 from PIL import Image
 from rasterio.transform import from_origin
 
-from geoslide.cli import main
 from geoslide.data.tileread import read_tile, tile_header
 from geoslide.errors import ConfigError
 
@@ -36,13 +36,6 @@ def _palette_png(image: Image.Image, path: Path, transparency: int | None = None
     path.parent.mkdir(parents=True, exist_ok=True)
     indexed.save(path, **({} if transparency is None else {"transparency": transparency}))
     return path
-
-
-def _cli(capsys, *args: object) -> tuple[int, str, str]:
-    """``geoslide ARGS`` in this process: exit status, stdout, stderr."""
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_a_palette_png_reads_as_the_colours_pillow_shows(tmp_path, aerial):
@@ -84,19 +77,19 @@ def test_a_palette_geotiff_with_a_nodata_index(tmp_path, aerial):
     np.testing.assert_array_equal(image[:, ~hidden], table[index[~hidden]].T.astype(np.float32))
 
 
-def test_map_tiles_maps_a_palette_png_as_its_rgb_twin(tmp_path, aerial, capsys):
+def test_map_tiles_maps_a_palette_png_as_its_rgb_twin(tmp_path, aerial):
     pal = _palette_png(aerial, tmp_path / "pal" / "a.png")
     (tmp_path / "rgb").mkdir()
     Image.open(pal).convert("RGB").save(tmp_path / "rgb" / "a.png")
-    runs = {name: _cli(capsys, "map", "--tiles", tmp_path / name, "--out", tmp_path / f"out-{name}",
-                       "--pixel-size", 1, "--no-progress") for name in ("pal", "rgb")}
-    assert all(code == 0 for code, _, _ in runs.values()), [err for _, _, err in runs.values()]
-    assert "'rgb'" in runs["pal"][1]
+    runs = {name: run_cli("map", "--tiles", tmp_path / name, "--out", tmp_path / f"out-{name}",
+                          "--pixel-size", 1, "--no-progress") for name in ("pal", "rgb")}
+    assert all(done.returncode == 0 for done in runs.values()), [done.stderr for done in runs.values()]
+    assert "'rgb'" in runs["pal"].stdout
     masks = {name: np.asarray(Image.open(tmp_path / f"out-{name}" / "a.png")) for name in runs}
     np.testing.assert_array_equal(masks["pal"], masks["rgb"])
 
 
-def test_a_truncated_png_is_refused_in_one_line_and_nothing_is_written(tmp_path, aerial, capsys):
+def test_a_truncated_png_is_refused_in_one_line_and_nothing_is_written(tmp_path, aerial):
     (tmp_path / "tiles").mkdir()
     whole = tmp_path / "whole.png"
     aerial.save(whole)
@@ -105,7 +98,8 @@ def test_a_truncated_png_is_refused_in_one_line_and_nothing_is_written(tmp_path,
     cut.write_bytes(data[: len(data) // 2])
     with pytest.raises(ConfigError, match="truncated"):
         tile_header(cut)
-    code, _, err = _cli(capsys, "map", "--tiles", tmp_path / "tiles", "--out", tmp_path / "out", "--pixel-size", 1)
+    done = run_cli("map", "--tiles", tmp_path / "tiles", "--out", tmp_path / "out", "--pixel-size", 1)
+    code, err = done.returncode, done.stderr
     assert code == 2
     lines = [line for line in err.splitlines() if "error" in line]
     assert len(lines) == 1 and "a.png" in lines[0] and "truncated" in lines[0], err
